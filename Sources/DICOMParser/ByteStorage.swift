@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DICOMCore
+
+/// Immutable bytes that a parse reads from and that lazily-read values point back into.
+///
+/// Files are memory-mapped, so a header parse touches only the pages it reads: Pixel Data pages
+/// are never faulted in unless someone asks for them. The storage lives as long as any data set
+/// or bulk reference that points into it.
+public final class ByteStorage: @unchecked Sendable {
+    // Safety: the memory is written once, before `init` returns, and only read afterwards.
+    public let bytes: UnsafeRawBufferPointer
+    private let release: Release
+
+    private enum Release {
+        case none
+        case unmap
+        case free
+    }
+
+    public var count: Int { bytes.count }
+
+    private init(bytes: UnsafeRawBufferPointer, release: Release) {
+        self.bytes = bytes
+        self.release = release
+    }
+
+    deinit {
+        guard let base = bytes.baseAddress else { return }
+        switch release {
+        case .none: break
+        case .unmap: munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        case .free: base.deallocate()
+        }
+    }
+
+    /// A copy of `source` in memory owned by the storage.
+    public convenience init(copying source: some Collection<UInt8>) {
+        let count = source.count
+        guard count > 0 else {
+            self.init(bytes: UnsafeRawBufferPointer(start: nil, count: 0), release: .none)
+            return
+        }
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+        memory.copyBytes(from: source)
+        self.init(bytes: UnsafeRawBufferPointer(memory), release: .free)
+    }
+
+    /// Takes ownership of memory allocated with `UnsafeMutableRawBufferPointer.allocate`.
+    public static func adopting(_ memory: UnsafeMutableRawBufferPointer, count: Int) -> ByteStorage {
+        ByteStorage(bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(memory)[0..<count]), release: .free)
+    }
+
+    /// Maps the file read-only. Files are expected not to shrink while mapped (stored blobs are
+    /// immutable; the CLI reads files the user owns).
+    public static func map(path: String) throws(DICOMError) -> ByteStorage {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw DICOMError(.io, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw DICOMError(.io, message: "cannot stat: \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw DICOMError(.io, message: "not a regular file")
+        }
+        let size = Int(info.st_size)
+        guard size > 0 else {
+            return ByteStorage(bytes: UnsafeRawBufferPointer(start: nil, count: 0), release: .none)
+        }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw DICOMError(.io, message: "cannot map: \(String(cString: strerror(errno)))")
+        }
+        return ByteStorage(bytes: UnsafeRawBufferPointer(start: base, count: size), release: .unmap)
+    }
+
+    /// Copies `range` out; nil when the range is not inside the storage.
+    public func copy(_ range: Range<Int>) -> [UInt8]? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        return Array(UnsafeRawBufferPointer(rebasing: bytes[range]))
+    }
+}
+
+/// A value left in place: `length` bytes at `offset` of `storage`.
+public struct BulkReference: Sendable {
+    public let storage: ByteStorage
+    public let offset: Int
+    public let length: Int
+
+    public init(storage: ByteStorage, offset: Int, length: Int) {
+        self.storage = storage
+        self.offset = offset
+        self.length = length
+    }
+
+    public var range: Range<Int> { offset..<(offset + length) }
+    public func load() -> [UInt8] { storage.copy(range) ?? [] }
+}
