@@ -100,7 +100,19 @@ public enum DICOMDump {
         return String(repeating: "0", count: 4 - s.count) + s
     }
 
+    /// Keeps one line per element: control characters are shown escaped, long values cut.
     private static func shorten(_ s: String) -> String {
-        s.count <= valueWidth ? s : String(s.prefix(valueWidth - 3)) + "..."
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += "."
+            default: out.unicodeScalars.append(scalar)
+            }
+            if out.count > valueWidth { return String(out.prefix(valueWidth - 3)) + "..." }
+        }
+        return out
     }
 }

@@ -121,8 +121,10 @@ public struct DICOMFile: Sendable {
         let groupBE = UInt16(b[at + 1]) | UInt16(b[at]) << 8
         let explicit = VR(byte0: b[at + 4], byte1: b[at + 5]) != nil
         let bigEndian = groupBE < groupLE && groupBE != 0
-        // Plausible first groups are small (0002, 0008, 0010 …) in either byte order.
-        guard min(groupLE, groupBE) <= 0x0100 || (groupLE == 0xFFFE) else { return nil }
+        // Plausible first groups are small (0002, 0008, 0010 …) in either byte order; group 0000
+        // belongs to DIMSE commands, never to stored data sets (and is what zero bytes look like).
+        let group = min(groupLE, groupBE)
+        guard group != 0, group <= 0x0100 else { return nil }
         return (explicit, explicit && bigEndian)
     }
 

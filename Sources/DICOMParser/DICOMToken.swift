@@ -12,6 +12,8 @@ public struct ElementHeader: Sendable, Hashable {
     public let offset: Int
     /// Byte offset of the first value byte.
     public let valueOffset: Int
+    /// True when the stream carried no VR (Implicit VR) and `vr` is the dictionary's first choice.
+    public var vrFromDictionary: Bool = false
 
     public var isUndefinedLength: Bool { length == Self.undefinedLength }
     public var valueRange: Range<Int> { valueOffset..<(valueOffset + (isUndefinedLength ? 0 : Int(length))) }

@@ -198,7 +198,8 @@ public struct DICOMTokenReader: Sendable {
             position = start + 8
         }
 
-        let header = ElementHeader(tag: tag, vr: vr, length: length, offset: start, valueOffset: position)
+        var header = ElementHeader(tag: tag, vr: vr, length: length, offset: start, valueOffset: position)
+        header.vrFromDictionary = !top.explicitVR
         if length == ElementHeader.undefinedLength {
             if tag == .pixelData || (top.explicitVR && vr != .SQ && vr != .UN) {
                 try push(Container(kind: .fragments, end: nil, explicitVR: top.explicitVR, tag: tag))

@@ -50,6 +50,9 @@ extension DataSet {
                 switch token {
                 case .element(let h):
                     var element = builder.element(for: h, options: options)
+                    if h.vrFromDictionary, let vrs = DataDictionary.entry(for: h.tag)?.vrs, vrs.count > 1 {
+                        element.vr = builder.resolveAmbiguousVR(h.tag, choices: vrs)
+                    }
                     if options.convertUNSequences, h.vr == .UN || (h.tag.isPrivate && !h.tag.isPrivateCreator) {
                         element = try resolveUnknown(element, header: h, in: builder.currentDataSet, storage: reader.storage,
                                                      options: options, depthBudget: budget - reader.depth)
@@ -114,6 +117,24 @@ extension DataSet {
                 value = .bytes(storage.copy(h.valueRange) ?? [])
             }
             return DataElement(tag: h.tag, vr: h.vr, value: value, offset: h.offset, declaredLength: h.length)
+        }
+
+        /// Picks the VR of an Implicit VR element whose dictionary entry allows several (PS3.5 Annex A,
+        /// PS3.3 C.7.6.3.1.4 and C.11.1.1.1): OB/OW is OW in Implicit VR; US/SS follows Pixel
+        /// Representation of the nearest enclosing data set that has one; LUT Data is US only when
+        /// the LUT has a single entry.
+        func resolveAmbiguousVR(_ tag: Tag, choices: [VR]) -> VR {
+            let ancestors: [DataSet] = stack.reversed().compactMap { if case .dataSet(let ds) = $0 { return ds } else { return nil } }
+            if choices.contains(.US) && choices.contains(.SS) {
+                let rep = ancestors.lazy.compactMap { $0.integer(.pixelRepresentation) }.first ?? 0
+                return rep == 0 ? .US : .SS
+            }
+            if choices.contains(.US) && choices.contains(.OW) {
+                let entries = ancestors.first?.integers(Tag(0x0028_3002))?.first
+                return entries == 1 ? .US : .OW
+            }
+            if choices.contains(.OW) { return .OW }
+            return choices[0]
         }
 
         mutating func append(_ element: DataElement) {

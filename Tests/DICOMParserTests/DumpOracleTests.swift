@@ -14,7 +14,17 @@ final class DumpOracleTests: XCTestCase {
     /// Rows from dcmdump's output, without item and delimiter lines.
     static func dcmdumpRows(_ text: String) -> [Row] {
         var rows: [Row] = []
-        for line in text.split(separator: "\n") {
+        // dcmdump prints text values with their line breaks: join continuation lines first.
+        var lines: [String] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let t = line.drop(while: { $0 == " " })
+            if t.hasPrefix("(") || t.hasPrefix("#") || lines.isEmpty || lines[lines.count - 1].contains(" # ") {
+                lines.append(String(line))
+            } else {
+                lines[lines.count - 1] += "\n" + line
+            }
+        }
+        for line in lines {
             let t = line.drop(while: { $0 == " " })
             guard t.hasPrefix("("), t.count > 15, let hash = t.range(of: " # ", options: .backwards) else { continue }
             let tag = String(t.prefix(11)).uppercased()
@@ -39,7 +49,10 @@ final class DumpOracleTests: XCTestCase {
     static func vrsAgree(_ ours: String, _ theirs: String, tag: String) -> Bool {
         if ours == theirs { return true }
         if theirs == "UN" || ours == "UN" { return true }          // re-typing of UN differs (dictionary coverage)
-        if theirs == "ox" || theirs == "xs" || theirs == "lt" { return true } // DCMTK's unresolved ambiguous VRs
+        if theirs == "ox" || theirs == "xs" || theirs == "lt" || theirs == "??" { return true } // DCMTK's unresolved or invalid VRs
+        if theirs == "up" && ours == "UL" { return true }              // DCMTK's internal VR for DICOMDIR offsets
+        // DCMTK re-types Pixel Data by content (OB when encapsulated); we report the file's VR.
+        if tag == "(7FE0,0010)" && Set([ours, theirs]) == ["OB", "OW"] { return true }
         let group = UInt16(tag.dropFirst().prefix(4), radix: 16) ?? 0
         return group & 1 == 1                                         // private tags: the two private dictionaries differ
     }
@@ -62,7 +75,9 @@ final class DumpOracleTests: XCTestCase {
                 continue
             }
             for (a, b) in zip(ours, theirs) {
-                if a.tag != b.tag || a.length != b.length || !Self.vrsAgree(a.vr, b.vr, tag: a.tag) {
+                // DCMTK pads odd-length values of invalid elements when it reports them.
+                let lengthsAgree = a.length == b.length || b.vr == "??"
+                if a.tag != b.tag || !lengthsAgree || !Self.vrsAgree(a.vr, b.vr, tag: a.tag) {
                     failures.append("\(path): ours \(a) vs dcmdump \(b)")
                     break
                 }

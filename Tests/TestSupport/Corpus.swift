@@ -70,15 +70,17 @@ public enum Corpus {
         if let stdin { input.fileHandleForWriting.write(stdin) }
         try input.fileHandleForWriting.close()
         // Read both pipes concurrently so a chatty child cannot block on a full pipe.
-        var errData = Data()
+        final class Box: @unchecked Sendable { var data = Data() } // written before group.leave, read after wait
+        let errBox = Box()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
+            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
             group.leave()
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
+        let errData = errBox.data
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw Missing(description: "\(executable) \(arguments.prefix(3).joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: errData.prefix(2000), as: UTF8.self))")
