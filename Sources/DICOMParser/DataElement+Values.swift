@@ -25,6 +25,9 @@ extension DataElement {
         case .AE, .AS, .CS, .DA, .DS, .DT, .IS, .TM, .UI:
             // Leading spaces are insignificant for these (PS3.5 Table 6.2-1).
             while let c = s.unicodeScalars.first, c == " " { s = s.dropFirst() }
+        case .PN:
+            // Trailing empty component groups may be omitted (PS3.5 §6.2.1.1): "A^B=" is "A^B".
+            while let c = s.unicodeScalars.last, c == "=" { s = s.dropLast() }
         default: break
         }
         return String(s)
