@@ -53,7 +53,7 @@ extension DataSet {
                     if h.vrFromDictionary, let vrs = DataDictionary.entry(for: h.tag)?.vrs, vrs.count > 1 {
                         element.vr = builder.resolveAmbiguousVR(h.tag, choices: vrs)
                     }
-                    if options.convertUNSequences, h.vr == .UN || (h.tag.isPrivate && !h.tag.isPrivateCreator) {
+                    if options.convertUNSequences, h.vr == .UN {
                         element = try resolveUnknown(element, header: h, in: builder.currentDataSet, storage: reader.storage,
                                                      options: options, depthBudget: budget - reader.depth)
                     }
@@ -203,7 +203,9 @@ extension DataSet {
                                        depthBudget: Int) throws(DICOMError) -> DataElement {
         var element = element
         var known: VR? = nil
-        if h.tag.isPrivate {
+        if h.tag.isPrivateCreator {
+            known = .LO
+        } else if h.tag.isPrivate {
             if let creatorTag = h.tag.privateCreatorTag, let ds = dataSet,
                let creatorBytes = ds[creatorTag]?.valueBytes {
                 let creator = String(decoding: creatorBytes, as: UTF8.self).trimmingSpacesAndNULs()

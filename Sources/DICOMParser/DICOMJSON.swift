@@ -1,0 +1,210 @@
+import DICOMCore
+
+/// Options for writing DICOM JSON (PS3.18 Annex F).
+public struct DICOMJSONOptions: Sendable {
+    /// Binary values (OB, OD, OF, OL, OV, OW, UN) longer than this become BulkDataURI when
+    /// `bulkDataURI` gives one; shorter ones, and all when it gives none, are InlineBinary.
+    public var bulkDataThreshold = 1024
+    /// The URI for a value left out: `path` is the tags from the top level down to the element.
+    public var bulkDataURI: (@Sendable (_ path: [Tag], _ element: DataElement) -> String?)?
+
+    public init() {}
+}
+
+/// DICOM JSON Model (PS3.18 Annex F), written by hand into bytes: keys in ascending tag order,
+/// PN as component-group objects, IS/DS and binary numbers as JSON numbers, AT as hex strings.
+public enum DICOMJSON {
+    public static func encode(_ dataSet: DataSet, options: DICOMJSONOptions = .init()) -> [UInt8] {
+        var w = JSONWriter()
+        encode(dataSet, path: [], options: options, into: &w)
+        return w.bytes
+    }
+
+    static func encode(_ ds: DataSet, path: [Tag], options: DICOMJSONOptions, into w: inout JSONWriter) {
+        w.byte(UInt8(ascii: "{"))
+        var first = true
+        for e in ds.elements {
+            if !first { w.byte(UInt8(ascii: ",")) }
+            first = false
+            w.string(e.tag.hexString)
+            w.raw(":{\"vr\":")
+            w.string(e.vr.code)
+            encodeValue(e, in: ds, path: path + [e.tag], options: options, into: &w)
+            w.byte(UInt8(ascii: "}"))
+        }
+        w.byte(UInt8(ascii: "}"))
+    }
+
+    private static func encodeValue(_ e: DataElement, in ds: DataSet, path: [Tag], options: DICOMJSONOptions,
+                                    into w: inout JSONWriter) {
+        switch e.value {
+        case .sequence(let items):
+            w.raw(",\"Value\":[")
+            for (n, item) in items.enumerated() {
+                if n > 0 { w.byte(UInt8(ascii: ",")) }
+                encode(item, path: path, options: options, into: &w)
+            }
+            w.byte(UInt8(ascii: "]"))
+            return
+        case .fragments(let f):
+            let start = max(0, f.basicOffsetTable.lowerBound - 8)
+            let end = f.fragments.last?.upperBound ?? f.basicOffsetTable.upperBound
+            binary(e, length: end - start, bytes: { f.storage.copy(start..<end) ?? [] }, path: path, options: options, into: &w)
+            return
+        case .bytes, .bulk:
+            break
+        }
+        guard let length = e.valueLength, length > 0 else { return }
+        if e.vr.isBinaryBulk {
+            binary(e, length: length, bytes: { littleEndian(e, bigEndian: ds.isBigEndian) }, path: path, options: options, into: &w)
+            return
+        }
+        switch e.vr {
+        case .PN:
+            guard let values = e.strings(characterSet: ds.characterSet), !values.isEmpty, values != [""] else { return }
+            w.raw(",\"Value\":[")
+            for (n, v) in values.enumerated() {
+                if n > 0 { w.byte(UInt8(ascii: ",")) }
+                if v.isEmpty { w.raw("null"); continue }
+                let groups = v.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false)
+                w.raw("{\"Alphabetic\":")
+                w.string(String(groups[0]))
+                if groups.count > 1 { w.raw(",\"Ideographic\":"); w.string(String(groups[1])) }
+                if groups.count > 2 { w.raw(",\"Phonetic\":"); w.string(String(groups[2])) }
+                w.byte(UInt8(ascii: "}"))
+            }
+            w.byte(UInt8(ascii: "]"))
+        case .AT:
+            let tags = e.attributeTags(bigEndian: ds.isBigEndian) ?? []
+            values(tags.map { "\"\($0.hexString)\"" }, into: &w)
+        case .IS, .DS:
+            // Numbers where they parse; a value that is not a number is kept as a string so nothing is lost.
+            var strings = e.strings() ?? []
+            if strings == [""] { strings = [] }
+            values(strings.map { s in
+                if s.isEmpty { return "null" }
+                if e.vr == .IS, let n = Int64(s) { return String(n) }
+                if let d = Double(s), d.isFinite { return formatDouble(d, integral: e.vr == .IS) }
+                return JSONWriter.quoted(s)
+            }, into: &w)
+        case .FL, .OF:
+            values((e.floats(bigEndian: ds.isBigEndian) ?? []).map { formatDouble(Double($0), integral: false) }, into: &w)
+        case .FD, .OD:
+            values((e.doubles(bigEndian: ds.isBigEndian) ?? []).map { formatDouble($0, integral: false) }, into: &w)
+        case .UV:
+            values((e.unsigned64(bigEndian: ds.isBigEndian) ?? []).map { String($0) }, into: &w)
+        case .US, .SS, .UL, .SL, .SV:
+            values((e.integers(bigEndian: ds.isBigEndian) ?? []).map { String($0) }, into: &w)
+        default:
+            var strings = e.strings(characterSet: ds.characterSet) ?? []
+            if strings == [""] { strings = [] } // only padding: an empty value
+            values(strings.map { $0.isEmpty ? "null" : JSONWriter.quoted($0) }, into: &w)
+        }
+    }
+
+    private static func values(_ items: [String], into w: inout JSONWriter) {
+        guard !items.isEmpty else { return }
+        w.raw(",\"Value\":[")
+        w.raw(items.joined(separator: ","))
+        w.byte(UInt8(ascii: "]"))
+    }
+
+    /// Finite doubles as JSON numbers; non-finite ones (which JSON cannot carry) as strings.
+    static func formatDouble(_ d: Double, integral: Bool) -> String {
+        guard d.isFinite else { return d.isNaN ? "\"NaN\"" : (d > 0 ? "\"Infinity\"" : "\"-Infinity\"") }
+        if d == d.rounded(), abs(d) < 1e15 { return integral ? String(Int64(d)) : String(Int64(d)) + ".0" }
+        return "\(d)"
+    }
+
+    private static func binary(_ e: DataElement, length: Int, bytes: () -> [UInt8], path: [Tag],
+                               options: DICOMJSONOptions, into w: inout JSONWriter) {
+        guard length > 0 else { return }
+        if length > options.bulkDataThreshold, let uri = options.bulkDataURI?(path, e) {
+            w.raw(",\"BulkDataURI\":")
+            w.string(uri)
+        } else {
+            w.raw(",\"InlineBinary\":\"")
+            w.raw(Base64.encode(bytes()))
+            w.byte(UInt8(ascii: "\""))
+        }
+    }
+
+    /// Binary values in little-endian order, as DICOM JSON carries them (PS3.18 F.2.7).
+    private static func littleEndian(_ e: DataElement, bigEndian: Bool) -> [UInt8] {
+        let bytes = e.valueBytes ?? []
+        return bigEndian ? BinaryValues.swapped(bytes, width: DICOMWriter.swapWidth(e.vr)) : bytes
+    }
+}
+
+/// Appends JSON text to a byte buffer.
+struct JSONWriter {
+    var bytes: [UInt8] = []
+
+    mutating func byte(_ b: UInt8) { bytes.append(b) }
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func string(_ s: String) { raw(JSONWriter.quoted(s)) }
+
+    /// A JSON string literal (RFC 8259 §7).
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let h = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// RFC 4648 base64, for InlineBinary.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ data: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity((data.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < data.count {
+            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2])
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        let rest = data.count - i
+        if rest == 1 {
+            let n = UInt32(data[i]) << 16
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
+        } else if rest == 2 {
+            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        var table = [Int8](repeating: -1, count: 256)
+        for (i, c) in alphabet.enumerated() { table[Int(c)] = Int8(i) }
+        var out: [UInt8] = []
+        var acc: UInt32 = 0, bits = 0
+        for c in text {
+            if c == UInt8(ascii: "=") { break }
+            if c == 0x0A || c == 0x0D || c == 0x20 { continue }
+            let v = table[Int(c)]
+            guard v >= 0 else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+}
