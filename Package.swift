@@ -25,16 +25,37 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
+        // System libraries, found through pkg-config; nothing but their headers lives here.
+        .systemLibrary(name: "COpenJPEG", pkgConfig: "libopenjp2", providers: [.apt(["libopenjp2-7-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CCharLS", pkgConfig: "charls", providers: [.apt(["libcharls-dev"])]),
+        // A small C++ shim exposing OpenJPH (HTJ2K) through a C interface; Debian's openjph.pc is
+        // empty, so the library is named directly.
+        .target(
+            name: "COpenJPH",
+            linkerSettings: [.linkedLibrary("openjph")]
+        ),
+        // C glue over those libraries (memory streams, longjmp error handling); see include/ccodecs.h.
+        .target(name: "CCodecs", dependencies: ["COpenJPEG", "CJPEG", "CCharLS"]),
+        .target(
+            name: "PixelData",
+            dependencies: ["DICOMParser", "CCodecs", "COpenJPH"]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser",
+                "DICOMParser", "PixelData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Tools: the reader's libFuzzer target and the parsing benchmark (Docs/fuzzing.md, Docs/performance.md).
+        .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser"], path: "Tools/Fuzz"),
+        .executableTarget(name: "tessera-bench", dependencies: ["DICOMParser"], path: "Tools/Benchmark"),
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),
         .testTarget(name: "DICOMParserTests", dependencies: ["DICOMParser", "TestSupport"]),
-    ]
+        .testTarget(name: "PixelDataTests", dependencies: ["PixelData", "TestSupport"]),
+    ],
+    cxxLanguageStandard: .cxx17
 )

@@ -97,6 +97,33 @@ public enum Corpus {
         return try run(python, [path] + arguments, stdin: stdin)
     }
 
+    /// A product built beside the test bundle (e.g. the `tessera` executable).
+    public static func product(_ name: String) throws -> String {
+        let path = Bundle.main.bundleURL.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw Missing(description: "\(path) is not built: run `swift build --build-tests` first (Tools/test does)")
+        }
+        return path
+    }
+
+    /// Runs a command and returns its exit status, standard output and standard error.
+    public static func runCapturing(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: Data, err: Data) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        process.waitUntilExit()
+        return (process.terminationStatus, try Data(contentsOf: outURL), try Data(contentsOf: errURL))
+    }
+
     /// The path of a command on PATH (e.g. `dcmdump`), or an error saying how to install it.
     public static func tool(_ name: String) throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {

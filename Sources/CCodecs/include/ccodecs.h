@@ -1,0 +1,41 @@
+// C glue for the codec libraries whose APIs Swift cannot call directly: OpenJPEG needs
+// stream callbacks over memory, libjpeg reports errors by longjmp, CharLS's output layout
+// follows the stream's interleave mode. Each function is reentrant; none prints anything.
+#ifndef CCODECS_H
+#define CCODECS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t width, height, components;
+    uint32_t precision;         // bits per sample in the codestream
+    int32_t is_signed;          // codestream signedness (JPEG 2000 only; 0 elsewhere)
+    uint32_t bytes_per_sample;  // output width: 1 (precision <= 8), 2 (<= 16) or 4
+    int32_t color_transformed;  // the decoder converted colour (J2K MCT, JPEG YCbCr) to RGB
+} ccodecs_info;
+
+/// Decodes a JPEG 2000 or HTJ2K codestream (or JP2 file) with OpenJPEG into a malloc'ed buffer of
+/// interleaved little-endian samples, sign-extended when signed. `max_samples` caps width ×
+/// height × components before anything is allocated. 0 on success; otherwise a message in `err`.
+int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t max_samples,
+                       ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// Encodes interleaved little-endian samples (layout and signedness from `info`) as lossless
+/// JPEG 2000 (reversible 5/3, one layer), with the RCT when `use_mct` and there are 3 components.
+int ccodecs_j2k_encode(const uint8_t *samples, size_t length, const ccodecs_info *info, int use_mct,
+                       uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// Decodes 8-bit JPEG (baseline/extended, sequential or progressive) with libjpeg to gray or RGB.
+/// `assume_rgb`: a 3-component stream without JFIF/Adobe markers holds RGB, not YCbCr.
+int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
+                        ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// Decodes JPEG-LS with CharLS into interleaved samples.
+int ccodecs_jls_decode(const uint8_t *data, size_t length, size_t max_samples,
+                       ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// OpenJPEG's version string.
+const char *ccodecs_openjpeg_version(void);
+
+void ccodecs_free(void *p);
+#endif

@@ -1,0 +1,112 @@
+// Parsing benchmark (Docs/performance.md). `tessera-bench parse PATH… [--repeat N]` parses every
+// file up to Pixel Data N times and prints the median rate; `tessera-bench frames FILE` locates all
+// frames of a file and prints the time and peak resident memory.
+#if canImport(Glibc)
+import Glibc
+#endif
+import DICOMCore
+import DICOMParser
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func peakRSSMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage) // Glibc imports RUSAGE_SELF as an enum case
+    return Double(usage.ru_maxrss) / 1024
+}
+
+func fileSize(_ path: String) -> Int {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int(st.st_size) : 0
+}
+
+/// Regular files under the given paths, recursively, sorted.
+func collect(_ paths: [String]) -> [String] {
+    var out: [String] = []
+    for path in paths {
+        var st = stat()
+        guard stat(path, &st) == 0 else { continue }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            guard let dir = opendir(path) else { continue }
+            var children: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if name != "." && name != ".." { children.append(path + "/" + name) }
+            }
+            closedir(dir)
+            out += collect(children.sorted())
+        } else if (st.st_mode & S_IFMT) == S_IFREG {
+            out.append(path)
+        }
+    }
+    return out
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+guard let mode = args.first else {
+    print("usage: tessera-bench parse PATH… [--repeat N] | frames FILE")
+    exit(2)
+}
+args.removeFirst()
+
+switch mode {
+case "parse":
+    var repeats = 5
+    if let i = args.firstIndex(of: "--repeat"), i + 1 < args.count, let n = Int(args[i + 1]) {
+        repeats = n
+        args.removeSubrange(i...(i + 1))
+    }
+    let files = collect(args)
+    let bytes = files.reduce(0) { $0 + fileSize($1) }
+    var times: [Double] = []
+    var failures = 0
+    var elements = 0
+    for _ in 0..<repeats {
+        failures = 0
+        elements = 0
+        let start = now()
+        for f in files {
+            if let file = try? DICOMFile.read(path: f, options: .headerOnly) {
+                elements += file.dataSet.count
+            } else {
+                failures += 1
+            }
+        }
+        times.append(now() - start)
+    }
+    let median = times.sorted()[times.count / 2]
+    let filesPerSecond = Double(files.count) / median
+    let mbPerSecond = Double(bytes) / 1e6 / median
+    print("files=\(files.count) bytes=\(bytes) unreadable=\(failures) elements=\(elements) median_s=\(median) files_per_s=\(Int(filesPerSecond)) MB_per_s=\(Int(mbPerSecond))")
+case "frames":
+    guard let path = args.first else { print("frames needs a file"); exit(2) }
+    let baseline = peakRSSMiB()
+    let start = now()
+    do {
+        let file = try DICOMFile.read(path: path)
+        var frames: [Range<Int>] = []
+        switch file.dataSet[.pixelData]?.value {
+        case .fragments(let f)?:
+            frames = f.fragments
+        case .bulk(let ref)?:
+            let count = Int(file.dataSet.integer(.numberOfFrames) ?? 1)
+            let size = ref.length / max(1, count)
+            frames = (0..<count).map { (ref.offset + $0 * size)..<(ref.offset + ($0 + 1) * size) }
+        default:
+            break
+        }
+        let elapsed = (now() - start) * 1000
+        let total = frames.reduce(0) { $0 + $1.count }
+        print("file_bytes=\(fileSize(path)) frames=\(frames.count) frame_bytes=\(total) elapsed_ms=\(elapsed) peak_rss_MiB=\(peakRSSMiB()) rss_before_MiB=\(baseline)")
+    } catch {
+        print("error: \(error)")
+        exit(1)
+    }
+default:
+    print("unknown mode \(mode)")
+    exit(2)
+}
