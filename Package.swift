@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.4.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "DICOMCore"),
@@ -41,21 +43,33 @@ let package = Package(
             name: "PixelData",
             dependencies: ["DICOMParser", "CCodecs", "COpenJPH"]
         ),
+        // The system of record: ingest, the index (GRDB/SQLite behind a protocol) and the blob store.
+        .target(
+            name: "ImageSetStore",
+            dependencies: [
+                "DICOMParser", "PixelData",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser", "PixelData",
+                "DICOMParser", "PixelData", "ImageSetStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Tools: the reader's libFuzzer target and the parsing benchmark (Docs/fuzzing.md, Docs/performance.md).
-        .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser"], path: "Tools/Fuzz"),
+        .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser", "PixelData"], path: "Tools/Fuzz"),
         .executableTarget(name: "tessera-bench", dependencies: ["DICOMParser"], path: "Tools/Benchmark"),
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),
         .testTarget(name: "DICOMParserTests", dependencies: ["DICOMParser", "TestSupport"]),
         .testTarget(name: "PixelDataTests", dependencies: ["PixelData", "TestSupport"]),
+        .testTarget(name: "ImageSetStoreTests", dependencies: ["ImageSetStore", "TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -32,22 +32,20 @@ constexpr uint64_t kMaxSamples = uint64_t(1) << 28;
 // on the calling thread, under the FILE lock) and the text lands in a per-thread buffer.
 thread_local std::string t_message;
 
-ssize_t capture_write(void *, const char *buf, size_t size) {
-    if (t_message.size() < 512) t_message.append(buf, std::min(size, 512 - t_message.size()));
+int capture_flag;  // cookie marking the error stream; the sink stream gets null
+
+ssize_t stream_write(void *cookie, const char *buf, size_t size) {
+    if (cookie && t_message.size() < 512) t_message.append(buf, std::min(size, 512 - t_message.size()));
     return ssize_t(size);
 }
 
-ssize_t discard_write(void *, const char *, size_t size) { return ssize_t(size); }
-
-FILE *open_stream(ssize_t (*write)(void *, const char *, size_t)) {
+FILE *open_stream(bool capture) {
+    void *cookie = capture ? &capture_flag : nullptr;
 #ifdef __APPLE__
-    static_assert(sizeof(int) <= sizeof(size_t), "");
-    FILE *f = write == capture_write
-                  ? funopen(nullptr, nullptr, [](void *c, const char *b, int n) { return int(capture_write(c, b, size_t(n))); }, nullptr, nullptr)
-                  : funopen(nullptr, nullptr, [](void *, const char *, int n) { return n; }, nullptr, nullptr);
+    FILE *f = funopen(cookie, nullptr, [](void *c, const char *b, int n) { return int(stream_write(c, b, size_t(n))); },
+                      nullptr, nullptr);
 #else
-    cookie_io_functions_t io = {nullptr, write, nullptr, nullptr};
-    FILE *f = fopencookie(nullptr, "w", io);
+    FILE *f = fopencookie(cookie, "w", cookie_io_functions_t{nullptr, stream_write, nullptr, nullptr});
 #endif
     if (!f) f = fopen("/dev/null", "w");
     if (f) setvbuf(f, nullptr, _IONBF, 0);
@@ -60,8 +58,8 @@ void warm_up();
 // and later versions' error handler returns without throwing (carrying on with bad state).
 void configure_once() {
     static const bool done = [] {
-        ojph::set_error_stream(open_stream(capture_write));
-        FILE *sink = open_stream(discard_write);
+        ojph::set_error_stream(open_stream(true));
+        FILE *sink = open_stream(false);
         ojph::set_warning_stream(sink);
         ojph::set_info_stream(sink);
         warm_up();
@@ -118,6 +116,30 @@ uint32_t decomposition_levels(uint32_t w, uint32_t h) {
     return levels;
 }
 
+// OpenJPH 0.9 decodes a stream cut short inside its tile data without complaint (the missing
+// code-block bytes read as zeros), so walk the tile-parts by their Psot lengths and insist on
+// the EOC marker. Trailing zero bytes are tolerated because DICOM pads fragments to even length.
+const char *check_complete(const uint8_t *d, size_t n) {
+    while (n > 0 && d[n - 1] == 0) --n;
+    if (n < 4 || d[n - 2] != 0xFF || d[n - 1] != 0xD9) return "codestream truncated (no EOC marker)";
+    const size_t end = n - 2;
+    size_t p = 2;
+    for (;;) {  // main header: length-prefixed marker segments up to the first SOT
+        if (end - p < 4) return "codestream truncated in main header";
+        if (d[p] == 0xFF && d[p + 1] == 0x90) break;
+        p += 2 + size_t(d[p + 2] << 8 | d[p + 3]);
+        if (p > end) return "codestream truncated in main header";
+    }
+    while (p < end) {
+        if (end - p < 12 || d[p] != 0xFF || d[p + 1] != 0x90) return "malformed or truncated tile-part";
+        uint32_t psot = uint32_t(d[p + 6]) << 24 | d[p + 7] << 16 | d[p + 8] << 8 | d[p + 9];
+        if (psot == 0) break;  // the last tile-part may run up to EOC
+        if (psot < 14 || psot > end - p) return "codestream truncated in tile data";
+        p += psot;
+    }
+    return nullptr;
+}
+
 int decode_impl(const uint8_t *data, size_t length, copenjph_image_info *info, uint8_t *out,
                 size_t out_capacity, char *err, size_t err_len) {
     ojph::mem_infile in;
@@ -158,6 +180,7 @@ int decode_impl(const uint8_t *data, size_t length, copenjph_image_info *info, u
     const int32_t hi = hdr.is_signed ? (int32_t(1) << (hdr.bit_depth - 1)) - 1
                                      : int32_t((uint32_t(1) << hdr.bit_depth) - 1);
     const size_t stride = size_t(hdr.width) * nc * bps;
+    if (const char *why = check_complete(data, length)) return fail(COPENJPH_ECODEC, err, err_len, why);
     cs.set_planar(false);
     cs.create();
     for (uint32_t y = 0; y < hdr.height; ++y) {

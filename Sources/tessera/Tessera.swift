@@ -1,10 +1,11 @@
 import ArgumentParser
 
 @main
-struct Tessera: ParsableCommand {
+struct Tessera: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Tessera: a DICOM store and DICOMweb server.",
-        subcommands: [DumpCommand.self, JSONCommand.self, FrameCommand.self, TranscodeCommand.self]
+        subcommands: [DumpCommand.self, JSONCommand.self, FrameCommand.self, TranscodeCommand.self,
+                      ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self]
     )
 }

@@ -2,6 +2,7 @@
 // -sanitize=fuzzer by Tools/fuzz; a plain build gives a runner that replays inputs given as paths.
 import DICOMCore
 import DICOMParser
+import PixelData
 
 /// One input through every reading path: full read, header-only read, and (when readable) a
 /// write and a read of what was written, plus DICOM JSON both ways.
@@ -14,9 +15,27 @@ func exercise(_ bytes: UnsafeRawBufferPointer) {
         if let written = try? DICOMWriter.part10(file.dataSet, transferSyntax: .explicitVRLittleEndian) {
             _ = try? DICOMFile.read(bytes: written)
         }
+        // Frames and codecs: corrupt codestreams inside real files reach every decoder.
+        if let table = try? FrameTable(file: file) {
+            for i in table.frames.indices.prefix(2) { _ = try? table.decodeFrame(i) }
+        }
     }
+    exerciseCodecs(bytes)
     _ = try? DICOMFile.read(storage: storage, options: .headerOnly)
     _ = try? DICOMJSON.decode(UnsafeRawBufferPointer(bytes))
+}
+
+/// The raw input as a codestream for each decoder: the first byte picks the decoder and the
+/// geometry, so mutations of a codestream's header and body reach the codec directly.
+func exerciseCodecs(_ bytes: UnsafeRawBufferPointer) {
+    guard let selector = bytes.first else { return }
+    let codecs: [any PixelDecoder] = [RLECodec(), OpenJPEGCodec(), HTJ2KCodec(), LibJPEGCodec(), CharLSCodec(), JPEGLosslessCodec()]
+    let codec = codecs[Int(selector) % codecs.count]
+    let color = selector & 0x80 != 0
+    let d = PixelDescription(rows: 64, columns: 64, samplesPerPixel: color ? 3 : 1, bitsAllocated: color ? 8 : 16,
+                             bitsStored: color ? 8 : 12, highBit: color ? 7 : 11, pixelRepresentation: Int(selector >> 6) & 1,
+                             planarConfiguration: 0, photometricInterpretation: color ? "RGB" : "MONOCHROME2", numberOfFrames: 1)
+    _ = try? codec.decode(Array(bytes.dropFirst()), description: d)
 }
 
 #if FUZZING

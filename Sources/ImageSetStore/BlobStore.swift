@@ -1,0 +1,185 @@
+import Crypto
+import DICOMCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blob's identity: the SHA-256 of its bytes, in lower-case hex. Content addressing makes a
+/// re-sent instance land on the blob it already has, and no input ever names a path.
+public struct BlobID: Hashable, Sendable, CustomStringConvertible {
+    public let hex: String
+    public init?(hex: String) {
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        self.hex = hex
+    }
+    init(digest: some Sequence<UInt8>) {
+        let digits = Array("0123456789abcdef".utf8)
+        var s = [UInt8]()
+        for b in digest { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
+        self.hex = String(decoding: s, as: UTF8.self)
+    }
+    public var description: String { hex }
+}
+
+/// Bytes written to a temporary place, synced, not yet visible in the store.
+public struct StagedBlob: Sendable {
+    public let id: BlobID
+    public let size: Int
+    /// Where the bytes are now; readable (e.g. memory-mapped for parsing) until committed or discarded.
+    public let path: String
+}
+
+/// Where instance bytes live. The file-system store is the embedded default; an object store
+/// fills the same protocol for a stateless server tier.
+public protocol BlobStore: Sendable {
+    /// Streams `chunks` to a temporary blob while hashing, and makes it durable (fsync); `limit`
+    /// caps the total size.
+    func stage(_ chunks: some AsyncSequence<[UInt8], any Error>, limit: Int) async throws -> StagedBlob
+    /// Makes a staged blob visible under its id (rename, then fsync the directory). Returns
+    /// whether the id was new; when not, the staged copy is dropped.
+    func commit(_ staged: StagedBlob) throws -> Bool
+    func discard(_ staged: StagedBlob)
+    func contains(_ id: BlobID) -> Bool
+    /// The blob's local path when it has one (file store): lets readers memory-map it.
+    func localPath(_ id: BlobID) -> String?
+    func read(_ id: BlobID) throws -> [UInt8]
+    func read(_ id: BlobID, range: Range<Int>) throws -> [UInt8]
+    func remove(_ id: BlobID) throws
+    func list() throws -> [BlobID]
+}
+
+public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case tooLarge, notFound, io }
+    public let kind: Kind
+    public let description: String
+}
+
+/// Blobs in `root/ab/cd/<sha256>`, staged in `root/tmp/`.
+public struct FileBlobStore: BlobStore {
+    public let root: String
+    private var tmp: String { root + "/tmp" }
+
+    public init(root: String) throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root + "/tmp", withIntermediateDirectories: true)
+    }
+
+    func path(_ id: BlobID) -> String {
+        let h = id.hex
+        return "\(root)/\(h.prefix(2))/\(h.dropFirst(2).prefix(2))/\(h)"
+    }
+
+    public func localPath(_ id: BlobID) -> String? { path(id) }
+
+    public func stage(_ chunks: some AsyncSequence<[UInt8], any Error>, limit: Int) async throws -> StagedBlob {
+        let temp = "\(tmp)/\(UUID().uuidString).part"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        var hasher = SHA256()
+        var size = 0
+        do {
+            for try await chunk in chunks {
+                size += chunk.count
+                guard size <= limit else {
+                    throw BlobStoreError(kind: .tooLarge, description: "the object exceeds the \(limit)-byte limit")
+                }
+                hasher.update(data: chunk)
+                try Self.writeAll(fd, chunk)
+            }
+            guard fsync(fd) == 0 else { throw BlobStoreError(kind: .io, description: "fsync failed: errno \(errno)") }
+            close(fd)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: temp)
+    }
+
+    public func commit(_ staged: StagedBlob) throws -> Bool {
+        let final = path(staged.id)
+        if FileManager.default.fileExists(atPath: final) {
+            unlink(staged.path)
+            return false
+        }
+        let dir = (final as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard rename(staged.path, final) == 0 else {
+            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: errno \(errno)")
+        }
+        // The rename is durable only once its directory is synced.
+        Self.syncDirectory(dir)
+        return true
+    }
+
+    public func discard(_ staged: StagedBlob) { unlink(staged.path) }
+
+    public func contains(_ id: BlobID) -> Bool { access(path(id), F_OK) == 0 }
+
+    public func read(_ id: BlobID) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path(id)) else {
+            throw BlobStoreError(kind: .notFound, description: "blob \(id) is missing")
+        }
+        return [UInt8](data)
+    }
+
+    public func read(_ id: BlobID, range: Range<Int>) throws -> [UInt8] {
+        let fd = open(path(id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "blob \(id) is missing") }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        while done < range.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
+            done += n
+        }
+        return out
+    }
+
+    public func remove(_ id: BlobID) throws {
+        if unlink(path(id)) != 0 && errno != ENOENT {
+            throw BlobStoreError(kind: .io, description: "cannot remove blob \(id): errno \(errno)")
+        }
+    }
+
+    public func list() throws -> [BlobID] {
+        var out: [BlobID] = []
+        let fm = FileManager.default
+        for a in (try? fm.contentsOfDirectory(atPath: root)) ?? [] where a.utf8.count == 2 {
+            for b in (try? fm.contentsOfDirectory(atPath: "\(root)/\(a)")) ?? [] {
+                for name in (try? fm.contentsOfDirectory(atPath: "\(root)/\(a)/\(b)")) ?? [] {
+                    if let id = BlobID(hex: name) { out.append(id) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Removes staged blobs left by a process that stopped before committing them.
+    public func removeStaged() -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
+        for n in names { unlink("\(tmp)/\(n)") }
+        return names.count
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, base + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: errno \(errno)") }
+                off += n
+            }
+        }
+    }
+
+    static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}

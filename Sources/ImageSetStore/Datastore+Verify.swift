@@ -1,0 +1,41 @@
+import Crypto
+import Foundation
+
+extension Datastore {
+    public struct VerifyReport: Sendable {
+        public var blobsChecked = 0
+        public var bytesChecked = 0
+        public var missing: [BlobID] = []
+        public var corrupt: [BlobID] = []
+        public var wrongSize: [BlobID] = []
+        public var unreferenced: [BlobID] = []
+        public var isClean: Bool { missing.isEmpty && corrupt.isEmpty && wrongSize.isEmpty && unreferenced.isEmpty }
+    }
+
+    /// Re-hashes every blob the index references and compares it with its id and recorded size.
+    public func verify(progress: ((Int, Int) -> Void)? = nil) throws -> VerifyReport {
+        var report = VerifyReport()
+        let referenced = try index.referencedBlobs()
+        let present = Set(try blobs.list())
+        report.unreferenced = present.filter { referenced[$0] == nil }.sorted { $0.hex < $1.hex }
+        for (n, (id, size)) in referenced.sorted(by: { $0.key.hex < $1.key.hex }).enumerated() {
+            progress?(n, referenced.count)
+            guard let path = blobs.localPath(id), let handle = FileHandle(forReadingAtPath: path) else {
+                report.missing.append(id)
+                continue
+            }
+            defer { try? handle.close() }
+            var hasher = SHA256()
+            var total = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                hasher.update(data: chunk)
+                total += chunk.count
+            }
+            report.blobsChecked += 1
+            report.bytesChecked += total
+            if total != size { report.wrongSize.append(id) }
+            if BlobID(digest: hasher.finalize()) != id { report.corrupt.append(id) }
+        }
+        return report
+    }
+}

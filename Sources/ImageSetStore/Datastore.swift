@@ -1,0 +1,208 @@
+import DICOMCore
+import DICOMParser
+import Foundation
+import PixelData
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One data folder: `index.sqlite` (the index), `blobs/` (instance bytes by content hash) and a
+/// lock that keeps a second process out. Ingest, grouping and the start-up sweep live here.
+public final class Datastore: Sendable {
+    public let folder: String
+    public let index: any ImageSetIndex
+    public let blobs: any BlobStore
+    let lock: FolderLock
+    let pending = PendingBlobs()
+    /// Largest instance accepted, in bytes.
+    public let maximumInstanceSize: Int
+
+    public struct StartupReport: Sendable {
+        public var orphanBlobsRemoved = 0
+        public var stagedFilesRemoved = 0
+        public var missingBlobs: [BlobID] = []
+    }
+
+    /// Opens (creating when needed) the data folder, takes its lock and sweeps orphans.
+    public init(folder: String, maximumInstanceSize: Int = 4 << 30) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        self.folder = folder
+        self.lock = try FolderLock(path: folder + "/lock")
+        let fileBlobs = try FileBlobStore(root: folder + "/blobs")
+        self.blobs = fileBlobs
+        self.index = try SQLiteIndex(path: folder + "/index.sqlite")
+        self.maximumInstanceSize = maximumInstanceSize
+        self.startup = try Self.sweep(index: index, blobs: fileBlobs)
+    }
+
+    public let startup: StartupReport
+
+    /// Blobs with no index row were written by an ingest that stopped before its commit: remove
+    /// them. Index rows whose blob is missing are reported, never silently dropped.
+    static func sweep(index: any ImageSetIndex, blobs: FileBlobStore) throws -> StartupReport {
+        var report = StartupReport()
+        report.stagedFilesRemoved = blobs.removeStaged()
+        let referenced = try index.referencedBlobs()
+        let present = Set(try blobs.list())
+        for id in present where referenced[id] == nil {
+            try blobs.remove(id)
+            report.orphanBlobsRemoved += 1
+        }
+        report.missingBlobs = referenced.keys.filter { !present.contains($0) }.sorted { $0.hex < $1.hex }
+        return report
+    }
+
+    public var policy: DuplicatePolicy {
+        get {
+            guard let value = try? index.setting("duplicatePolicy") else { return .reject }
+            return DuplicatePolicy(rawValue: value) ?? .reject
+        }
+    }
+
+    public func setPolicy(_ policy: DuplicatePolicy) throws { try index.setSetting("duplicatePolicy", policy.rawValue) }
+
+    // MARK: Ingest
+
+    /// Stores one instance read from `chunks`, never holding it whole in memory.
+    public func ingest(_ chunks: some AsyncSequence<[UInt8], any Error>, reason: String = "stored",
+                       expectedStudy: String? = nil) async -> IngestOutcome {
+        let staged: StagedBlob
+        do {
+            staged = try await blobs.stage(chunks, limit: maximumInstanceSize)
+        } catch let e as BlobStoreError where e.kind == .tooLarge {
+            return .failure(FailureReason.outOfResources, e.description)
+        } catch {
+            return .failure(FailureReason.processingFailure, "cannot store the object: \(error)")
+        }
+        return ingest(staged: [staged], reason: reason, expectedStudy: expectedStudy)[0]
+    }
+
+    /// Stores a file from disk (copied into the store; the original is left alone).
+    public func ingest(file path: String, reason: String = "imported") async -> IngestOutcome {
+        await ingest(FileChunks(path: path), reason: reason)
+    }
+
+    /// A staged blob with the verdict of parsing and validating it; made on any thread.
+    public struct Candidate: Sendable {
+        public let staged: StagedBlob
+        let result: Result<PreparedInstance, IngestOutcome>
+    }
+
+    public func prepare(_ staged: StagedBlob, expectedStudy: String? = nil) -> Candidate {
+        Candidate(staged: staged, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
+    }
+
+    /// Validates staged blobs, moves the good ones into place and indexes them in one transaction.
+    public func ingest(staged: [StagedBlob], reason: String, expectedStudy: String? = nil) -> [IngestOutcome] {
+        store(staged.map { prepare($0, expectedStudy: expectedStudy) }, reason: reason)
+    }
+
+    /// Moves prepared candidates' blobs into place and indexes them in one transaction: one new
+    /// version per image set touched.
+    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] {
+        var outcomes = [IngestOutcome?](repeating: nil, count: candidates.count)
+        var prepared: [(Int, PreparedInstance, StagedBlob)] = []
+        for (i, c) in candidates.enumerated() {
+            switch c.result {
+            case .success(let p): prepared.append((i, p, c.staged))
+            case .failure(let outcome):
+                blobs.discard(c.staged)
+                outcomes[i] = outcome
+            }
+        }
+        // Blob first, durable, then the index: a crash between them leaves an orphan the next
+        // start-up sweeps, never an index row without its bytes.
+        var committed: [(Int, PreparedInstance, Bool)] = []
+        for (i, p, s) in prepared {
+            pending.retain(p.blob)
+            do {
+                committed.append((i, p, try blobs.commit(s)))
+            } catch {
+                pending.release(p.blob)
+                blobs.discard(s)
+                outcomes[i] = .failure(FailureReason.outOfResources, "cannot store the object: \(error)", sop: p.sopInstanceUID,
+                                       sopClass: p.sopClassUID, study: p.studyInstanceUID)
+            }
+        }
+        let results: [IngestOutcome]
+        do {
+            results = try index.commit(committed.map(\.1), policy: policy, reason: reason)
+        } catch {
+            results = committed.map { _, p, _ in
+                .failure(FailureReason.processingFailure, "index: \(error)", sop: p.sopInstanceUID, sopClass: p.sopClassUID,
+                         study: p.studyInstanceUID)
+            }
+        }
+        for ((i, p, isNew), outcome) in zip(committed, results) {
+            outcomes[i] = outcome
+            let last = pending.release(p.blob)
+            // A failed instance's new blob goes, unless another ingest is using it or the index refers to it.
+            if outcome.status == .failed && isNew && last && !((try? index.isReferenced(p.blob)) ?? true) {
+                try? blobs.remove(p.blob)
+            }
+        }
+        return outcomes.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }
+    }
+}
+
+/// Counts in-process users of blobs between their commit and their index row, so a failing
+/// ingest never removes a blob another ingest of the same bytes is about to index.
+final class PendingBlobs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [BlobID: Int] = [:]
+    func retain(_ id: BlobID) { lock.withLock { counts[id, default: 0] += 1 } }
+    /// Returns whether this was the last user.
+    @discardableResult func release(_ id: BlobID) -> Bool {
+        lock.withLock {
+            let n = (counts[id] ?? 1) - 1
+            counts[id] = n > 0 ? n : nil
+            return n <= 0
+        }
+    }
+}
+
+/// An exclusive `flock` on the data folder for the life of the process: the sweep and the
+/// pending-blob bookkeeping assume one process writes a folder at a time.
+final class FolderLock: Sendable {
+    let fd: Int32
+    init(path: String) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot open \(path): errno \(errno)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw BlobStoreError(kind: .io, description: "the data folder is in use by another Tessera process (\(path) is locked)")
+        }
+    }
+    deinit { close(fd) }
+}
+
+/// A file's bytes as an async sequence of 1 MiB chunks.
+public struct FileChunks: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    let path: String
+    public init(path: String) { self.path = path }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var fd: Int32 = -1
+        let path: String
+        var done = false
+        public mutating func next() async throws -> [UInt8]? {
+            if done { return nil }
+            if fd < 0 {
+                fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "cannot open \(path)") }
+            }
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 {
+                close(fd)
+                done = true
+                if n < 0 { throw BlobStoreError(kind: .io, description: "cannot read \(path): errno \(errno)") }
+                return nil
+            }
+            buffer.removeSubrange(n...)
+            return buffer
+        }
+    }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(path: path) }
+}

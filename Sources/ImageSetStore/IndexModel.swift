@@ -1,0 +1,138 @@
+import DICOMCore
+import Foundation
+
+/// An instance ready for the index: its blob is durable, its header parsed and validated.
+public struct PreparedInstance: Sendable {
+    public var studyInstanceUID: String
+    public var seriesInstanceUID: String
+    public var sopInstanceUID: String
+    public var sopClassUID: String
+    public var transferSyntaxUID: String
+    public var blob: BlobID
+    public var blobSize: Int
+    public var attributes: InstanceAttributes
+    /// DICOM JSON of the data set with bulk data as `tessera-bulk:` URIs (see `BulkURI`).
+    public var metadataJSON: [UInt8]
+    public var frames: [FrameRecord]
+    /// The frame ranges are offsets in the blob (false for deflated data sets, whose frames
+    /// must be read by parsing).
+    public var framesInPlace: Bool
+}
+
+/// A frame's place in its blob. `fragments` lists the ranges when the frame spans several
+/// fragments; otherwise the frame is the single range `offset..<offset+length`.
+public struct FrameRecord: Sendable, Hashable, Codable {
+    public var number: Int
+    public var offset: Int
+    public var length: Int
+    public var fragments: [Range<Int>]?
+}
+
+public enum DuplicatePolicy: String, Sendable, Codable, CaseIterable {
+    /// A second, different instance with a stored SOP Instance UID fails (the default).
+    case reject
+    /// It replaces the stored one in a new version.
+    case replace
+}
+
+/// What became of one instance (PS3.18 STOW-RS semantics).
+public struct IngestOutcome: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        case stored, duplicate, replaced, failed
+    }
+    public var status: Status
+    public var sopInstanceUID: String?
+    public var sopClassUID: String?
+    public var studyInstanceUID: String?
+    public var seriesInstanceUID: String?
+    /// Failure Reason (0x0110, 0x0111, 0xA700, 0xA900, 0xC000, 0xC122) or Warning Reason (0xB000).
+    public var reasonCode: UInt16?
+    public var message: String?
+    public var imageSetID: String?
+    public var isPrimary: Bool?
+    public var conflicts: [AttributeConflict] = []
+
+    public static func failure(_ code: UInt16, _ message: String, sop: String? = nil, sopClass: String? = nil,
+                               study: String? = nil) -> IngestOutcome {
+        IngestOutcome(status: .failed, sopInstanceUID: sop, sopClassUID: sopClass, studyInstanceUID: study,
+                      reasonCode: code, message: message)
+    }
+}
+
+public enum FailureReason {
+    public static let processingFailure: UInt16 = 0x0110
+    public static let duplicateSOPInstance: UInt16 = 0x0111
+    public static let outOfResources: UInt16 = 0xA700
+    public static let dataSetDoesNotMatchSOPClass: UInt16 = 0xA900
+    public static let cannotUnderstand: UInt16 = 0xC000
+    public static let transferSyntaxNotSupported: UInt16 = 0xC122
+    public static let coercionOfDataElements: UInt16 = 0xB000
+}
+
+public struct ImageSetSummary: Sendable, Hashable, Codable {
+    public var id: String
+    public var studyInstanceUID: String
+    public var isPrimary: Bool
+    public var state: String
+    public var version: Int
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var attributes: InstanceAttributes
+    public var seriesCount: Int
+    public var instanceCount: Int
+    public var frameCount: Int
+    public var conflicts: [AttributeConflict]
+}
+
+public struct VersionRecord: Sendable, Hashable, Codable {
+    public var version: Int
+    public var createdAt: Date
+    public var reason: String
+    public var instanceCount: Int
+}
+
+public struct InstanceRecord: Sendable, Hashable {
+    public var id: Int64
+    public var imageSetID: String
+    public var studyInstanceUID: String
+    public var seriesInstanceUID: String
+    public var sopInstanceUID: String
+    public var sopClassUID: String
+    public var transferSyntaxUID: String
+    public var blob: BlobID
+    public var blobSize: Int
+    public var attributes: InstanceAttributes
+    public var framesInPlace: Bool
+    public var addedInVersion: Int
+}
+
+public struct ImageSetFilter: Sendable {
+    public var patientID: String?
+    public var studyInstanceUID: String?
+    public var seriesInstanceUID: String?
+    public var accessionNumber: String?
+    public var isPrimary: Bool?
+    public var limit = 1000
+    public var offset = 0
+    public init() {}
+}
+
+/// The index: everything Tessera knows about stored instances, apart from their bytes. SQLite
+/// (GRDB) is the embedded implementation; a PostgreSQL one fills the same protocol.
+public protocol ImageSetIndex: Sendable {
+    /// Places prepared instances in image sets in one transaction, creating at most one new
+    /// version per image set touched.
+    func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome]
+    func imageSets(_ filter: ImageSetFilter) throws -> [ImageSetSummary]
+    func imageSet(_ id: String) throws -> ImageSetSummary?
+    func versions(of imageSetID: String) throws -> [VersionRecord]
+    /// Instances of an image set as of `version` (nil: the latest).
+    func instances(of imageSetID: String, version: Int?) throws -> [InstanceRecord]
+    func frames(of instanceID: Int64) throws -> [FrameRecord]
+    func metadata(of instanceID: Int64) throws -> [UInt8]?
+    /// Every blob the index references, with the size it recorded.
+    func referencedBlobs() throws -> [BlobID: Int]
+    func isReferenced(_ blob: BlobID) throws -> Bool
+    func setting(_ key: String) throws -> String?
+    func setSetting(_ key: String, _ value: String) throws
+}

@@ -1,0 +1,81 @@
+import DICOMCore
+import DICOMParser
+import PixelData
+
+/// Turns a staged blob into a `PreparedInstance`, or the failure a STOW-RS client should see.
+enum InstancePreparation {
+    /// Syntaxes accepted for storage: those Tessera can parse and whose frames it can decode.
+    static var acceptedTransferSyntaxes: Set<String> {
+        Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"])
+            .union(PixelCodecs.decodableTransferSyntaxes)
+    }
+
+    static func prepare(_ staged: StagedBlob, expectedStudy: String?) -> Result<PreparedInstance, IngestOutcome> {
+        let file: DICOMFile
+        do {
+            file = try DICOMFile.read(storage: try ByteStorage.map(path: staged.path))
+        } catch {
+            return .failure(.failure(FailureReason.cannotUnderstand, "cannot parse the object: \(error)"))
+        }
+        let ds = file.dataSet
+        let sopClass = ds.string(.sopClassUID).map(UID.trimmed)
+        let sop = ds.string(.sopInstanceUID).map(UID.trimmed)
+        let study = ds.string(.studyInstanceUID).map(UID.trimmed)
+        func fail(_ code: UInt16, _ message: String) -> Result<PreparedInstance, IngestOutcome> {
+            .failure(.failure(code, message, sop: sop, sopClass: sopClass, study: study))
+        }
+        // Identifying UIDs must be present and well-formed (PS3.5 §9.1): they become keys, never paths.
+        var uids: [String] = []
+        for (tag, name) in [(Tag.sopClassUID, "SOP Class UID"), (.sopInstanceUID, "SOP Instance UID"),
+                            (.studyInstanceUID, "Study Instance UID"), (.seriesInstanceUID, "Series Instance UID")] {
+            guard let raw = ds.string(tag) else { return fail(FailureReason.dataSetDoesNotMatchSOPClass, "\(name) \(tag) is missing") }
+            do { uids.append(try UID.validate(raw, for: tag)) } catch {
+                return fail(FailureReason.dataSetDoesNotMatchSOPClass, "\(name): \(error.message)")
+            }
+        }
+        if let metaSOP = file.meta.string(.mediaStorageSOPInstanceUID).map(UID.trimmed), !metaSOP.isEmpty, metaSOP != uids[1] {
+            return fail(FailureReason.dataSetDoesNotMatchSOPClass, "Media Storage SOP Instance UID \(metaSOP) differs from SOP Instance UID \(uids[1])")
+        }
+        if let expectedStudy, expectedStudy != uids[2] {
+            return fail(FailureReason.dataSetDoesNotMatchSOPClass, "Study Instance UID \(uids[2]) does not match the request's study \(expectedStudy)")
+        }
+        let syntax = file.transferSyntax.uid
+        guard acceptedTransferSyntaxes.contains(syntax) else {
+            return fail(FailureReason.transferSyntaxNotSupported, "transfer syntax \(syntax) is not supported")
+        }
+        var frames: [FrameRecord] = []
+        var inPlace = file.dataSetStorage === file.storage
+        if ds.contains(.pixelData) || ds.contains(.floatPixelData) || ds.contains(.doubleFloatPixelData) {
+            do {
+                let table = try FrameTable(file: file)
+                for (n, f) in table.frames.enumerated() {
+                    guard let first = f.ranges.first else { continue }
+                    if f.bitOffset != 0 || table.swapsWords { inPlace = false }
+                    frames.append(FrameRecord(number: n + 1, offset: first.lowerBound, length: f.length,
+                                              fragments: f.ranges.count > 1 ? f.ranges : nil))
+                }
+            } catch {
+                return fail(FailureReason.cannotUnderstand, "cannot locate the frames: \(error)")
+            }
+        }
+        var options = DICOMJSONOptions()
+        options.bulkDataURI = { path, _ in BulkURI.placeholder(path) }
+        let metadata = DICOMJSON.encode(ds, options: options)
+        return .success(PreparedInstance(
+            studyInstanceUID: uids[2], seriesInstanceUID: uids[3], sopInstanceUID: uids[1], sopClassUID: uids[0],
+            transferSyntaxUID: syntax, blob: staged.id, blobSize: staged.size, attributes: InstanceAttributes(ds),
+            metadataJSON: metadata, frames: frames, framesInPlace: inPlace))
+    }
+}
+
+/// A failed outcome travels as the error of a `Result`.
+extension IngestOutcome: Error {}
+
+/// Stored metadata names bulk data by a placeholder the server turns into a URL of its own:
+/// `tessera-bulk:` then the tag path, e.g. `tessera-bulk:7FE00010` or `tessera-bulk:00540016/0/00181072`.
+public enum BulkURI {
+    public static let prefix = "tessera-bulk:"
+    static func placeholder(_ path: [Tag]) -> String {
+        prefix + path.map(\.hexString).joined(separator: "/")
+    }
+}

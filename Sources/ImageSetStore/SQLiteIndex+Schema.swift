@@ -1,0 +1,89 @@
+import GRDB
+
+extension SQLiteIndex {
+    /// Migrations are append-only: a shipped migration is never edited, changes come as new ones.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE setting(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+
+                CREATE TABLE image_set(
+                    id TEXT PRIMARY KEY NOT NULL,
+                    study_instance_uid TEXT NOT NULL,
+                    is_primary INTEGER NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'ACTIVE',
+                    latest_version INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    patient_id TEXT NOT NULL, patient_name TEXT NOT NULL, patient_birth_date TEXT NOT NULL,
+                    patient_sex TEXT NOT NULL, study_date TEXT NOT NULL, study_time TEXT NOT NULL,
+                    accession_number TEXT NOT NULL, study_id TEXT NOT NULL, study_description TEXT NOT NULL,
+                    referring_physician_name TEXT NOT NULL, institution_name TEXT NOT NULL,
+                    conflicts TEXT NOT NULL DEFAULT '[]'
+                );
+                CREATE INDEX image_set_study ON image_set(study_instance_uid);
+                CREATE UNIQUE INDEX image_set_one_primary ON image_set(study_instance_uid) WHERE is_primary = 1;
+                CREATE INDEX image_set_patient ON image_set(patient_id);
+                CREATE INDEX image_set_accession ON image_set(accession_number);
+                CREATE INDEX image_set_study_date ON image_set(study_date);
+                CREATE INDEX image_set_updated ON image_set(updated_at);
+
+                CREATE TABLE image_set_version(
+                    image_set_id TEXT NOT NULL REFERENCES image_set(id) ON DELETE CASCADE,
+                    version INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    reason TEXT NOT NULL,
+                    instance_count INTEGER NOT NULL,
+                    PRIMARY KEY(image_set_id, version)
+                ) WITHOUT ROWID;
+
+                CREATE TABLE series(
+                    image_set_id TEXT NOT NULL REFERENCES image_set(id) ON DELETE CASCADE,
+                    series_instance_uid TEXT NOT NULL,
+                    modality TEXT NOT NULL, series_number INTEGER, series_description TEXT NOT NULL,
+                    body_part_examined TEXT NOT NULL,
+                    performed_start_date TEXT NOT NULL, performed_start_time TEXT NOT NULL,
+                    PRIMARY KEY(image_set_id, series_instance_uid)
+                ) WITHOUT ROWID;
+                CREATE INDEX series_uid ON series(series_instance_uid);
+                CREATE INDEX series_modality ON series(modality);
+
+                -- An instance row belongs to the versions [added_version, removed_version).
+                CREATE TABLE instance(
+                    id INTEGER PRIMARY KEY,
+                    image_set_id TEXT NOT NULL REFERENCES image_set(id) ON DELETE CASCADE,
+                    study_instance_uid TEXT NOT NULL,
+                    series_instance_uid TEXT NOT NULL,
+                    sop_instance_uid TEXT NOT NULL,
+                    sop_class_uid TEXT NOT NULL,
+                    transfer_syntax_uid TEXT NOT NULL,
+                    instance_number INTEGER, rows INTEGER, columns INTEGER, bits_allocated INTEGER,
+                    number_of_frames INTEGER,
+                    blob_id TEXT NOT NULL,
+                    blob_size INTEGER NOT NULL,
+                    frames_in_place INTEGER NOT NULL,
+                    metadata BLOB NOT NULL,
+                    added_version INTEGER NOT NULL,
+                    removed_version INTEGER,
+                    stored_at REAL NOT NULL
+                );
+                CREATE UNIQUE INDEX instance_current_sop ON instance(sop_instance_uid) WHERE removed_version IS NULL;
+                CREATE INDEX instance_set_series ON instance(image_set_id, series_instance_uid);
+                CREATE INDEX instance_study ON instance(study_instance_uid);
+                CREATE INDEX instance_series ON instance(series_instance_uid);
+                CREATE INDEX instance_blob ON instance(blob_id);
+
+                CREATE TABLE frame(
+                    instance_id INTEGER NOT NULL REFERENCES instance(id) ON DELETE CASCADE,
+                    number INTEGER NOT NULL,
+                    offset INTEGER NOT NULL,
+                    length INTEGER NOT NULL,
+                    fragments TEXT,
+                    PRIMARY KEY(instance_id, number)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return m
+    }
+}

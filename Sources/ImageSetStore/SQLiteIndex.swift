@@ -1,0 +1,183 @@
+import DICOMCore
+import Foundation
+import GRDB
+
+/// The embedded index: SQLite through GRDB, in WAL mode, one writer and concurrent readers.
+public struct SQLiteIndex: ImageSetIndex {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")  // an acknowledged commit survives power loss
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    // MARK: Writing
+
+    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome] {
+        try pool.write { db in
+            var batch = Batch(db: db, now: Date().timeIntervalSince1970)
+            var outcomes: [IngestOutcome] = []
+            for instance in instances {
+                // A savepoint per instance: one that fails (a constraint, say) leaves the others in.
+                var outcome: IngestOutcome?
+                let before = batch
+                try db.inSavepoint {
+                    do {
+                        let placed = try batch.place(instance, policy: policy)
+                        outcome = placed
+                        return placed.status == .failed ? .rollback : .commit
+                    } catch {
+                        outcome = .failure(FailureReason.processingFailure, "index: \(error)", sop: instance.sopInstanceUID,
+                                           sopClass: instance.sopClassUID, study: instance.studyInstanceUID)
+                        return .rollback
+                    }
+                }
+                // What the rolled-back instance registered in the batch goes with it.
+                if outcome?.status == .failed { batch = before }
+                outcomes.append(outcome ?? .failure(FailureReason.processingFailure, "index: no outcome"))
+            }
+            try batch.finish(reason: reason)
+            return outcomes
+        }
+    }
+
+    /// The image sets one transaction touches: each gets one new version, written at the end.
+    struct Batch {
+        let db: Database
+        let now: Double
+        var newVersion: [String: Int] = [:]
+        var added: [String: Int] = [:]
+        var replaced: [String: Int] = [:]
+
+        mutating func version(for imageSet: String) throws -> Int {
+            if let v = newVersion[imageSet] { return v }
+            let latest = try Int.fetchOne(db, sql: "SELECT latest_version FROM image_set WHERE id = ?", arguments: [imageSet]) ?? 0
+            newVersion[imageSet] = latest + 1
+            return latest + 1
+        }
+
+        mutating func place(_ p: PreparedInstance, policy: DuplicatePolicy) throws -> IngestOutcome {
+            var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
+                                        studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT i.id, i.image_set_id, i.blob_id, s.is_primary FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                WHERE i.sop_instance_uid = ? AND i.removed_version IS NULL
+                """, arguments: [p.sopInstanceUID]) {
+                let existingSet: String = row["image_set_id"]
+                if (row["blob_id"] as String) == p.blob.hex {
+                    outcome.status = .duplicate
+                    outcome.imageSetID = existingSet
+                    outcome.isPrimary = row["is_primary"]
+                    return outcome
+                }
+                guard policy == .replace else {
+                    return .failure(FailureReason.duplicateSOPInstance,
+                                    "SOP Instance \(p.sopInstanceUID) is already stored with different content",
+                                    sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
+                }
+                let v = try version(for: existingSet)
+                try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
+                replaced[existingSet, default: 0] += 1
+                outcome.status = .replaced
+            }
+            let (setID, isPrimary, conflicts) = try imageSet(for: p)
+            let v = try version(for: setID)
+            let a = p.attributes
+            try db.execute(sql: """
+                INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
+                    transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
+                    frames_in_place, metadata, added_version, stored_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [setID, p.studyInstanceUID, p.seriesInstanceUID, p.sopInstanceUID, p.sopClassUID,
+                                 p.transferSyntaxUID, a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames,
+                                 p.blob.hex, p.blobSize, p.framesInPlace, Data(p.metadataJSON), v, now])
+            let instanceID = db.lastInsertedRowID
+            for f in p.frames {
+                let fragments = f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") }
+                try db.execute(sql: "INSERT INTO frame(instance_id, number, offset, length, fragments) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [instanceID, f.number, f.offset, f.length, fragments])
+            }
+            try db.execute(sql: """
+                INSERT INTO series(image_set_id, series_instance_uid, modality, series_number, series_description,
+                    body_part_examined, performed_start_date, performed_start_time)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """, arguments: [setID, p.seriesInstanceUID, a.modality, a.seriesNumber, a.seriesDescription,
+                                 a.bodyPartExamined, a.performedProcedureStepStartDate, a.performedProcedureStepStartTime])
+            added[setID, default: 0] += 1
+            outcome.imageSetID = setID
+            outcome.isPrimary = isPrimary
+            outcome.conflicts = conflicts
+            return outcome
+        }
+
+        /// The primary image set of the study when the patient/study attributes agree with it;
+        /// otherwise the non-primary set holding the same disagreement, created when needed.
+        mutating func imageSet(for p: PreparedInstance) throws -> (String, Bool, [AttributeConflict]) {
+            guard let primary = try Row.fetchOne(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 1",
+                                                 arguments: [p.studyInstanceUID]) else {
+                return (try create(p, primary: true, conflicts: []), true, [])
+            }
+            let reference = SQLiteIndex.attributes(primary)
+            let conflicts = p.attributes.conflicts(with: reference)
+            if conflicts.isEmpty { return (primary["id"], true, []) }
+            let candidates = try Row.fetchAll(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 0",
+                                              arguments: [p.studyInstanceUID])
+            for c in candidates where SQLiteIndex.attributes(c).conflicts(with: p.attributes).isEmpty {
+                return (c["id"], false, conflicts)
+            }
+            return (try create(p, primary: false, conflicts: conflicts), false, conflicts)
+        }
+
+        func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) throws -> String {
+            let id = SQLiteIndex.newImageSetID()
+            let a = p.attributes
+            let conflictJSON = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
+            try db.execute(sql: """
+                INSERT INTO image_set(id, study_instance_uid, is_primary, latest_version, created_at, updated_at,
+                    patient_id, patient_name, patient_birth_date, patient_sex, study_date, study_time, accession_number,
+                    study_id, study_description, referring_physician_name, institution_name, conflicts)
+                VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, p.studyInstanceUID, primary, now, now, a.patientID, a.patientName, a.patientBirthDate,
+                                 a.patientSex, a.studyDate, a.studyTime, a.accessionNumber, a.studyID, a.studyDescription,
+                                 a.referringPhysicianName, a.institutionName, conflictJSON])
+            return id
+        }
+
+        func finish(reason: String) throws {
+            for (setID, v) in newVersion {
+                let count = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM instance WHERE image_set_id = ? AND added_version <= ? AND (removed_version IS NULL OR removed_version > ?)
+                    """, arguments: [setID, v, v]) ?? 0
+                var why = reason
+                if let n = added[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) added" }
+                if let n = replaced[setID] { why += ", \(n) replaced" }
+                try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [setID, v, now, why, count])
+                try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ? WHERE id = ?", arguments: [v, now, setID])
+            }
+        }
+    }
+
+    static func newImageSetID() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(g.next() as UInt64, radix: 16).leftPadded(16) }.joined().prefix(32).description
+    }
+
+    static func attributes(_ row: Row) -> InstanceAttributes {
+        var a = InstanceAttributes()
+        a.patientID = row["patient_id"]; a.patientName = row["patient_name"]; a.patientBirthDate = row["patient_birth_date"]
+        a.patientSex = row["patient_sex"]; a.studyDate = row["study_date"]; a.studyTime = row["study_time"]
+        a.accessionNumber = row["accession_number"]; a.studyID = row["study_id"]; a.studyDescription = row["study_description"]
+        a.referringPhysicianName = row["referring_physician_name"]; a.institutionName = row["institution_name"]
+        return a
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

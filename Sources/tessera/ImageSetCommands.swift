@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import ImageSetStore
+
+/// JSON for the admin commands: ISO 8601 dates, stable key order.
+enum AdminJSON {
+    static func write(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        var data = try encoder.encode(value)
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
+    }
+
+    static func open(_ folder: String) throws -> Datastore {
+        do { return try Datastore(folder: folder) } catch {
+            FileHandle.standardError.write(Data("tessera: \(folder): \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct ImageSetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "imagesets", abstract: "List the image sets of a data folder.")
+
+    @Option(help: "The data folder.") var data: String
+    @Option(name: .customLong("patient-id")) var patientID: String?
+    @Option(name: .customLong("study-uid")) var studyUID: String?
+    @Option var accession: String?
+    @Option var limit = 1000
+    @Flag var json = false
+
+    func run() throws {
+        let store = try AdminJSON.open(data)
+        var filter = ImageSetFilter()
+        filter.patientID = patientID
+        filter.studyInstanceUID = studyUID
+        filter.accessionNumber = accession
+        filter.limit = limit
+        let sets = try store.index.imageSets(filter)
+        if json { return try AdminJSON.write(sets) }
+        print("ID                                PRIMARY  VER  PATIENT ID        STUDY INSTANCE UID                                   SERIES  INST  FRAMES")
+        for s in sets {
+            print([s.id.padding(34), (s.isPrimary ? "yes" : "no").padding(9), String(s.version).padding(5),
+                   s.attributes.patientID.padding(18), s.studyInstanceUID.padding(53), String(s.seriesCount).padding(8),
+                   String(s.instanceCount).padding(6), String(s.frameCount)].joined())
+        }
+    }
+}
+
+struct ImageSetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "imageset", abstract: "Show one image set: series, instances, versions and conflicts.")
+
+    @Argument(help: "The image set ID.") var id: String
+    @Option(help: "The data folder.") var data: String
+    @Option(help: "The version to show (default: the latest).") var version: Int?
+    @Flag var json = false
+
+    struct Detail: Encodable {
+        var imageSet: ImageSetSummary
+        var version: Int
+        var versions: [VersionRecord]
+        var series: [Series]
+        struct Series: Encodable { var seriesInstanceUID: String; var instances: [Instance] }
+        struct Instance: Encodable {
+            var sopInstanceUID: String, sopClassUID: String, transferSyntaxUID: String
+            var instanceNumber: Int?, frames: Int, blob: String, size: Int, addedInVersion: Int
+        }
+    }
+
+    func run() throws {
+        let store = try AdminJSON.open(data)
+        guard let set = try store.index.imageSet(id) else {
+            FileHandle.standardError.write(Data("tessera: no image set \(id) in \(data)\n".utf8))
+            throw ExitCode.failure
+        }
+        let versions = try store.index.versions(of: id)
+        let shown = version ?? set.version
+        guard versions.contains(where: { $0.version == shown }) else {
+            FileHandle.standardError.write(Data("tessera: image set \(id) has no version \(shown)\n".utf8))
+            throw ExitCode.failure
+        }
+        let instances = try store.index.instances(of: id, version: shown)
+        var series: [Detail.Series] = []
+        for i in instances {
+            let item = Detail.Instance(sopInstanceUID: i.sopInstanceUID, sopClassUID: i.sopClassUID, transferSyntaxUID: i.transferSyntaxUID,
+                                       instanceNumber: i.attributes.instanceNumber, frames: try store.index.frames(of: i.id).count,
+                                       blob: i.blob.hex, size: i.blobSize, addedInVersion: i.addedInVersion)
+            if series.last?.seriesInstanceUID == i.seriesInstanceUID { series[series.count - 1].instances.append(item) }
+            else { series.append(.init(seriesInstanceUID: i.seriesInstanceUID, instances: [item])) }
+        }
+        let detail = Detail(imageSet: set, version: shown, versions: versions, series: series)
+        if json { return try AdminJSON.write(detail) }
+        let a = set.attributes
+        print("image set \(set.id) (\(set.isPrimary ? "primary" : "non-primary"), \(set.state)), version \(shown) of \(set.version)")
+        print("patient \(a.patientID) \(a.patientName)  study \(set.studyInstanceUID)  date \(a.studyDate)  accession \(a.accessionNumber)")
+        for c in set.conflicts { print("conflict: \(c.keyword): primary '\(c.imageSetValue)', here '\(c.instanceValue)'") }
+        for s in series {
+            print("series \(s.seriesInstanceUID): \(s.instances.count) instance(s)")
+            for i in s.instances { print("  \(i.sopInstanceUID)  #\(i.instanceNumber.map(String.init) ?? "-")  \(i.frames) frame(s)  \(i.size) bytes  \(i.transferSyntaxUID)") }
+        }
+        print("versions:")
+        for v in versions { print("  \(v.version)  \(ISO8601DateFormatter().string(from: v.createdAt))  \(v.instanceCount) instance(s)  \(v.reason)") }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check every blob against the index (size and SHA-256).")
+
+    @Option(help: "The data folder.") var data: String
+
+    func run() throws {
+        let store = try AdminJSON.open(data)
+        let report = try store.verify()
+        print("checked \(report.blobsChecked) blobs, \(report.bytesChecked) bytes")
+        if store.startup.orphanBlobsRemoved > 0 { print("start-up sweep removed \(store.startup.orphanBlobsRemoved) orphan blob(s)") }
+        for id in report.missing { print("missing: \(id)") }
+        for id in report.corrupt { print("corrupt (hash differs): \(id)") }
+        for id in report.wrongSize { print("wrong size: \(id)") }
+        for id in report.unreferenced { print("unreferenced: \(id)") }
+        if !report.isClean { throw ExitCode.failure }
+        print("ok")
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
+}
