@@ -128,6 +128,8 @@ public protocol ImageSetIndex: Sendable {
     func versions(of imageSetID: String) throws -> [VersionRecord]
     /// Instances of an image set as of `version` (nil: the latest).
     func instances(of imageSetID: String, version: Int?) throws -> [InstanceRecord]
+    /// The current instance with this SOP Instance UID, in whichever image set holds it.
+    func instance(sopInstanceUID: String) throws -> InstanceRecord?
     func frames(of instanceID: Int64) throws -> [FrameRecord]
     func metadata(of instanceID: Int64) throws -> [UInt8]?
     /// Every blob the index references, with the size it recorded.

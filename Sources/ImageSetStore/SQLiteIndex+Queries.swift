@@ -85,6 +85,13 @@ extension SQLiteIndex {
                               addedInVersion: row["added_version"])
     }
 
+    public func instance(sopInstanceUID: String) throws -> InstanceRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM instance WHERE sop_instance_uid = ? AND removed_version IS NULL",
+                             arguments: [sopInstanceUID]).flatMap(Self.instance)
+        }
+    }
+
     public func frames(of instanceID: Int64) throws -> [FrameRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM frame WHERE instance_id = ? ORDER BY number", arguments: [instanceID]).map { row in

@@ -27,6 +27,9 @@ struct ImportCommand: AsyncParsableCommand {
     @Flag(help: "No progress bar.")
     var quiet = false
 
+    @Flag(help: "Print one line per instance on stdout once its batch is committed: status, SOP Instance UID, path.")
+    var printOutcomes = false
+
     func run() async throws {
         let store: Datastore
         do { store = try Datastore(folder: data) } catch {
@@ -69,7 +72,13 @@ struct ImportCommand: AsyncParsableCommand {
             for (i, c) in candidates.enumerated() where c.1 != nil {
                 summary.add(.failure(FailureReason.processingFailure, c.1 ?? ""), path: chunk[i].path)
             }
-            for ((i, _), outcome) in zip(good, outcomes) { summary.add(outcome, path: chunk[i].path) }
+            for ((i, _), outcome) in zip(good, outcomes) {
+                summary.add(outcome, path: chunk[i].path)
+                if printOutcomes {
+                    // Written only after the commit returned: a line here means the instance is durable.
+                    FileHandle.standardOutput.write(Data("\(outcome.status.rawValue) \(outcome.sopInstanceUID ?? "-") \(chunk[i].path)\n".utf8))
+                }
+            }
             progress.advance(files: chunk.count, bytes: chunk.reduce(0) { $0 + $1.size })
         }
         progress.finish()
