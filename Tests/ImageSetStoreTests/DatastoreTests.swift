@@ -1,2 +1,197 @@
-import XCTest
+import DICOMCore
+import DICOMParser
+import Foundation
 @testable import ImageSetStore
+import PixelData
+import TestSupport
+import XCTest
+
+final class DatastoreTests: XCTestCase {
+    var folder = ""
+    override func setUpWithError() throws { folder = try StoreFixtures.temporaryFolder() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+
+    func testStoredInstancesAreFoundAgainWithTheirBytes() async throws {
+        let store = try Datastore(folder: folder)
+        let bytes = try StoreFixtures.instance(sop: "1.2.3.4.1")
+        let outcome = await store.ingest(bytes: bytes)
+        XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
+        XCTAssertEqual(outcome.isPrimary, true)
+        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1"))
+        XCTAssertEqual(try store.blobs.read(record.blob), bytes)
+        XCTAssertEqual(record.studyInstanceUID, "1.2.826.0.1.3680043.9.7433.1")
+        // The frame index points at the pixel bytes inside the blob.
+        let frames = try store.index.frames(of: record.id)
+        XCTAssertEqual(frames.count, 1)
+        let table = try FrameTable(file: try DICOMFile.read(bytes: bytes))
+        XCTAssertEqual(try store.blobs.read(record.blob, range: frames[0].offset..<(frames[0].offset + frames[0].length)),
+                       try table.encodedFrame(0))
+        let metadata = String(decoding: try XCTUnwrap(try store.index.metadata(of: record.id)), as: UTF8.self)
+        XCTAssertTrue(metadata.contains("\"BulkDataURI\":\"tessera-bulk:7FE00010\""), metadata)
+    }
+
+    func testDuplicatesAreIdempotent() async throws {
+        let store = try Datastore(folder: folder)
+        let bytes = try StoreFixtures.instance(sop: "1.2.3.4.1")
+        _ = await store.ingest(bytes: bytes)
+        let again = await store.ingest(bytes: bytes)
+        XCTAssertEqual(again.status, .duplicate)
+        let sets = try store.index.imageSets(ImageSetFilter())
+        XCTAssertEqual(sets.count, 1)
+        XCTAssertEqual(sets[0].version, 1, "a duplicate makes no new version")
+        XCTAssertEqual(sets[0].instanceCount, 1)
+    }
+
+    func testConflictingInstancesGoToANonPrimarySetWithTheDifferences() async throws {
+        let store = try Datastore(folder: folder)
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
+        let other = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.2", patientName: "DOE^JOHN"))
+        XCTAssertEqual(other.status, .stored)
+        XCTAssertEqual(other.isPrimary, false)
+        XCTAssertEqual(other.conflicts, [AttributeConflict(keyword: "PatientName", imageSetValue: "DOE^JANE", instanceValue: "DOE^JOHN")])
+        // A second instance with the same disagreement joins the same non-primary set.
+        let third = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.3", patientName: "DOE^JOHN"))
+        XCTAssertEqual(third.imageSetID, other.imageSetID)
+        // One that agrees with the primary joins it.
+        let fourth = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.4"))
+        XCTAssertEqual(fourth.isPrimary, true)
+        let sets = try store.index.imageSets(ImageSetFilter())
+        XCTAssertEqual(sets.count, 2)
+        let nonPrimary = try XCTUnwrap(sets.first { !$0.isPrimary })
+        XCTAssertEqual(nonPrimary.instanceCount, 2)
+        XCTAssertEqual(nonPrimary.conflicts.map(\.keyword), ["PatientName"])
+        XCTAssertEqual(try XCTUnwrap(sets.first { $0.isPrimary }).instanceCount, 2)
+    }
+
+    func testRejectPolicyRefusesDifferentBytesForAStoredSOPInstance() async throws {
+        let store = try Datastore(folder: folder)
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
+        let changed = try StoreFixtures.instance(sop: "1.2.3.4.1", extra: [StoreFixtures.text(Tag(0x0008_103E), .LO, "CHANGED")])
+        let outcome = await store.ingest(bytes: changed)
+        XCTAssertEqual(outcome.status, .failed)
+        XCTAssertEqual(outcome.reasonCode, FailureReason.duplicateSOPInstance)
+        XCTAssertEqual(try store.blobs.list().count, 1, "the refused blob is removed")
+        XCTAssertEqual(try store.index.imageSets(ImageSetFilter())[0].version, 1)
+    }
+
+    func testReplacePolicyMakesANewVersionAndKeepsTheOldOne() async throws {
+        let store = try Datastore(folder: folder)
+        try store.setPolicy(.replace)
+        let original = try StoreFixtures.instance(sop: "1.2.3.4.1")
+        _ = await store.ingest(bytes: original)
+        let changed = try StoreFixtures.instance(sop: "1.2.3.4.1", extra: [StoreFixtures.text(Tag(0x0008_103E), .LO, "CHANGED")])
+        let outcome = await store.ingest(bytes: changed)
+        XCTAssertEqual(outcome.status, .replaced)
+        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        XCTAssertEqual(set.version, 2)
+        XCTAssertEqual(set.instanceCount, 1)
+        let v1 = try store.index.instances(of: set.id, version: 1)
+        let v2 = try store.index.instances(of: set.id, version: 2)
+        XCTAssertEqual(try store.blobs.read(XCTUnwrap(v1.first).blob), original)
+        XCTAssertEqual(try store.blobs.read(XCTUnwrap(v2.first).blob), changed)
+        XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [1, 2])
+    }
+
+    func testHostileInputIsRejectedWithReasonsAndLosesNothing() async throws {
+        let store = try Datastore(folder: folder)
+        let good = try StoreFixtures.instance(sop: "1.2.3.4.1")
+        _ = await store.ingest(bytes: good)
+        let cases: [(String, [UInt8], UInt16)] = [
+            ("path traversal UID", try StoreFixtures.instance(sop: "../../x"), FailureReason.dataSetDoesNotMatchSOPClass),
+            ("65-character UID", try StoreFixtures.instance(sop: "1." + String(repeating: "2", count: 63)), FailureReason.dataSetDoesNotMatchSOPClass),
+            ("leading zero", try StoreFixtures.instance(sop: "1.02.3"), FailureReason.dataSetDoesNotMatchSOPClass),
+            ("study traversal", try StoreFixtures.instance(study: "/etc/passwd", sop: "1.2.3.9"), FailureReason.dataSetDoesNotMatchSOPClass),
+            ("garbage", Array(repeating: 0x41, count: 4000), FailureReason.cannotUnderstand),
+            ("empty", [], FailureReason.cannotUnderstand),
+            ("truncated", Array(good.prefix(good.count - 100)), FailureReason.cannotUnderstand),
+        ]
+        for (name, bytes, code) in cases {
+            let outcome = await store.ingest(bytes: bytes)
+            XCTAssertEqual(outcome.status, .failed, name)
+            XCTAssertEqual(outcome.reasonCode, code, "\(name): \(outcome.message ?? "")")
+            XCTAssertFalse((outcome.message ?? "").isEmpty, name)
+        }
+        var missingStudy = try DICOMFile.read(bytes: good).dataSet
+        _ = missingStudy.remove(.studyInstanceUID)
+        let outcome = await store.ingest(bytes: try DICOMWriter.part10(missingStudy, transferSyntax: .explicitVRLittleEndian))
+        XCTAssertEqual(outcome.reasonCode, FailureReason.dataSetDoesNotMatchSOPClass)
+        XCTAssertTrue(outcome.message?.contains("Study Instance UID") ?? false)
+
+        XCTAssertEqual(try store.blobs.list().count, 1)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/blobs/tmp"), [])
+        XCTAssertTrue(try store.verify().isClean)
+        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1"))
+        XCTAssertEqual(try store.blobs.read(record.blob), good)
+    }
+
+    func testOversizedObjectsFailWithOutOfResources() async throws {
+        let store = try Datastore(folder: folder, maximumInstanceSize: 1000)
+        let outcome = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
+        XCTAssertEqual(outcome.reasonCode, FailureReason.outOfResources)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/blobs/tmp"), [])
+    }
+
+    func testStartupSweepsOrphansAndReportsMissingBlobs() async throws {
+        var store: Datastore? = try Datastore(folder: folder)
+        _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
+        let kept = try XCTUnwrap(try store!.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
+        _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.2"))
+        let lost = try XCTUnwrap(try store!.index.instance(sopInstanceUID: "1.2.3.4.2")).blob
+        store = nil
+        // An orphan (blob without index row), a leftover staged file, and a lost blob.
+        let orphan = BlobID(digest: Array(repeating: UInt8(7), count: 32))
+        let orphanPath = FileBlobStore(folderForTests: folder).path(orphan)
+        try FileManager.default.createDirectory(atPath: (orphanPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: orphanPath, contents: Data([1, 2, 3]))
+        FileManager.default.createFile(atPath: folder + "/blobs/tmp/x.part", contents: Data([1]))
+        try FileManager.default.removeItem(atPath: FileBlobStore(folderForTests: folder).path(lost))
+
+        let reopened = try Datastore(folder: folder)
+        XCTAssertEqual(reopened.startup.orphanBlobsRemoved, 1)
+        XCTAssertEqual(reopened.startup.stagedFilesRemoved, 1)
+        XCTAssertEqual(reopened.startup.missingBlobs, [lost])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orphanPath))
+        XCTAssertTrue(reopened.blobs.contains(kept))
+        XCTAssertEqual(try reopened.verify().missing, [lost])
+    }
+
+    func testVerifyFindsCorruptBlobs() async throws {
+        let store = try Datastore(folder: folder)
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
+        XCTAssertTrue(try store.verify().isClean)
+        let id = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
+        let path = try XCTUnwrap(store.blobs.localPath(id))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try store.verify().corrupt, [id])
+    }
+
+    func testASecondProcessCannotOpenTheSameFolder() throws {
+        let store = try Datastore(folder: folder)
+        let result = try Corpus.runCapturing(try Corpus.product("tessera"), ["imagesets", "--data", folder])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(String(decoding: result.err, as: UTF8.self).contains("in use"))
+        _ = store
+    }
+
+    func testMultiFrameFramesAreIndexedInPlace() async throws {
+        let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
+        let store = try Datastore(folder: folder)
+        let outcome = await store.ingest(file: path)
+        XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
+        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
+        let frames = try store.index.frames(of: record.id)
+        let table = try FrameTable(file: try DICOMFile.read(path: path))
+        XCTAssertEqual(frames.count, 10)
+        for f in frames {
+            let ranges = f.fragments ?? [f.offset..<(f.offset + f.length)]
+            let bytes = try ranges.flatMap { try store.blobs.read(record.blob, range: $0) }
+            XCTAssertEqual(bytes, try table.encodedFrame(f.number - 1))
+        }
+    }
+}
+
+extension FileBlobStore {
+    init(folderForTests folder: String) { try! self.init(root: folder + "/blobs") }
+}

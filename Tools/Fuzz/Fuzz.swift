@@ -45,10 +45,16 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 #else
-for path in CommandLine.arguments.dropFirst() {
-    if let storage = try? ByteStorage.map(path: path) {
-        exercise(storage.bytes)
-        print("ok \(path)")
+/// Without libFuzzer: replays the inputs named on the command line (e.g. a crash artifact).
+@main
+struct FuzzReplay {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            if let storage = try? ByteStorage.map(path: path) {
+                exercise(storage.bytes)
+                print("ok \(path)")
+            }
+        }
     }
 }
 #endif
