@@ -36,6 +36,8 @@ public protocol BlobStore: Sendable {
     /// Streams `chunks` to a temporary blob while hashing, and makes it durable (fsync); `limit`
     /// caps the total size.
     func stage(_ chunks: some AsyncSequence<[UInt8], any Error>, limit: Int) async throws -> StagedBlob
+    /// Stages bytes already in memory (a copy made at ingest, say).
+    func stage(bytes: [UInt8]) throws -> StagedBlob
     /// Makes a staged blob visible under its id (rename, then fsync the directory). Returns
     /// whether the id was new; when not, the staged copy is dropped.
     func commit(_ staged: StagedBlob) throws -> Bool
@@ -95,6 +97,22 @@ public struct FileBlobStore: BlobStore {
             throw error
         }
         return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: temp)
+    }
+
+    public func stage(bytes: [UInt8]) throws -> StagedBlob {
+        let temp = "\(tmp)/\(UUID().uuidString).part"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        do {
+            try Self.writeAll(fd, bytes)
+            guard fsync(fd) == 0 else { throw BlobStoreError(kind: .io, description: "fsync failed: errno \(errno)") }
+            close(fd)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        return StagedBlob(id: BlobID(digest: SHA256.hash(data: bytes)), size: bytes.count, path: temp)
     }
 
     public func commit(_ staged: StagedBlob) throws -> Bool {

@@ -86,11 +86,31 @@ public final class Datastore: Sendable {
     public struct Candidate: Sendable {
         public let staged: StagedBlob
         let result: Result<PreparedInstance, IngestOutcome>
+        /// The copy transcoded at ingest, when the datastore makes one.
+        var transcoded: StagedBlob? = nil
     }
 
     public func prepare(_ staged: StagedBlob, expectedStudy: String? = nil) -> Candidate {
-        Candidate(staged: staged, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
+        var candidate = Candidate(staged: staged, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
+        if let target = transcodeOnIngest, case .success(var p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target,
+           let copy = InstancePreparation.transcodedCopy(of: staged, to: target, blobs: blobs) {
+            p.frames = copy.frames
+            p.framesBlob = copy.staged.id
+            p.framesBlobSize = copy.staged.size
+            p.framesTransferSyntaxUID = target
+            p.framesInPlace = true
+            candidate = Candidate(staged: staged, result: .success(p), transcoded: copy.staged)
+        }
+        return candidate
     }
+
+    /// Transfer syntax frames are transcoded to at ingest (HTJ2K lossless when enabled), or nil.
+    public var transcodeOnIngest: String? {
+        guard let value = try? index.setting("transcodeOnIngest"), !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func setTranscodeOnIngest(_ uid: String?) throws { try index.setSetting("transcodeOnIngest", uid ?? "") }
 
     /// Validates staged blobs, moves the good ones into place and indexes them in one transaction.
     public func ingest(staged: [StagedBlob], reason: String, expectedStudy: String? = nil) -> [IngestOutcome] {
@@ -104,9 +124,21 @@ public final class Datastore: Sendable {
         var prepared: [(Int, PreparedInstance, StagedBlob)] = []
         for (i, c) in candidates.enumerated() {
             switch c.result {
-            case .success(let p): prepared.append((i, p, c.staged))
+            case .success(var p):
+                // The transcoded copy goes first: an index row never names a blob that is not in place.
+                if let t = c.transcoded {
+                    pending.retain(t.id)
+                    if (try? blobs.commit(t)) == nil {
+                        blobs.discard(t)
+                        p.framesBlob = nil
+                        p.framesTransferSyntaxUID = nil
+                        if case .success(let original) = InstancePreparation.prepare(c.staged, expectedStudy: nil) { p.frames = original.frames; p.framesInPlace = original.framesInPlace }
+                    }
+                }
+                prepared.append((i, p, c.staged))
             case .failure(let outcome):
                 blobs.discard(c.staged)
+                if let t = c.transcoded { blobs.discard(t) }
                 outcomes[i] = outcome
             }
         }
@@ -135,6 +167,9 @@ public final class Datastore: Sendable {
         }
         for ((i, p, isNew), outcome) in zip(committed, results) {
             outcomes[i] = outcome
+            if let t = p.framesBlob, pending.release(t), outcome.status == .failed, !((try? index.isReferenced(t)) ?? true) {
+                try? blobs.remove(t)
+            }
             let last = pending.release(p.blob)
             // A failed instance's new blob goes, unless another ingest is using it or the index refers to it.
             if outcome.status == .failed && isNew && last && !((try? index.isReferenced(p.blob)) ?? true) {

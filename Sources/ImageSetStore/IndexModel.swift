@@ -17,6 +17,10 @@ public struct PreparedInstance: Sendable {
     /// The frame ranges are offsets in the blob (false for deflated data sets, whose frames
     /// must be read by parsing).
     public var framesInPlace: Bool
+    /// A copy transcoded at ingest that `frames` point into; the original stays in `blob`.
+    public var framesBlob: BlobID? = nil
+    public var framesBlobSize = 0
+    public var framesTransferSyntaxUID: String? = nil
 }
 
 /// A frame's place in its blob. `fragments` lists the ranges when the frame spans several
@@ -104,6 +108,9 @@ public struct InstanceRecord: Sendable, Hashable {
     public var attributes: InstanceAttributes
     public var framesInPlace: Bool
     public var addedInVersion: Int
+    /// The blob and syntax frames are served from (the transcoded copy when there is one).
+    public var framesBlob: BlobID
+    public var framesTransferSyntaxUID: String
 }
 
 public struct ImageSetFilter: Sendable {
@@ -132,6 +139,8 @@ public protocol ImageSetIndex: Sendable {
     func instance(sopInstanceUID: String) throws -> InstanceRecord?
     func frames(of instanceID: Int64) throws -> [FrameRecord]
     func metadata(of instanceID: Int64) throws -> [UInt8]?
+    /// The gzipped JSON array of a series' instance metadata for the image set's latest version.
+    func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]?
     /// Every blob the index references, with the size it recorded.
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool

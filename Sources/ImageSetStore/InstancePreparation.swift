@@ -68,6 +68,23 @@ enum InstancePreparation {
     }
 }
 
+extension InstancePreparation {
+    /// A Part 10 copy with Pixel Data in `target`, staged, and its frames. Nil when the instance
+    /// cannot be transcoded (unsupported layout, 1-bit data): frames are then served as stored.
+    static func transcodedCopy(of staged: StagedBlob, to target: String, blobs: any BlobStore) -> (staged: StagedBlob, frames: [FrameRecord])? {
+        guard let file = try? DICOMFile.read(storage: try ByteStorage.map(path: staged.path)),
+              let (ds, syntax) = try? Transcoder.transcode(file, to: target),
+              let bytes = try? DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta),
+              let copy = try? DICOMFile.read(bytes: bytes), let table = try? FrameTable(file: copy),
+              let stagedCopy = try? blobs.stage(bytes: bytes) else { return nil }
+        let frames = table.frames.enumerated().compactMap { n, f -> FrameRecord? in
+            guard let first = f.ranges.first else { return nil }
+            return FrameRecord(number: n + 1, offset: first.lowerBound, length: f.length, fragments: f.ranges.count > 1 ? f.ranges : nil)
+        }
+        return (stagedCopy, frames)
+    }
+}
+
 /// A failed outcome travels as the error of a `Result`.
 extension IngestOutcome: Error {}
 

@@ -75,6 +75,7 @@ extension SQLiteIndex {
 
     static func instance(_ row: Row) -> InstanceRecord? {
         guard let blob = BlobID(hex: row["blob_id"]) else { return nil }
+        let framesBlob = (row["frames_blob_id"] as String?).flatMap(BlobID.init(hex:)) ?? blob
         var a = InstanceAttributes()
         a.instanceNumber = row["instance_number"]; a.rows = row["rows"]; a.columns = row["columns"]
         a.bitsAllocated = row["bits_allocated"]; a.numberOfFrames = row["number_of_frames"]
@@ -82,7 +83,8 @@ extension SQLiteIndex {
                               seriesInstanceUID: row["series_instance_uid"], sopInstanceUID: row["sop_instance_uid"],
                               sopClassUID: row["sop_class_uid"], transferSyntaxUID: row["transfer_syntax_uid"], blob: blob,
                               blobSize: row["blob_size"], attributes: a, framesInPlace: row["frames_in_place"],
-                              addedInVersion: row["added_version"])
+                              addedInVersion: row["added_version"], framesBlob: framesBlob,
+                              framesTransferSyntaxUID: row["frames_transfer_syntax_uid"] ?? row["transfer_syntax_uid"])
     }
 
     public func instance(sopInstanceUID: String) throws -> InstanceRecord? {
@@ -113,18 +115,29 @@ extension SQLiteIndex {
         }
     }
 
+    public func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]? {
+        try pool.read { db in
+            (try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ?",
+                               arguments: [imageSetID, seriesInstanceUID])).map { [UInt8]($0) }
+        }
+    }
+
     public func referencedBlobs() throws -> [BlobID: Int] {
         try pool.read { db in
             var out: [BlobID: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT blob_id, MAX(blob_size) AS size FROM instance GROUP BY blob_id") {
-                if let id = BlobID(hex: row["blob_id"]) { out[id] = row["size"] }
+            for row in try Row.fetchAll(db, sql: """
+                SELECT blob_id AS id, MAX(blob_size) AS size FROM instance GROUP BY blob_id
+                UNION ALL
+                SELECT frames_blob_id AS id, MAX(frames_blob_size) AS size FROM instance WHERE frames_blob_id IS NOT NULL GROUP BY frames_blob_id
+                """) {
+                if let id = BlobID(hex: row["id"]) { out[id] = row["size"] }
             }
             return out
         }
     }
 
     public func isReferenced(_ blob: BlobID) throws -> Bool {
-        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE blob_id = ?)", arguments: [blob.hex]) ?? false }
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE blob_id = ?1 OR frames_blob_id = ?1)", arguments: [blob.hex]) ?? false }
     }
 
     public func setting(_ key: String) throws -> String? {

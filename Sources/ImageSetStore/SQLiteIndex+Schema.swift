@@ -63,6 +63,10 @@ extension SQLiteIndex {
                     blob_id TEXT NOT NULL,
                     blob_size INTEGER NOT NULL,
                     frames_in_place INTEGER NOT NULL,
+                    -- Set when frames are served from a copy transcoded at ingest (blob_id keeps the original).
+                    frames_blob_id TEXT,
+                    frames_blob_size INTEGER,
+                    frames_transfer_syntax_uid TEXT,
                     metadata BLOB NOT NULL,
                     added_version INTEGER NOT NULL,
                     removed_version INTEGER,
@@ -73,6 +77,17 @@ extension SQLiteIndex {
                 CREATE INDEX instance_study ON instance(study_instance_uid);
                 CREATE INDEX instance_series ON instance(series_instance_uid);
                 CREATE INDEX instance_blob ON instance(blob_id);
+                CREATE INDEX instance_frames_blob ON instance(frames_blob_id) WHERE frames_blob_id IS NOT NULL;
+
+                -- WADO-RS series metadata (a JSON array of the instances' DICOM JSON), gzipped, for the
+                -- latest version of each series; rewritten by every commit that touches the series.
+                CREATE TABLE series_metadata(
+                    image_set_id TEXT NOT NULL REFERENCES image_set(id) ON DELETE CASCADE,
+                    series_instance_uid TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    gzip BLOB NOT NULL,
+                    PRIMARY KEY(image_set_id, series_instance_uid)
+                ) WITHOUT ROWID;
 
                 CREATE TABLE frame(
                     instance_id INTEGER NOT NULL REFERENCES instance(id) ON DELETE CASCADE,

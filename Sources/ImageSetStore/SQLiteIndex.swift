@@ -53,6 +53,7 @@ public struct SQLiteIndex: ImageSetIndex {
         var newVersion: [String: Int] = [:]
         var added: [String: Int] = [:]
         var replaced: [String: Int] = [:]
+        var touchedSeries: Set<[String]> = []
 
         mutating func version(for imageSet: String) throws -> Int {
             if let v = newVersion[imageSet] { return v }
@@ -82,6 +83,9 @@ public struct SQLiteIndex: ImageSetIndex {
                 }
                 let v = try version(for: existingSet)
                 try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
+                if let series = try String.fetchOne(db, sql: "SELECT series_instance_uid FROM instance WHERE id = ?", arguments: [row["id"] as Int64]) {
+                    touchedSeries.insert([existingSet, series])
+                }
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced
             }
@@ -91,11 +95,12 @@ public struct SQLiteIndex: ImageSetIndex {
             try db.execute(sql: """
                 INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
                     transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
-                    frames_in_place, metadata, added_version, stored_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, metadata, added_version, stored_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [setID, p.studyInstanceUID, p.seriesInstanceUID, p.sopInstanceUID, p.sopClassUID,
                                  p.transferSyntaxUID, a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames,
-                                 p.blob.hex, p.blobSize, p.framesInPlace, Data(p.metadataJSON), v, now])
+                                 p.blob.hex, p.blobSize, p.framesInPlace, p.framesBlob?.hex, p.framesBlob == nil ? nil : p.framesBlobSize,
+                                 p.framesTransferSyntaxUID, Data(p.metadataJSON), v, now])
             let instanceID = db.lastInsertedRowID
             for f in p.frames {
                 let fragments = f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") }
@@ -109,6 +114,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 """, arguments: [setID, p.seriesInstanceUID, a.modality, a.seriesNumber, a.seriesDescription,
                                  a.bodyPartExamined, a.performedProcedureStepStartDate, a.performedProcedureStepStartTime])
             added[setID, default: 0] += 1
+            touchedSeries.insert([setID, p.seriesInstanceUID])
             outcome.imageSetID = setID
             outcome.isPrimary = isPrimary
             outcome.conflicts = conflicts
@@ -159,6 +165,10 @@ public struct SQLiteIndex: ImageSetIndex {
                 try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
                                arguments: [setID, v, now, why, count])
                 try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ? WHERE id = ?", arguments: [v, now, setID])
+            }
+            for key in touchedSeries {
+                guard let v = newVersion[key[0]] else { continue }
+                try SeriesMetadata.refresh(db, imageSetID: key[0], seriesInstanceUID: key[1], version: v)
             }
         }
     }

@@ -24,6 +24,12 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Instances indexed per transaction (one image-set version per batch).")
     var batch = 64
 
+    @Option(help: "Set the data folder's policy for a stored SOP Instance UID arriving with different bytes: reject or replace.")
+    var policy: String?
+
+    @Option(help: "Set whether the data folder keeps an HTJ2K lossless copy of each instance's frames: htj2k or none.")
+    var transcodeOnIngest: String?
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -35,6 +41,14 @@ struct ImportCommand: AsyncParsableCommand {
         do { store = try Datastore(folder: data) } catch {
             FileHandle.standardError.write(Data("tessera: \(data): \(error)\n".utf8))
             throw ExitCode.failure
+        }
+        if let policy {
+            guard let p = DuplicatePolicy(rawValue: policy) else { throw ValidationError("--policy is reject or replace") }
+            try store.setPolicy(p)
+        }
+        if let transcodeOnIngest {
+            guard ["htj2k", "none"].contains(transcodeOnIngest) else { throw ValidationError("--transcode-on-ingest is htj2k or none") }
+            try store.setTranscodeOnIngest(transcodeOnIngest == "htj2k" ? "1.2.840.10008.1.2.4.201" : nil)
         }
         let files = Self.collect(paths)
         var progress = Progress(total: files.count, totalBytes: files.reduce(0) { $0 + $1.size }, live: !quiet && isatty(2) != 0)

@@ -195,3 +195,46 @@ final class DatastoreTests: XCTestCase {
 extension FileBlobStore {
     init(folderForTests folder: String) { try! self.init(root: folder + "/blobs") }
 }
+
+final class DatastoreIngestOptionsTests: XCTestCase {
+    func testTranscodeOnIngestServesHTJ2KFramesAndKeepsTheOriginal() async throws {
+        let folder = try StoreFixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small.dcm") })
+        let store = try Datastore(folder: folder)
+        try store.setTranscodeOnIngest("1.2.840.10008.1.2.4.201")
+        let outcome = await store.ingest(file: path)
+        XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
+        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
+        XCTAssertEqual(try store.blobs.read(record.blob), [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), "original kept")
+        XCTAssertNotEqual(record.framesBlob, record.blob)
+        XCTAssertEqual(record.framesTransferSyntaxUID, "1.2.840.10008.1.2.4.201")
+        let original = try FrameTable(file: try DICOMFile.read(path: path))
+        let frames = try store.index.frames(of: record.id)
+        XCTAssertEqual(frames.count, original.frames.count)
+        for f in frames {
+            let stream = try (f.fragments ?? [f.offset..<(f.offset + f.length)]).flatMap { try store.blobs.read(record.framesBlob, range: $0) }
+            XCTAssertEqual(Array(stream.prefix(2)), [0xFF, 0x4F], "an HTJ2K codestream")
+            let decoded = try HTJ2KCodec().decode(stream, description: original.description)
+            XCTAssertEqual(decoded.bytes, try original.decodeFrame(f.number - 1).bytes)
+        }
+        XCTAssertTrue(try store.verify().isClean)
+    }
+
+    func testSeriesMetadataIsPrecomputedPerVersion() async throws {
+        let folder = try StoreFixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try Datastore(folder: folder)
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.1"))
+        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        let series = "1.2.826.0.1.3680043.9.7433.1.1"
+        func instancesInMetadata() throws -> [String] {
+            let gz = try XCTUnwrap(try store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series))
+            let json = try JSONSerialization.jsonObject(with: Data(try SeriesMetadata.gunzip(gz))) as? [[String: Any]]
+            return (json ?? []).compactMap { (($0["00080018"] as? [String: Any])?["Value"] as? [String])?.first }
+        }
+        XCTAssertEqual(try instancesInMetadata(), ["1.2.3.8.1"])
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.2"))
+        XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2"])
+    }
+}

@@ -1,11 +1,14 @@
 // Parsing benchmark (Docs/performance.md). `tessera-bench parse PATH… [--repeat N]` parses every
 // file up to Pixel Data N times and prints the median rate; `tessera-bench frames FILE` locates all
-// frames of a file and prints the time and peak resident memory.
+// frames of a file and prints the time and peak resident memory; `tessera-bench decode FILE… [--repeat N]
+// [--threads T]` decodes every frame and prints megapixels/s; `tessera-bench encode --to UID FILE…`
+// encodes every (decoded) frame and prints megapixels/s.
 #if canImport(Glibc)
 import Glibc
 #endif
 import DICOMCore
 import DICOMParser
+import PixelData
 
 func now() -> Double {
     var ts = timespec()
@@ -87,25 +90,59 @@ case "frames":
     let baseline = peakRSSMiB()
     let start = now()
     do {
-        let file = try DICOMFile.read(path: path)
-        var frames: [Range<Int>] = []
-        switch file.dataSet[.pixelData]?.value {
-        case .fragments(let f)?:
-            frames = f.fragments
-        case .bulk(let ref)?:
-            let count = Int(file.dataSet.integer(.numberOfFrames) ?? 1)
-            let size = ref.length / max(1, count)
-            frames = (0..<count).map { (ref.offset + $0 * size)..<(ref.offset + ($0 + 1) * size) }
-        default:
-            break
-        }
+        let table = try FrameTable(file: try DICOMFile.read(path: path))
         let elapsed = (now() - start) * 1000
-        let total = frames.reduce(0) { $0 + $1.count }
-        print("file_bytes=\(fileSize(path)) frames=\(frames.count) frame_bytes=\(total) elapsed_ms=\(elapsed) peak_rss_MiB=\(peakRSSMiB()) rss_before_MiB=\(baseline)")
+        let total = table.frames.reduce(0) { $0 + $1.length }
+        print("file_bytes=\(fileSize(path)) frames=\(table.frames.count) frame_bytes=\(total) elapsed_ms=\(elapsed) peak_rss_MiB=\(peakRSSMiB()) rss_before_MiB=\(baseline)")
     } catch {
         print("error: \(error)")
         exit(1)
     }
+case "decode", "encode":
+    var repeats = 5, threads = 1
+    var target = ""
+    while let i = args.firstIndex(where: { $0.hasPrefix("--") }), i + 1 < args.count {
+        switch args[i] {
+        case "--repeat": repeats = Int(args[i + 1]) ?? repeats
+        case "--threads": threads = Int(args[i + 1]) ?? threads
+        case "--to": target = args[i + 1]
+        default: print("unknown option \(args[i])"); exit(2)
+        }
+        args.removeSubrange(i...(i + 1))
+    }
+    var tables: [FrameTable] = []
+    for f in collect(args) {
+        do { tables.append(try FrameTable(file: try DICOMFile.read(path: f))) } catch { print("skip \(f): \(error)") }
+    }
+    var pixels = 0
+    for t in tables { pixels += t.description.rows * t.description.columns * t.frames.count }
+    var work: [() throws -> Void] = []
+    if mode == "decode" {
+        for t in tables {
+            let encoded = t.frames.indices.compactMap { try? t.encodedFrame($0) }
+            var decoder: any PixelDecoder = NativeCodec()
+            if t.transferSyntax.isEncapsulated, let d = PixelCodecs.decoder(for: t.transferSyntax.uid) { decoder = d }
+            if t.transferSyntax.uid.hasPrefix("1.2.840.10008.1.2.4.9") { decoder = OpenJPEGCodec(threads: threads) }
+            let d = t.description
+            work.append { for e in encoded { _ = try decoder.decode(e, description: d) } }
+        }
+    } else {
+        guard let encoder = PixelCodecs.encoder(for: target) else { print("no encoder for \(target)"); exit(2) }
+        for t in tables {
+            let decoded = try t.frames.indices.map { try t.decodeFrame($0) }
+            work.append { for f in decoded { _ = try encoder.encode(f.bytes, description: f.description) } }
+        }
+    }
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let start = now()
+        do { for w in work { try w() } } catch { print("error: \(error)"); exit(1) }
+        times.append(now() - start)
+    }
+    let median = times.sorted()[times.count / 2]
+    let megapixels = Double(pixels) / 1e6
+    let rate = megapixels / median
+    print("\(mode) files=\(tables.count) megapixels=\(megapixels) median_s=\(median) MP_per_s=\(Int(rate.rounded())) threads=\(threads)")
 default:
     print("unknown mode \(mode)")
     exit(2)
