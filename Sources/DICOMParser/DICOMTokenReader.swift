@@ -104,8 +104,18 @@ public struct DICOMTokenReader: Sendable {
         guard start + 8 <= end else {
             throw DICOMError(.truncated, tag: top.tag, offset: start, message: "item header needs 8 bytes, \(max(0, end - start)) left")
         }
-        let tag = Tag(group: u16(start), element: u16(start + 2))
-        let length = u32(start + 4)
+        let tag: Tag
+        let length: UInt32
+        if top.kind == .fragments {
+            // Fragment headers are scattered through Pixel Data: read them without faulting pages in.
+            let (raw, len) = storage.read8(at: start)
+            let t = UInt32(littleEndian: raw)
+            tag = Tag(group: UInt16(truncatingIfNeeded: t), element: UInt16(truncatingIfNeeded: t >> 16))
+            length = UInt32(littleEndian: len)
+        } else {
+            tag = Tag(group: u16(start), element: u16(start + 2))
+            length = u32(start + 4)
+        }
         position = start + 8
         switch tag {
         case .item:

@@ -158,6 +158,7 @@ public final class Datastore: Sendable {
         }
         let results: [IngestOutcome]
         do {
+            if !committed.isEmpty { try blobs.sync() }
             results = try index.commit(committed.map(\.1), policy: policy, reason: reason)
         } catch {
             results = committed.map { _, p, _ in

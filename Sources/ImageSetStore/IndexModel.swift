@@ -144,6 +144,7 @@ public protocol ImageSetIndex: Sendable {
     /// Every blob the index references, with the size it recorded.
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool
+    func search(_ query: SearchQuery) throws -> [SearchRow]
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws
 }

@@ -59,7 +59,8 @@ enum InstancePreparation {
             }
         }
         var options = DICOMJSONOptions()
-        options.bulkDataURI = { path, _ in BulkURI.placeholder(path) }
+        let instancePath = "/studies/\(uids[2])/series/\(uids[3])/instances/\(uids[1])"
+        options.bulkDataURI = { path, _ in BulkURI.placeholder(instancePath: instancePath, path) }
         let metadata = DICOMJSON.encode(ds, options: options)
         return .success(PreparedInstance(
             studyInstanceUID: uids[2], seriesInstanceUID: uids[3], sopInstanceUID: uids[1], sopClassUID: uids[0],
@@ -88,11 +89,12 @@ extension InstancePreparation {
 /// A failed outcome travels as the error of a `Result`.
 extension IngestOutcome: Error {}
 
-/// Stored metadata names bulk data by a placeholder the server turns into a URL of its own:
-/// `tessera-bulk:` then the tag path, e.g. `tessera-bulk:7FE00010` or `tessera-bulk:00540016/0/00181072`.
+/// Stored metadata names bulk data by a placeholder the server turns into a URL by replacing the
+/// prefix with its DICOMweb root: `tessera-bulk:/studies/S/series/E/instances/I/bulkdata/` then the
+/// tag path, e.g. `7FE00010` or `00540016/00181072` (sequence, then the tag in its first item).
 public enum BulkURI {
     public static let prefix = "tessera-bulk:"
-    static func placeholder(_ path: [Tag]) -> String {
-        prefix + path.map(\.hexString).joined(separator: "/")
+    static func placeholder(instancePath: String, _ path: [Tag]) -> String {
+        prefix + instancePath + "/bulkdata/" + path.map(\.hexString).joined(separator: "/")
     }
 }

@@ -27,7 +27,7 @@ final class DatastoreTests: XCTestCase {
         XCTAssertEqual(try store.blobs.read(record.blob, range: frames[0].offset..<(frames[0].offset + frames[0].length)),
                        try table.encodedFrame(0))
         let metadata = String(decoding: try XCTUnwrap(try store.index.metadata(of: record.id)), as: UTF8.self)
-        XCTAssertTrue(metadata.contains("\"BulkDataURI\":\"tessera-bulk:7FE00010\""), metadata)
+        XCTAssertTrue(metadata.contains("\"BulkDataURI\":\"tessera-bulk:/studies/1.2.826.0.1.3680043.9.7433.1/series/1.2.826.0.1.3680043.9.7433.1.1/instances/1.2.3.4.1/bulkdata/7FE00010\""), metadata)
     }
 
     func testDuplicatesAreIdempotent() async throws {

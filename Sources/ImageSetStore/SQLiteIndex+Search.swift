@@ -1,0 +1,147 @@
+import DICOMCore
+import GRDB
+
+extension SQLiteIndex {
+    /// QIDO-RS from the index alone: typed columns, counts by SQL, never a blob.
+    public func search(_ q: SearchQuery) throws -> [SearchRow] {
+        var clauses = ["i.removed_version IS NULL", "s.state = 'ACTIVE'"]
+        var args: [any DatabaseValueConvertible] = []
+        if let study = q.studyInstanceUID { clauses.append("i.study_instance_uid = ?"); args.append(study) }
+        if let series = q.seriesInstanceUID { clauses.append("i.series_instance_uid = ?"); args.append(series) }
+        for (tag, condition) in q.conditions.sorted(by: { $0.key < $1.key }) {
+            guard let (column, kind) = SearchQuery.matchable[tag] else { continue }
+            let (sql, values) = Self.clause(column: column, kind: kind, condition: condition, fuzzy: q.fuzzyMatching)
+            clauses.append(sql)
+            args += values
+        }
+        let joins = """
+            FROM instance i JOIN image_set s ON s.id = i.image_set_id
+            JOIN series se ON se.image_set_id = i.image_set_id AND se.series_instance_uid = i.series_instance_uid
+            """
+        let from = joins + " WHERE " + clauses.joined(separator: " AND ")
+        let select: String
+        switch q.level {
+        case .study:
+            // A study is found through any of its image sets and shown with its primary set's attributes.
+            select = """
+                SELECT p.*, MIN(i.id) AS rep,
+                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE study_instance_uid = p.study_instance_uid AND removed_version IS NULL) AS n_series,
+                  (SELECT COUNT(*) FROM instance WHERE study_instance_uid = p.study_instance_uid AND removed_version IS NULL) AS n_instances,
+                  (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM series x JOIN image_set y ON y.id = x.image_set_id
+                     WHERE y.study_instance_uid = p.study_instance_uid AND x.modality != '') AS modalities
+                \(joins) JOIN image_set p ON p.study_instance_uid = s.study_instance_uid AND p.is_primary = 1
+                WHERE \(clauses.joined(separator: " AND "))
+                GROUP BY p.study_instance_uid ORDER BY p.study_date DESC, p.study_instance_uid LIMIT ? OFFSET ?
+                """
+        case .series:
+            select = """
+                SELECT s.*, se.*, MIN(i.id) AS rep,
+                  (SELECT COUNT(*) FROM instance WHERE series_instance_uid = se.series_instance_uid AND removed_version IS NULL) AS n_series_instances
+                \(from) GROUP BY se.series_instance_uid ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid LIMIT ? OFFSET ?
+                """
+        case .instance:
+            select = """
+                SELECT s.*, se.*, i.*, i.id AS rep \(from)
+                ORDER BY i.study_instance_uid, i.series_instance_uid, i.instance_number, i.sop_instance_uid LIMIT ? OFFSET ?
+                """
+        }
+        args.append(q.limit)
+        args.append(q.offset)
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: select, arguments: StatementArguments(args)).map { Self.searchRow($0, level: q.level) }
+        }
+    }
+
+    static func clause(column: String, kind: SearchQuery.ColumnKind, condition: SearchQuery.Condition, fuzzy: Bool) -> (String, [any DatabaseValueConvertible]) {
+        if kind == .modalitiesInStudy {
+            let values: [String]
+            switch condition {
+            case .anyOf(let v): values = v
+            case .equals(let v, _): values = v.split(separator: "\\").map(String.init)
+            case .range: values = []
+            }
+            let marks = values.map { _ in "?" }.joined(separator: ", ")
+            return ("EXISTS (SELECT 1 FROM series m JOIN image_set n ON n.id = m.image_set_id WHERE n.study_instance_uid = s.study_instance_uid AND m.modality IN (\(marks)))", values)
+        }
+        switch condition {
+        case .anyOf(let values):
+            return ("\(column) IN (\(values.map { _ in "?" }.joined(separator: ", ")))", values)
+        case .range(let lo, let hi):
+            var parts: [String] = []
+            var args: [any DatabaseValueConvertible] = []
+            // Empty values never fall in a range.
+            parts.append("\(column) != ''")
+            if let lo { parts.append("\(column) >= ?"); args.append(lo) }
+            if let hi { parts.append("\(column) <= ?"); args.append(hi + "\u{FFFF}") }
+            return ("(" + parts.joined(separator: " AND ") + ")", args)
+        case .equals(let value, let wildcard):
+            switch kind {
+            case .integer:
+                return ("\(column) = ?", [Int(value) ?? Int.min])
+            case .personName:
+                // Case-insensitive; LIKE with escaped % and _, and * ? as wildcards.
+                var pattern = ""
+                for ch in value {
+                    switch ch {
+                    case "%", "_", "\\": pattern += "\\\(ch)"
+                    case "*": pattern += "%"
+                    case "?": pattern += "_"
+                    default: pattern.append(ch)
+                    }
+                }
+                if fuzzy {
+                    // Any name component that starts with the value.
+                    return ("(' ' || REPLACE(REPLACE(\(column), '^', ' '), '=', ' ')) LIKE ? ESCAPE '\\'", ["% " + pattern + "%"])
+                }
+                return ("\(column) LIKE ? ESCAPE '\\'", [pattern])
+            default:
+                if wildcard {
+                    let glob = value.replacingOccurrences(of: "[", with: "[[]")
+                    return ("\(column) GLOB ?", [glob])
+                }
+                return ("\(column) = ?", [value])
+            }
+        }
+    }
+
+    static func searchRow(_ row: Row, level: SearchQuery.Level) -> SearchRow {
+        var r = SearchRow()
+        r.studyInstanceUID = row["study_instance_uid"]
+        r.representativeInstanceID = row["rep"] ?? 0
+        let studyColumns: [(UInt32, String)] = [
+            (0x0010_0010, "patient_name"), (0x0010_0020, "patient_id"), (0x0010_0030, "patient_birth_date"),
+            (0x0010_0040, "patient_sex"), (0x0008_0020, "study_date"), (0x0008_0030, "study_time"),
+            (0x0008_0050, "accession_number"), (0x0020_0010, "study_id"), (0x0008_1030, "study_description"),
+            (0x0008_0090, "referring_physician_name"), (0x0008_0080, "institution_name"),
+        ]
+        for (tag, column) in studyColumns { r.values[Tag(tag)] = row[column] ?? "" }
+        r.values[Tag(0x0020_000D)] = r.studyInstanceUID
+        switch level {
+        case .study:
+            r.numberOfStudyRelatedSeries = row["n_series"]
+            r.numberOfStudyRelatedInstances = row["n_instances"]
+            r.modalitiesInStudy = ((row["modalities"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
+        case .series, .instance:
+            r.seriesInstanceUID = row["series_instance_uid"]
+            r.values[Tag(0x0020_000E)] = r.seriesInstanceUID
+            r.values[Tag(0x0008_0060)] = row["modality"] ?? ""
+            r.values[Tag(0x0008_103E)] = row["series_description"] ?? ""
+            r.values[Tag(0x0018_0015)] = row["body_part_examined"] ?? ""
+            r.values[Tag(0x0040_0244)] = row["performed_start_date"] ?? ""
+            r.values[Tag(0x0040_0245)] = row["performed_start_time"] ?? ""
+            if let n: Int = row["series_number"] { r.values[Tag(0x0020_0011)] = String(n) }
+            if level == .series {
+                r.numberOfSeriesRelatedInstances = row["n_series_instances"]
+            } else {
+                r.sopInstanceUID = row["sop_instance_uid"]
+                r.values[Tag(0x0008_0018)] = r.sopInstanceUID
+                r.values[Tag(0x0008_0016)] = row["sop_class_uid"] ?? ""
+                for (tag, column) in [(UInt32(0x0020_0013), "instance_number"), (0x0028_0010, "rows"), (0x0028_0011, "columns"),
+                                      (0x0028_0100, "bits_allocated"), (0x0028_0008, "number_of_frames")] {
+                    if let n: Int = row[column] { r.values[Tag(tag)] = String(n) }
+                }
+            }
+        }
+        return r
+    }
+}
