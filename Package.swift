@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.4.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .target(name: "DICOMCore"),
@@ -54,10 +58,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // DICOMweb (STOW-RS, QIDO-RS, WADO-RS) and the image-set API over HTTP.
+        .target(
+            name: "DICOMweb",
+            dependencies: [
+                "ImageSetStore", "PixelData", "DICOMParser",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser", "PixelData", "ImageSetStore",
+                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,6 +88,10 @@ let package = Package(
         .testTarget(name: "DICOMParserTests", dependencies: ["DICOMParser", "TestSupport"]),
         .testTarget(name: "PixelDataTests", dependencies: ["PixelData", "TestSupport"]),
         .testTarget(name: "ImageSetStoreTests", dependencies: ["ImageSetStore", "TestSupport"]),
+        .testTarget(name: "DICOMwebTests", dependencies: [
+            "DICOMweb", "ImageSetStore", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -69,8 +69,6 @@ void on_abort(int sig, siginfo_t *si, void *ctx) {
     else if (g_previous_abort.sa_handler != SIG_DFL && g_previous_abort.sa_handler != SIG_IGN) g_previous_abort.sa_handler(sig);
 }  // returning lets abort() restore the default action and terminate
 
-void warm_up();
-
 // No stream may be null: 0.9.0's handlers fprintf to it unchecked (later versions return from
 // the error handler without throwing, so decoding would carry on with bad state).
 void configure_once() {
@@ -84,7 +82,9 @@ void configure_once() {
         sa.sa_flags = SA_SIGINFO;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGABRT, &sa, &g_previous_abort);
-        warm_up();
+        // OpenJPH picks its SIMD kernels lazily behind unsynchronised static flags when a
+        // codestream is constructed; doing that once here keeps concurrent first calls apart.
+        ojph::codestream warm_up;
         return true;
     }();
     (void)done;
@@ -142,6 +142,7 @@ const char *validate(const uint8_t *d, size_t n) {
         if (m == 0xFF90) break;
         if (len < 2 || len > end - p - 2) return "codestream truncated in main header";
         const uint8_t *s = d + p + 4;
+        if ((m == 0xFF51 && tiles) || (m == 0xFF52 && cod) || (m == 0xFF5C && qcd)) return "duplicate SIZ, COD or QCD";
         if (m == 0xFF51) {
             const uint32_t csiz = len >= 38 ? be(s + 34, 2) : 0;
             if (csiz == 0 || len != 38 + 3 * csiz) return "malformed SIZ";
@@ -315,23 +316,6 @@ int encode_impl(const uint8_t *samples, size_t samples_length, const copenjph_im
     *out = buf;
     *out_length = n;
     return COPENJPH_OK;
-}
-
-// OpenJPH picks its SIMD kernels lazily behind unsynchronised "initialised" flags; running the
-// encode and decode paths once inside the once-only initialiser keeps first calls from racing.
-void warm_up() {
-    try {
-        uint8_t px[8 * 8 * 3], back[sizeof px];
-        for (size_t i = 0; i < sizeof px; ++i) px[i] = uint8_t(i * 7);
-        copenjph_image_info info = {8, 8, 3, 8, 0};
-        uint8_t *enc = nullptr;
-        size_t n = 0;
-        if (encode_impl(px, sizeof px, &info, 1, &enc, &n, nullptr, 0) == COPENJPH_OK)
-            decode_impl(enc, n, &info, back, sizeof back, nullptr, 0);
-        std::free(enc);
-    } catch (...) {
-    }
-    t_message.clear();
 }
 
 }  // namespace

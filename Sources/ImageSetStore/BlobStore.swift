@@ -60,6 +60,10 @@ public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable { case tooLarge, notFound, io }
     public let kind: Kind
     public let description: String
+    public init(kind: Kind, description: String) {
+        self.kind = kind
+        self.description = description
+    }
 }
 
 /// Writes one staged blob piece by piece, hashing as it goes. Not thread-safe: one writer per part.

@@ -145,6 +145,8 @@ public protocol ImageSetIndex: Sendable {
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool
     func search(_ query: SearchQuery) throws -> [SearchRow]
+    /// Current instances of a study, optionally narrowed to a series and an instance, across image sets.
+    func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord]
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws
 }

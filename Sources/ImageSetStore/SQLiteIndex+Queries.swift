@@ -87,6 +87,17 @@ extension SQLiteIndex {
                               framesTransferSyntaxUID: row["frames_transfer_syntax_uid"] ?? row["transfer_syntax_uid"])
     }
 
+    public func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
+        try pool.read { db in
+            var sql = "SELECT i.* FROM instance i JOIN image_set s ON s.id = i.image_set_id WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND s.state = 'ACTIVE'"
+            var args: [any DatabaseValueConvertible] = [study]
+            if let series { sql += " AND i.series_instance_uid = ?"; args.append(series) }
+            if let sop { sql += " AND i.sop_instance_uid = ?"; args.append(sop) }
+            sql += " ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid"
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap(Self.instance)
+        }
+    }
+
     public func instance(sopInstanceUID: String) throws -> InstanceRecord? {
         try pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM instance WHERE sop_instance_uid = ? AND removed_version IS NULL",

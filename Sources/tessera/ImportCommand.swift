@@ -53,51 +53,84 @@ struct ImportCommand: AsyncParsableCommand {
         let files = Self.collect(paths)
         var progress = Progress(total: files.count, totalBytes: files.reduce(0) { $0 + $1.size }, live: !quiet && isatty(2) != 0)
         var summary = Summary()
+        // A pipeline of two: while one batch is synced and indexed, the next is copied and parsed.
+        var pending: Task<Void, Never>?
+        let report = Report()
         var start = 0
         while start < files.count {
             let chunk = Array(files[start..<min(start + batch, files.count)])
             start += chunk.count
-            // Copy, hash and parse the chunk in parallel; index it in one transaction.
-            let candidates = await withTaskGroup(of: (Int, Datastore.Candidate?, String?).self) { group in
-                var next = 0
-                var out = [(Datastore.Candidate?, String?)](repeating: (nil, nil), count: chunk.count)
-                func add() {
-                    let i = next
-                    next += 1
-                    let path = chunk[i].path
-                    group.addTask {
-                        do {
-                            let staged = try await store.blobs.stage(FileChunks(path: path), limit: store.maximumInstanceSize)
-                            return (i, store.prepare(staged), nil)
-                        } catch {
-                            return (i, nil, "\(error)")
-                        }
+            let candidates = await stage(chunk, store: store)
+            await pending?.value
+            report.flush(into: &summary, progress: &progress)
+            let printOutcomes = self.printOutcomes
+            pending = Task.detached {
+                let good = candidates.enumerated().compactMap { i, c in c.0.map { (i, $0) } }
+                let outcomes = store.store(good.map(\.1), reason: "import")
+                var lines: [(IngestOutcome, String)] = []
+                for (i, c) in candidates.enumerated() where c.1 != nil {
+                    lines.append((.failure(FailureReason.processingFailure, c.1 ?? ""), chunk[i].path))
+                }
+                for ((i, _), outcome) in zip(good, outcomes) {
+                    lines.append((outcome, chunk[i].path))
+                    if printOutcomes {
+                        // Written only after the commit returned: a line here means the instance is durable.
+                        FileHandle.standardOutput.write(Data("\(outcome.status.rawValue) \(outcome.sopInstanceUID ?? "-") \(chunk[i].path)\n".utf8))
                     }
                 }
-                while next < min(jobs, chunk.count) { add() }
-                for await (i, candidate, error) in group {
-                    out[i] = (candidate, error)
-                    if next < chunk.count { add() }
-                }
-                return out
+                report.add(lines, files: chunk.count, bytes: chunk.reduce(0) { $0 + $1.size })
             }
-            let good = candidates.enumerated().compactMap { i, c in c.0.map { (i, $0) } }
-            let outcomes = store.store(good.map(\.1), reason: "import")
-            for (i, c) in candidates.enumerated() where c.1 != nil {
-                summary.add(.failure(FailureReason.processingFailure, c.1 ?? ""), path: chunk[i].path)
-            }
-            for ((i, _), outcome) in zip(good, outcomes) {
-                summary.add(outcome, path: chunk[i].path)
-                if printOutcomes {
-                    // Written only after the commit returned: a line here means the instance is durable.
-                    FileHandle.standardOutput.write(Data("\(outcome.status.rawValue) \(outcome.sopInstanceUID ?? "-") \(chunk[i].path)\n".utf8))
-                }
-            }
-            progress.advance(files: chunk.count, bytes: chunk.reduce(0) { $0 + $1.size })
         }
+        await pending?.value
+        report.flush(into: &summary, progress: &progress)
         progress.finish()
         summary.print(elapsed: progress.elapsed, bytes: progress.bytesDone)
         if summary.failed > 0 { throw ExitCode.failure }
+    }
+
+    /// Copies, hashes and parses a chunk of files in parallel, at most `jobs` at a time.
+    func stage(_ chunk: [(path: String, size: Int)], store: Datastore) async -> [(Datastore.Candidate?, String?)] {
+        await withTaskGroup(of: (Int, Datastore.Candidate?, String?).self) { group in
+            var next = 0
+            var out = [(Datastore.Candidate?, String?)](repeating: (nil, nil), count: chunk.count)
+            func add() {
+                let i = next
+                next += 1
+                let path = chunk[i].path
+                group.addTask {
+                    do {
+                        let staged = try await store.blobs.stage(FileChunks(path: path), limit: store.maximumInstanceSize)
+                        return (i, store.prepare(staged), nil)
+                    } catch {
+                        return (i, nil, "\(error)")
+                    }
+                }
+            }
+            while next < min(jobs, chunk.count) { add() }
+            for await (i, candidate, error) in group {
+                out[i] = (candidate, error)
+                if next < chunk.count { add() }
+            }
+            return out
+        }
+    }
+
+    /// Outcomes handed from the committing task to the main loop.
+    final class Report: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [(IngestOutcome, String)] = []
+        private var files = 0, bytes = 0
+        func add(_ l: [(IngestOutcome, String)], files f: Int, bytes b: Int) {
+            lock.withLock { lines += l; files += f; bytes += b }
+        }
+        func flush(into summary: inout Summary, progress: inout Progress) {
+            let (l, f, b) = lock.withLock { () -> ([(IngestOutcome, String)], Int, Int) in
+                defer { lines = []; files = 0; bytes = 0 }
+                return (lines, files, bytes)
+            }
+            for (o, p) in l { summary.add(o, path: p) }
+            if f > 0 { progress.advance(files: f, bytes: b) }
+        }
     }
 
     static func collect(_ paths: [String]) -> [(path: String, size: Int)] {

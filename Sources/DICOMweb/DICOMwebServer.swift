@@ -1,0 +1,104 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageSetStore
+import Logging
+import NIOCore
+
+public struct DICOMwebConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Largest STOW-RS request body; larger ones get 413.
+    public var maximumRequestSize = 8 << 30
+    public init() {}
+}
+
+/// Everything a request handler needs: the store and the configuration.
+struct DICOMwebService: Sendable {
+    let store: Datastore
+    let configuration: DICOMwebConfiguration
+}
+
+/// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
+public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger) -> some ApplicationProtocol {
+    let router = buildRouter(store: store, configuration: configuration)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
+        logger: logger
+    )
+}
+
+public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<BasicRequestContext> {
+    let service = DICOMwebService(store: store, configuration: configuration)
+    let router = Router(context: BasicRequestContext.self)
+    router.middlewares.add(RequestLogMiddleware())
+    // Browser viewers: every response, errors included, carries the CORS headers.
+    router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
+                                          allowMethods: [.get, .post, .delete, .head, .options],
+                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning"]))
+    router.get("/health") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+    }
+    let web = router.group("dicomweb")
+    service.addSTOWRoutes(to: web)
+    service.addQIDORoutes(to: web)
+    service.addWADORoutes(to: web)
+    service.addImageSetRoutes(to: router.group("imagesets"))
+    return router
+}
+
+/// One structured log line per request: id, method, route, status and duration.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var logger = context.logger
+        logger[metadataKey: "method"] = "\(request.method.rawValue)"
+        logger[metadataKey: "path"] = "\(request.uri.path)"
+        do {
+            let response = try await next(request, context)
+            logger[metadataKey: "status"] = "\(response.status.code)"
+            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
+            logger.info("request")
+            return response
+        } catch {
+            let status = (error as? HTTPResponseError)?.status.code ?? 500
+            logger[metadataKey: "status"] = "\(status)"
+            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
+            logger.info("request failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return String(format: "%.2f", ms)
+    }
+}
+
+/// Errors as DICOMweb clients expect them: a status and a short JSON body saying what was wrong.
+struct DICOMwebError: Error, HTTPResponseError {
+    let status: HTTPResponse.Status
+    let message: String
+    init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body = ByteBuffer()
+        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        body.writeString("{\"error\":\"\(escaped)\"}")
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+}
+
+extension Request {
+    /// The DICOMweb root as the client sees it, honouring X-Forwarded-Proto/Host behind a proxy.
+    var dicomwebRoot: String {
+        let proto = headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") } ?? "http"
+        let host = headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") }
+            ?? head.authority ?? "localhost"
+        return "\(proto)://\(host)/dicomweb"
+    }
+}

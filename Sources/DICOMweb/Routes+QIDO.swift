@@ -1,0 +1,160 @@
+import DICOMCore
+import DICOMDictionary
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageSetStore
+import NIOCore
+
+extension DICOMwebService {
+    func addQIDORoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.get("studies") { request, _ in try self.search(request, level: .study, study: nil, series: nil) }
+        group.get("series") { request, _ in try self.search(request, level: .series, study: nil, series: nil) }
+        group.get("instances") { request, _ in try self.search(request, level: .instance, study: nil, series: nil) }
+        group.get("studies/:study/series") { request, context in
+            try self.search(request, level: .series, study: context.parameters.require("study"), series: nil)
+        }
+        group.get("studies/:study/instances") { request, context in
+            try self.search(request, level: .instance, study: context.parameters.require("study"), series: nil)
+        }
+        group.get("studies/:study/series/:series/instances") { request, context in
+            try self.search(request, level: .instance, study: context.parameters.require("study"),
+                            series: context.parameters.require("series"))
+        }
+    }
+
+    /// QIDO-RS (PS3.18 §10.6), answered from the index.
+    func search(_ request: Request, level: SearchQuery.Level, study: String?, series: String?) throws -> Response {
+        var query = SearchQuery(level: level)
+        query.studyInstanceUID = study
+        query.seriesInstanceUID = series
+        var include: Set<Tag> = []
+        var includeAll = false
+        var ignored: [String] = []
+        for (key, value) in request.uri.queryParameters {
+            let k = String(key), v = String(value)
+            switch k {
+            case "limit":
+                guard let n = Int(v), n >= 0 else { throw DICOMwebError(.badRequest, "limit '\(v)' is not a non-negative integer") }
+                query.limit = min(n, 10_000)
+            case "offset":
+                guard let n = Int(v), n >= 0 else { throw DICOMwebError(.badRequest, "offset '\(v)' is not a non-negative integer") }
+                query.offset = n
+            case "fuzzymatching":
+                guard v == "true" || v == "false" else { throw DICOMwebError(.badRequest, "fuzzymatching is true or false") }
+                query.fuzzyMatching = v == "true"
+            case "includefield":
+                for name in v.split(separator: ",") {
+                    if name == "all" { includeAll = true; continue }
+                    guard let tag = Self.attributeTag(String(name)) else {
+                        throw DICOMwebError(.badRequest, "includefield '\(name)' is not a DICOM keyword or tag")
+                    }
+                    include.insert(tag)
+                }
+            default:
+                guard let tag = Self.attributeTag(k) else {
+                    throw DICOMwebError(.badRequest, "'\(k)' is neither a query parameter nor a DICOM keyword or tag")
+                }
+                guard SearchQuery.isMatchable(tag, at: level) else { ignored.append(k); continue }
+                query.conditions[tag] = try Self.condition(for: tag, value: v)
+            }
+        }
+        let rows = try store.index.search(query)
+        let root = request.dicomwebRoot
+        var results: [[String: Any]] = []
+        for row in rows {
+            var json: [String: Any] = [:]
+            // Attributes beyond the typed columns come from a representative instance's stored JSON.
+            if includeAll || !include.isEmpty, let meta = try store.index.metadata(of: row.representativeInstanceID),
+               let object = try JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any] {
+                for (key, value) in object {
+                    guard let raw = UInt32(key, radix: 16) else { continue }
+                    let tag = Tag(raw)
+                    if include.contains(tag) || (includeAll && Self.belongs(tag, to: level)) {
+                        json[key] = Self.resolvingBulkURIs(value, root: root)
+                    }
+                }
+            }
+            for (tag, value) in row.values { json[tag.hexString] = Self.element(tag, value) }
+            var retrieve = "\(root)/studies/\(row.studyInstanceUID)"
+            switch level {
+            case .study:
+                json["00201206"] = ["vr": "IS", "Value": [row.numberOfStudyRelatedSeries ?? 0]]
+                json["00201208"] = ["vr": "IS", "Value": [row.numberOfStudyRelatedInstances ?? 0]]
+                json["00080061"] = row.modalitiesInStudy.isEmpty ? ["vr": "CS"] : ["vr": "CS", "Value": row.modalitiesInStudy]
+            case .series:
+                retrieve += "/series/\(row.seriesInstanceUID ?? "")"
+                json["00201209"] = ["vr": "IS", "Value": [row.numberOfSeriesRelatedInstances ?? 0]]
+            case .instance:
+                retrieve += "/series/\(row.seriesInstanceUID ?? "")/instances/\(row.sopInstanceUID ?? "")"
+            }
+            json["00081190"] = ["vr": "UR", "Value": [retrieve]]
+            results.append(json)
+        }
+        let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys, .withoutEscapingSlashes])
+        var headers: HTTPFields = [.contentType: "application/dicom+json"]
+        if !ignored.isEmpty {
+            headers[HTTPField.Name("Warning")!] = "299 tessera \"The fields \(ignored.joined(separator: ", ")) could not be matched at this level and were ignored\""
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func attributeTag(_ name: String) -> Tag? {
+        if name.count == 8, let raw = UInt32(name, radix: 16) { return Tag(raw) }
+        return DataDictionary.tag(forKeyword: name)
+    }
+
+    /// Single value, UID list, wildcard or range (PS3.4 C.2.2.2), by the attribute's kind.
+    static func condition(for tag: Tag, value: String) throws -> SearchQuery.Condition {
+        let kind = SearchQuery.matchable[tag]?.kind
+        if kind == .uid || kind == .modalitiesInStudy {
+            let values = value.split(whereSeparator: { $0 == "," || $0 == "\\" }).map(String.init)
+            guard !values.isEmpty else { throw DICOMwebError(.badRequest, "\(tag) needs a value") }
+            if kind == .uid, let bad = values.first(where: { !UID.isValid($0) }) {
+                throw DICOMwebError(.badRequest, "'\(bad.prefix(80))' is not a valid UID")
+            }
+            return .anyOf(values)
+        }
+        if kind == .dateOrTime, value.contains("-") {
+            let parts = value.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { String($0) }
+            let lo = parts[0].isEmpty ? nil : parts[0], hi = parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil
+            guard lo != nil || hi != nil, [lo, hi].allSatisfy({ $0 == nil || $0!.allSatisfy { $0.isNumber || $0 == "." } }) else {
+                throw DICOMwebError(.badRequest, "'\(value)' is not a date or time range")
+            }
+            return .range(lo, hi)
+        }
+        if kind == .dateOrTime, !value.allSatisfy({ $0.isNumber || $0 == "." }) {
+            throw DICOMwebError(.badRequest, "'\(value)' is not a date or time")
+        }
+        if kind == .integer, Int(value) == nil { throw DICOMwebError(.badRequest, "'\(value)' is not an integer") }
+        return .equals(value, wildcard: value.contains("*") || value.contains("?"))
+    }
+
+    /// Study-level attributes are patient/study groups; series-level adds series groups; instances everything.
+    static func belongs(_ tag: Tag, to level: SearchQuery.Level) -> Bool {
+        let pixelOrLarge: Set<UInt32> = [0x7FE0_0010, 0x7FE0_0008, 0x7FE0_0009]
+        guard !pixelOrLarge.contains(tag.rawValue) else { return false }
+        switch level {
+        case .study: return tag.group == 0x0010 || [0x0008_0020, 0x0008_0030, 0x0008_0050, 0x0008_0090, 0x0008_1030, 0x0020_0010, 0x0008_0080].contains(tag.rawValue)
+        case .series: return belongs(tag, to: .study) || [0x0008_0060, 0x0008_103E, 0x0020_0011, 0x0018_0015, 0x0008_0021, 0x0008_0031].contains(tag.rawValue)
+        case .instance: return true
+        }
+    }
+
+    static func element(_ tag: Tag, _ value: String) -> [String: Any] {
+        let vr = DataDictionary.vr(for: tag).description
+        guard !value.isEmpty else { return ["vr": vr] }
+        switch vr {
+        case "PN": return ["vr": vr, "Value": [["Alphabetic": value]]]
+        case "IS", "US", "UL", "SS", "SL": return ["vr": vr, "Value": [Int(value) ?? 0]]
+        default: return ["vr": vr, "Value": value.split(separator: "\\", omittingEmptySubsequences: false).map(String.init)]
+        }
+    }
+
+    static func resolvingBulkURIs(_ value: Any, root: String) -> Any {
+        if let s = value as? String, s.hasPrefix(BulkURI.prefix) { return root + s.dropFirst(BulkURI.prefix.count) }
+        if let d = value as? [String: Any] { return d.mapValues { resolvingBulkURIs($0, root: root) } }
+        if let a = value as? [Any] { return a.map { resolvingBulkURIs($0, root: root) } }
+        return value
+    }
+}

@@ -1,0 +1,278 @@
+import CompressNIO
+import DICOMCore
+import DICOMParser
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageSetStore
+import NIOCore
+import PixelData
+
+extension DICOMwebService {
+    func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.get("studies/:study") { r, c in try self.retrieve(r, study: c.parameters.require("study"), series: nil, sop: nil) }
+        group.get("studies/:study/series/:series") { r, c in
+            try self.retrieve(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
+        }
+        group.get("studies/:study/series/:series/instances/:sop") { r, c in
+            try self.retrieve(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
+        }
+        group.get("studies/:study/metadata") { r, c in try self.metadata(r, study: c.parameters.require("study"), series: nil, sop: nil) }
+        group.get("studies/:study/series/:series/metadata") { r, c in
+            try self.metadata(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
+        }
+        group.get("studies/:study/series/:series/instances/:sop/metadata") { r, c in
+            try self.metadata(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
+        }
+        group.get("studies/:study/series/:series/instances/:sop/frames/:frames") { r, c in
+            try self.frames(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+                            sop: c.parameters.require("sop"), list: c.parameters.require("frames"))
+        }
+        group.get("studies/:study/series/:series/instances/:sop/bulkdata/**") { r, c in
+            try self.bulkdata(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+                              sop: c.parameters.require("sop"), path: c.parameters.getCatchAll().joined(separator: "/"))
+        }
+    }
+
+    func instances(study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
+        for uid in [study, series, sop].compactMap({ $0 }) where !UID.isValid(uid) {
+            throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
+        }
+        let found = try store.index.currentInstances(study: study, series: series, sop: sop)
+        guard !found.isEmpty else { throw DICOMwebError(.notFound, "no such \(sop != nil ? "instance" : series != nil ? "series" : "study")") }
+        return found
+    }
+
+    // MARK: Metadata
+
+    /// Study, series or instance metadata (PS3.18 §10.4.1.1.2). Series documents are stored gzipped;
+    /// placeholders become absolute bulk data URLs for this request's root.
+    func metadata(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+        let found = try instances(study: study, series: series, sop: sop)
+        var json = ByteBuffer()
+        json.writeString("[")
+        if sop != nil {
+            for (n, i) in found.enumerated() {
+                if n > 0 { json.writeString(",") }
+                json.writeBytes(try store.index.metadata(of: i.id) ?? [])
+            }
+        } else {
+            var seen = Set<[String]>()
+            var first = true
+            for i in found where seen.insert([i.imageSetID, i.seriesInstanceUID]).inserted {
+                guard let gz = try store.index.seriesMetadataGzip(imageSetID: i.imageSetID, seriesInstanceUID: i.seriesInstanceUID) else { continue }
+                var compressed = ByteBuffer(bytes: gz)
+                var array = try compressed.decompress(with: .gzip)
+                // Strip the stored array's brackets to splice series together.
+                guard array.readableBytes >= 2 else { continue }
+                array.moveReaderIndex(forwardBy: 1)
+                array.moveWriterIndex(to: array.writerIndex - 1)
+                if array.readableBytes == 0 { continue }
+                if !first { json.writeString(",") }
+                first = false
+                json.writeBuffer(&array)
+            }
+        }
+        json.writeString("]")
+        var text = json.readString(length: json.readableBytes) ?? "[]"
+        text = text.replacingOccurrences(of: BulkURI.prefix, with: request.dicomwebRoot)
+        var body = ByteBuffer(string: text)
+        var headers: HTTPFields = [.contentType: "application/dicom+json"]
+        if request.headers[.acceptEncoding]?.contains("gzip") == true && body.readableBytes > 1024 {
+            body = try body.compress(with: .gzip)
+            headers[.contentEncoding] = "gzip"
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    // MARK: Instances
+
+    /// Study, series or instance retrieval as multipart/related; type="application/dicom", in the
+    /// transfer syntax the Accept header asks for: `*` as stored, else Explicit VR LE by default,
+    /// or a lossless syntax Tessera encodes.
+    func retrieve(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+        let found = try instances(study: study, series: series, sop: sop)
+        let target = try negotiateInstanceSyntax(request.headers[.accept])
+        let writer = MultipartWriter()
+        var parts: [ByteBuffer] = []
+        for i in found {
+            let bytes: [UInt8]
+            if target == "*" || target == i.transferSyntaxUID {
+                bytes = try store.blobs.read(i.blob)
+            } else {
+                guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
+                do {
+                    let file = try DICOMFile.read(path: path)
+                    let (ds, syntax) = try Transcoder.transcode(file, to: target)
+                    bytes = try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
+                } catch {
+                    throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
+                }
+            }
+            let ts = target == "*" ? i.transferSyntaxUID : target
+            parts.append(writer.partHeader(contentType: "application/dicom; transfer-syntax=\(ts)"))
+            parts.append(ByteBuffer(bytes: bytes))
+            parts.append(writer.partEnd)
+        }
+        parts.append(writer.closing)
+        let contentType = writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)
+        return Response(status: .ok, headers: [.contentType: contentType], body: .init(contentsOf: parts))
+    }
+
+    /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none fits.
+    func negotiateInstanceSyntax(_ accept: String?) throws -> String {
+        let producible = ["1.2.840.10008.1.2.1"] + PixelCodecs.encodableTransferSyntaxes
+        for range in MediaType.accept(accept) {
+            let type: String?
+            switch range.type {
+            case "multipart/related": type = range["type"]?.lowercased() ?? "application/dicom"
+            case "application/dicom", "*/*", "application/*", "multipart/*": type = "application/dicom"
+            default: type = nil
+            }
+            guard type == "application/dicom" || type == "*/*" else { continue }
+            guard let ts = range["transfer-syntax"] else { return "1.2.840.10008.1.2.1" }
+            if ts == "*" || producible.contains(ts) { return ts }
+        }
+        throw DICOMwebError(.notAcceptable, "none of the accepted media types can be produced; application/dicom with transfer-syntax * or one of \(producible.joined(separator: ", "))")
+    }
+
+    // MARK: Frames
+
+    /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
+    func frames(_ request: Request, study: String, series: String?, sop: String, list: String) throws -> Response {
+        guard let instance = try instances(study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        let numbers = list.split(separator: ",").map { Int($0.trimmingCharacters(in: " ")) }
+        guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw DICOMwebError(.badRequest, "frame list '\(list.prefix(80))' is not a comma-separated list of numbers from 1")
+        }
+        let records = try store.index.frames(of: instance.id)
+        guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
+        let storedSyntax = instance.framesTransferSyntaxUID
+        let storedType = FrameMediaType.forTransferSyntax(storedSyntax)
+        let isNative = TransferSyntax(uid: storedSyntax).map { !$0.isEncapsulated } ?? false
+        let (mediaType, target) = try negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
+
+        var description: PixelDescription?
+        func pixelDescription() throws -> PixelDescription {
+            if let description { return description }
+            guard let path = store.blobs.localPath(instance.framesBlob) else { throw DICOMwebError(.internalServerError, "blob not local") }
+            let d = try PixelDescription(dataSet: try DICOMFile.read(path: path, options: .headerOnly).dataSet)
+            description = d
+            return d
+        }
+        var table: FrameTable?
+        func storedFrame(_ n: Int) throws -> [UInt8] {
+            guard n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
+            if instance.framesInPlace {
+                let r = records[n - 1]
+                return try (r.fragments ?? [r.offset..<(r.offset + r.length)]).flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
+            }
+            // Deflated or bit-packed data: locate by parsing (rare).
+            if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
+            guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
+            return try table.encodedFrame(n - 1)
+        }
+        let writer = MultipartWriter()
+        var parts: [ByteBuffer] = []
+        for n in numbers.compactMap({ $0 }) {
+            var bytes = try storedFrame(n)
+            if target != "*" && target != storedSyntax {
+                let d = try pixelDescription()
+                var decoded: DecodedFrame
+                if isNative {
+                    decoded = try NativeCodec().decode(bytes, description: d, bigEndian: storedSyntax == "1.2.840.10008.1.2.2")
+                } else {
+                    guard let decoder = PixelCodecs.decoder(for: storedSyntax) else {
+                        throw DICOMwebError(.notAcceptable, "frames in \(storedSyntax) cannot be decoded")
+                    }
+                    decoded = try decoder.decode(bytes, description: d)
+                }
+                if target == "1.2.840.10008.1.2.1" {
+                    bytes = decoded.bytes
+                } else {
+                    guard let encoder = PixelCodecs.encoder(for: target) else { throw DICOMwebError(.notAcceptable, "cannot encode \(target)") }
+                    bytes = try encoder.encode(decoded.bytes, description: decoded.description).bytes
+                }
+            }
+            let ts = target == "*" ? storedSyntax : target
+            parts.append(writer.partHeader(contentType: "\(mediaType); transfer-syntax=\(ts)"))
+            parts.append(ByteBuffer(bytes: bytes))
+            parts.append(writer.partEnd)
+        }
+        parts.append(writer.closing)
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: .init(contentsOf: parts))
+    }
+
+    /// (media type, transfer syntax or "*") for frames (PS3.18 §8.7.3.5.3). application/octet-stream
+    /// without a syntax means Explicit VR Little Endian, i.e. decoded.
+    func negotiateFrameSyntax(_ accept: String?, storedType: String, storedSyntax: String, isNative: Bool) throws -> (String, String) {
+        let lossless: [String: String] = ["image/jp2": "1.2.840.10008.1.2.4.90", "image/jphc": "1.2.840.10008.1.2.4.201"]
+        for range in MediaType.accept(accept) {
+            var type = range.type
+            if type == "multipart/related" { type = range["type"]?.lowercased() ?? "application/octet-stream" }
+            let ts = range["transfer-syntax"]
+            switch type {
+            case "*/*", "multipart/*":
+                return (storedType, "*")
+            case "application/octet-stream":
+                if ts == "*" || (isNative && (ts == nil || ts == storedSyntax)) { return (storedType, "*") }
+                if ts == nil || ts == "1.2.840.10008.1.2.1" { return ("application/octet-stream", "1.2.840.10008.1.2.1") }
+            case storedType where !isNative:
+                if ts == nil || ts == "*" || ts == storedSyntax { return (storedType, "*") }
+                if let t = lossless[type], ts == t { return (type, t) }
+            case "image/jp2", "image/jphc":
+                if let t = lossless[type], ts == nil || ts == t { return (type, t) }
+            default:
+                continue
+            }
+        }
+        throw DICOMwebError(.notAcceptable, "frames are stored as \(storedType) (\(storedSyntax)); they can be sent as stored, as application/octet-stream (Explicit VR LE), image/jp2 or image/jphc")
+    }
+
+    // MARK: Bulk data
+
+    /// A bulk value by tag path; sequences resolve through their first item containing the tag.
+    func bulkdata(_ request: Request, study: String, series: String?, sop: String, path: String) throws -> Response {
+        guard let instance = try instances(study: study, series: series, sop: sop).first,
+              let file = store.blobs.localPath(instance.blob) else { throw DICOMwebError(.notFound, "no such instance") }
+        let tags = try path.split(separator: "/").map { part -> Tag in
+            guard part.count == 8, let raw = UInt32(part, radix: 16) else { throw DICOMwebError(.badRequest, "'\(part.prefix(20))' is not a tag") }
+            return Tag(raw)
+        }
+        guard let last = tags.last else { throw DICOMwebError(.badRequest, "no tag path") }
+        let dicom = try DICOMFile.read(path: file)
+        var ds = dicom.dataSet
+        for t in tags.dropLast() {
+            guard let item = ds[t]?.items?.first(where: { $0.contains(tags.last!) || true }) else { throw DICOMwebError(.notFound, "no \(t) sequence") }
+            ds = item
+        }
+        guard let element = ds[last] else { throw DICOMwebError(.notFound, "no element \(last)") }
+        let writer = MultipartWriter()
+        var parts: [ByteBuffer] = []
+        switch element.value {
+        case .fragments:
+            let table = try FrameTable(file: dicom)
+            let type = FrameMediaType.forTransferSyntax(dicom.transferSyntax.uid)
+            for i in table.frames.indices {
+                parts.append(writer.partHeader(contentType: "\(type); transfer-syntax=\(dicom.transferSyntax.uid)"))
+                parts.append(ByteBuffer(bytes: try table.encodedFrame(i)))
+                parts.append(writer.partEnd)
+            }
+        case .bytes, .bulk:
+            var bytes = element.valueBytes ?? []
+            // Bulk data is little endian (PS3.18 §8.7.3.5.5): swap values of a big-endian data set.
+            if ds.isBigEndian, let width = [VR.OW: 2, .OF: 4, .OL: 4, .OD: 8, .OV: 8, .US: 2, .SS: 2, .UL: 4, .SL: 4, .FL: 4, .FD: 8][element.vr] {
+                bytes = stride(from: 0, to: bytes.count - width + 1, by: width).flatMap { bytes[$0..<$0 + width].reversed() }
+            }
+            parts.append(writer.partHeader(contentType: "application/octet-stream"))
+            parts.append(ByteBuffer(bytes: bytes))
+            parts.append(writer.partEnd)
+        case .sequence:
+            throw DICOMwebError(.badRequest, "\(last) is a sequence, not bulk data")
+        }
+        parts.append(writer.closing)
+        let type = parts.count > 1 && element.tag == .pixelData && dicom.transferSyntax.isEncapsulated
+            ? FrameMediaType.forTransferSyntax(dicom.transferSyntax.uid) : "application/octet-stream"
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: type)], body: .init(contentsOf: parts))
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import DICOMweb
+import Foundation
+import Hummingbird
+import ImageSetStore
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve DICOMweb (STOW-RS, QIDO-RS, WADO-RS) and the image-set API from a data folder."
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8080
+    @Option(help: "The data folder (created when missing).") var data = ".data"
+    @Option(help: "Largest STOW-RS request, in bytes.") var maximumRequestSize = 8 << 30
+    @Option(help: "Folder of the demo study loaded into an empty data folder.") var demo = "TestImages/demo"
+    @Flag(help: "Do not load the demo study into an empty data folder.") var noDemo = false
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "tessera")
+        let store: Datastore
+        do { store = try Datastore(folder: data) } catch {
+            logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
+            throw ExitCode.failure
+        }
+        let s = store.startup
+        if s.orphanBlobsRemoved > 0 || s.stagedFilesRemoved > 0 || !s.missingBlobs.isEmpty {
+            logger.warning("start-up sweep", metadata: ["orphansRemoved": "\(s.orphanBlobsRemoved)", "stagedRemoved": "\(s.stagedFilesRemoved)",
+                                                     "missingBlobs": "\(s.missingBlobs.count)"])
+        }
+        if !noDemo, try store.index.imageSets(ImageSetFilter()).isEmpty {
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: demo)) ?? []).filter { $0.hasSuffix(".dcm") }.sorted()
+            var stored = 0
+            for f in files where await store.ingest(file: demo + "/" + f, reason: "demo").status == .stored { stored += 1 }
+            logger.info("demo study loaded", metadata: ["instances": "\(stored)", "folder": "\(demo)"])
+        }
+        var config = DICOMwebConfiguration()
+        config.host = host
+        config.port = port
+        config.maximumRequestSize = maximumRequestSize
+        logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
+        let app = buildApplication(store: store, configuration: config, logger: logger)
+        // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
+        try await app.runService()
+    }
+}
