@@ -121,7 +121,7 @@ extension DICOMwebService {
 
     /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none fits.
     func negotiateInstanceSyntax(_ accept: String?) throws -> String {
-        let producible = ["1.2.840.10008.1.2.1"] + PixelCodecs.encodableTransferSyntaxes
+        let producible = PixelCodecs.encodableTransferSyntaxes
         for range in MediaType.accept(accept) {
             let type: String?
             switch range.type {
