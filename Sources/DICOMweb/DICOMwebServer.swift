@@ -93,12 +93,18 @@ struct DICOMwebError: Error, HTTPResponseError {
     }
 }
 
-extension Request {
+extension DICOMwebService {
     /// The DICOMweb root as the client sees it, honouring X-Forwarded-Proto/Host behind a proxy.
-    var dicomwebRoot: String {
+    /// A Host without a port (dicomweb-client sends one) gets the port the server listens on.
+    func root(_ request: Request) -> String {
+        let headers = request.headers
         let proto = headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") } ?? "http"
-        let host = headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") }
-            ?? head.authority ?? "localhost"
+        if let forwarded = headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map({ $0.trimmingCharacters(in: " ") }) {
+            return "\(proto)://\(forwarded)/dicomweb"
+        }
+        var host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
+        let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
+        if !hasPort && configuration.port != 80 { host += ":\(configuration.port)" }
         return "\(proto)://\(host)/dicomweb"
     }
 }

@@ -60,7 +60,7 @@ extension DICOMwebService {
             }
         }
         let rows = try store.index.search(query)
-        let root = request.dicomwebRoot
+        let root = root(request)
         var results: [[String: Any]] = []
         for row in rows {
             var json: [String: Any] = [:]

@@ -113,7 +113,7 @@ extension DICOMwebService {
 
     /// The STOW-RS response (PS3.18 Table 10.5.3-1): 200 all stored, 202 some, 409 none.
     func stowResponse(_ outcomes: [IngestOutcome], request: Request, study: String?) throws -> Response {
-        let root = request.dicomwebRoot
+        let root = root(request)
         var referenced: [[String: Any]] = []
         var failed: [[String: Any]] = []
         for o in outcomes {

@@ -75,7 +75,7 @@ extension DICOMwebService {
         }
         json.writeString("]")
         var text = json.readString(length: json.readableBytes) ?? "[]"
-        text = text.replacingOccurrences(of: BulkURI.prefix, with: request.dicomwebRoot)
+        text = text.replacingOccurrences(of: BulkURI.prefix, with: root(request))
         var body = ByteBuffer(string: text)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if request.headers[.acceptEncoding]?.contains("gzip") == true && body.readableBytes > 1024 {
