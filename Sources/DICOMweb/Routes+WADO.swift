@@ -242,8 +242,12 @@ extension DICOMwebService {
         guard let last = tags.last else { throw DICOMwebError(.badRequest, "no tag path") }
         let dicom = try DICOMFile.read(path: file)
         var ds = dicom.dataSet
-        for t in tags.dropLast() {
-            guard let item = ds[t]?.items?.first(where: { $0.contains(tags.last!) || true }) else { throw DICOMwebError(.notFound, "no \(t) sequence") }
+        for (k, t) in tags.dropLast().enumerated() {
+            // The first item holding the next tag of the path.
+            let next = tags[k + 1]
+            guard let items = ds[t]?.items, let item = items.first(where: { $0.contains(next) }) ?? items.first else {
+                throw DICOMwebError(.notFound, "no \(t) sequence")
+            }
             ds = item
         }
         guard let element = ds[last] else { throw DICOMwebError(.notFound, "no element \(last)") }

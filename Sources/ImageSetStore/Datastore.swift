@@ -129,6 +129,7 @@ public final class Datastore: Sendable {
                 if let t = c.transcoded {
                     pending.retain(t.id)
                     if (try? blobs.commit(t)) == nil {
+                        pending.release(t.id)
                         blobs.discard(t)
                         p.framesBlob = nil
                         p.framesTransferSyntaxUID = nil
@@ -151,6 +152,7 @@ public final class Datastore: Sendable {
                 committed.append((i, p, try blobs.commit(s)))
             } catch {
                 pending.release(p.blob)
+                if let t = p.framesBlob { pending.release(t) }
                 blobs.discard(s)
                 outcomes[i] = .failure(FailureReason.outOfResources, "cannot store the object: \(error)", sop: p.sopInstanceUID,
                                        sopClass: p.sopClassUID, study: p.studyInstanceUID)
