@@ -17,6 +17,13 @@ extension DICOMwebService {
         group.get("studies/:study/series/:series/instances/:sop") { r, c in
             try self.retrieve(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
         }
+        group.delete("studies/:study") { r, c in try self.delete(r, study: c.parameters.require("study"), series: nil, sop: nil) }
+        group.delete("studies/:study/series/:series") { r, c in
+            try self.delete(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
+        }
+        group.delete("studies/:study/series/:series/instances/:sop") { r, c in
+            try self.delete(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
+        }
         group.get("studies/:study/metadata") { r, c in try self.metadata(r, study: c.parameters.require("study"), series: nil, sop: nil) }
         group.get("studies/:study/series/:series/metadata") { r, c in
             try self.metadata(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
@@ -41,6 +48,17 @@ extension DICOMwebService {
         let found = try store.index.currentInstances(study: study, series: series, sop: sop)
         guard !found.isEmpty else { throw DICOMwebError(.notFound, "no such \(sop != nil ? "instance" : series != nil ? "series" : "study")") }
         return found
+    }
+
+    // MARK: Delete
+
+    /// Removes a study, series or instance in a new version of its image sets (PS3.18 §10.7).
+    /// Blobs stay while a retained version references them (Docs/store.md).
+    func delete(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+        _ = try instances(study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
+        let removed = try store.index.removeInstances(study: study, series: series, sop: sop, reason: "DELETE")
+        let body = ByteBuffer(string: "{\"removedInstances\":\(removed)}")
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     // MARK: Metadata

@@ -145,6 +145,9 @@ public protocol ImageSetIndex: Sendable {
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool
     func search(_ query: SearchQuery) throws -> [SearchRow]
+    /// Removes the current instances of a study (or one series, or one instance) in a new version
+    /// of each image set holding them; returns how many were removed. Rows stay for older versions.
+    func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> Int
     /// Current instances of a study, optionally narrowed to a series and an instance, across image sets.
     func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord]
     func setting(_ key: String) throws -> String?

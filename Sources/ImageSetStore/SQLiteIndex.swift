@@ -46,6 +46,33 @@ public struct SQLiteIndex: ImageSetIndex {
         }
     }
 
+    public func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> Int {
+        try pool.write { db in
+            var sql = "SELECT id, image_set_id, series_instance_uid FROM instance WHERE study_instance_uid = ? AND removed_version IS NULL"
+            var args: [any DatabaseValueConvertible] = [study]
+            if let series { sql += " AND series_instance_uid = ?"; args.append(series) }
+            if let sop { sql += " AND sop_instance_uid = ?"; args.append(sop) }
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
+            var batch = Batch(db: db, now: Date().timeIntervalSince1970)
+            for row in rows {
+                let set: String = row["image_set_id"]
+                let v = try batch.version(for: set)
+                try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
+                batch.removed[set, default: 0] += 1
+                batch.touchedSeries.insert([set, row["series_instance_uid"]])
+            }
+            try batch.finish(reason: reason)
+            // An image set left with no instance is marked deleted: searches skip it, its versions stay readable.
+            for set in batch.newVersion.keys {
+                try db.execute(sql: """
+                    UPDATE image_set SET state = 'DELETED' WHERE id = ?
+                      AND NOT EXISTS (SELECT 1 FROM instance WHERE image_set_id = ? AND removed_version IS NULL)
+                    """, arguments: [set, set])
+            }
+            return rows.count
+        }
+    }
+
     /// The image sets one transaction touches: each gets one new version, written at the end.
     struct Batch {
         let db: Database
@@ -53,6 +80,7 @@ public struct SQLiteIndex: ImageSetIndex {
         var newVersion: [String: Int] = [:]
         var added: [String: Int] = [:]
         var replaced: [String: Int] = [:]
+        var removed: [String: Int] = [:]
         var touchedSeries: Set<[String]> = []
 
         mutating func version(for imageSet: String) throws -> Int {
@@ -162,6 +190,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 var why = reason
                 if let n = added[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) added" }
                 if let n = replaced[setID] { why += ", \(n) replaced" }
+                if let n = removed[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) removed" }
                 try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
                                arguments: [setID, v, now, why, count])
                 try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ? WHERE id = ?", arguments: [v, now, setID])
