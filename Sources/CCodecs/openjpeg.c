@@ -73,6 +73,12 @@ static void on_error(const char *msg, void *user) {
 }
 static void on_quiet(const char *msg, void *user) { (void)msg; (void)user; }
 
+static void report_errors_only(opj_codec_t *codec, msg_t *m) {
+    opj_set_error_handler(codec, on_error, m);
+    opj_set_warning_handler(codec, on_quiet, NULL);
+    opj_set_info_handler(codec, on_quiet, NULL);
+}
+
 const char *ccodecs_openjpeg_version(void) { return opj_version(); }
 
 int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t max_samples,
@@ -92,9 +98,7 @@ int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t m
     opj_image_t *image = NULL;
     int rc = 1;
     if (!codec || !stream) { ccodecs_fail(err, err_length, "OpenJPEG: out of memory"); goto done; }
-    opj_set_error_handler(codec, on_error, &m);
-    opj_set_warning_handler(codec, on_quiet, NULL);
-    opj_set_info_handler(codec, on_quiet, NULL);
+    report_errors_only(codec, &m);
     opj_stream_set_user_data(stream, &r, NULL);
     opj_stream_set_user_data_length(stream, length);
     opj_stream_set_read_function(stream, read_fn);
@@ -220,9 +224,7 @@ int ccodecs_j2k_encode(const uint8_t *samples, size_t length, const ccodecs_info
     opj_codec_t *codec = opj_create_compress(OPJ_CODEC_J2K);
     opj_stream_t *stream = opj_stream_create(1 << 20, OPJ_FALSE);
     if (!codec || !stream) { ccodecs_fail(err, err_length, "OpenJPEG: out of memory"); goto done; }
-    opj_set_error_handler(codec, on_error, &m);
-    opj_set_warning_handler(codec, on_quiet, NULL);
-    opj_set_info_handler(codec, on_quiet, NULL);
+    report_errors_only(codec, &m);
     opj_stream_set_user_data(stream, &wr, NULL);
     opj_stream_set_write_function(stream, write_fn);
     opj_stream_set_skip_function(stream, wskip_fn);

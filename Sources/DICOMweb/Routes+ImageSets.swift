@@ -64,9 +64,7 @@ extension DICOMwebService {
                   let frame = try self.store.index.frames(of: row).first(where: { $0.number == number }), instance.framesInPlace else {
                 throw DICOMwebError(.notFound, "no frame \(frameID) in image set \(id)")
             }
-            let bytes = try (frame.fragments ?? [frame.offset..<(frame.offset + frame.length)]).flatMap {
-                try self.store.blobs.read(instance.framesBlob, range: $0)
-            }
+            let bytes = try frame.ranges.flatMap { try self.store.blobs.read(instance.framesBlob, range: $0) }
             let type = FrameMediaType.forTransferSyntax(instance.framesTransferSyntaxUID)
             return Response(status: .ok, headers: [.contentType: "\(type); transfer-syntax=\(instance.framesTransferSyntaxUID)"],
                             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

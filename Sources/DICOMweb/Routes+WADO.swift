@@ -183,7 +183,7 @@ extension DICOMwebService {
             guard n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
             if instance.framesInPlace {
                 let r = records[n - 1]
-                return try (r.fragments ?? [r.offset..<(r.offset + r.length)]).flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
+                return try r.ranges.flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
             }
             // Deflated or bit-packed data: locate by parsing (rare).
             if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }

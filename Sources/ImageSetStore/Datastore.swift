@@ -86,20 +86,14 @@ public final class Datastore: Sendable {
     public struct Candidate: Sendable {
         public let staged: StagedBlob
         let result: Result<PreparedInstance, IngestOutcome>
-        /// The copy transcoded at ingest, when the datastore makes one.
-        var transcoded: StagedBlob? = nil
+        /// The copy transcoded at ingest, when the datastore makes one; `result` stays the original's.
+        var transcoded: TranscodedCopy? = nil
     }
 
     public func prepare(_ staged: StagedBlob, expectedStudy: String? = nil) -> Candidate {
         var candidate = Candidate(staged: staged, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
-        if let target = transcodeOnIngest, case .success(var p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target,
-           let copy = InstancePreparation.transcodedCopy(of: staged, to: target, blobs: blobs) {
-            p.frames = copy.frames
-            p.framesBlob = copy.staged.id
-            p.framesBlobSize = copy.staged.size
-            p.framesTransferSyntaxUID = target
-            p.framesInPlace = true
-            candidate = Candidate(staged: staged, result: .success(p), transcoded: copy.staged)
+        if let target = transcodeOnIngest, case .success(let p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target {
+            candidate.transcoded = InstancePreparation.transcodedCopy(of: staged, to: target, blobs: blobs)
         }
         return candidate
     }
@@ -126,20 +120,20 @@ public final class Datastore: Sendable {
             switch c.result {
             case .success(var p):
                 // The transcoded copy goes first: an index row never names a blob that is not in place.
-                if let t = c.transcoded {
-                    pending.retain(t.id)
-                    if (try? blobs.commit(t)) == nil {
-                        pending.release(t.id)
-                        blobs.discard(t)
-                        p.framesBlob = nil
-                        p.framesTransferSyntaxUID = nil
-                        if case .success(let original) = InstancePreparation.prepare(c.staged, expectedStudy: nil) { p.frames = original.frames; p.framesInPlace = original.framesInPlace }
+                // When it cannot be moved in, frames are served from the original, as prepared.
+                if let copy = c.transcoded {
+                    pending.retain(copy.staged.id)
+                    if (try? blobs.commit(copy.staged)) != nil {
+                        p.serveFrames(from: copy)
+                    } else {
+                        pending.release(copy.staged.id)
+                        blobs.discard(copy.staged)
                     }
                 }
                 prepared.append((i, p, c.staged))
             case .failure(let outcome):
                 blobs.discard(c.staged)
-                if let t = c.transcoded { blobs.discard(t) }
+                if let copy = c.transcoded { blobs.discard(copy.staged) }
                 outcomes[i] = outcome
             }
         }

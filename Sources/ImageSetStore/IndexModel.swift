@@ -30,6 +30,9 @@ public struct FrameRecord: Sendable, Hashable, Codable {
     public var offset: Int
     public var length: Int
     public var fragments: [Range<Int>]?
+
+    /// The byte ranges to read, in order.
+    public var ranges: [Range<Int>] { fragments ?? [offset..<(offset + length)] }
 }
 
 public enum DuplicatePolicy: String, Sendable, Codable, CaseIterable {

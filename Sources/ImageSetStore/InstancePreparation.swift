@@ -48,12 +48,8 @@ enum InstancePreparation {
         if ds.contains(.pixelData) || ds.contains(.floatPixelData) || ds.contains(.doubleFloatPixelData) {
             do {
                 let table = try FrameTable(file: file)
-                for (n, f) in table.frames.enumerated() {
-                    guard let first = f.ranges.first else { continue }
-                    if f.bitOffset != 0 || table.swapsWords { inPlace = false }
-                    frames.append(FrameRecord(number: n + 1, offset: first.lowerBound, length: f.length,
-                                              fragments: f.ranges.count > 1 ? f.ranges : nil))
-                }
+                frames = records(table)
+                if table.swapsWords || table.frames.contains(where: { $0.bitOffset != 0 }) { inPlace = false }
             } catch {
                 return fail(FailureReason.cannotUnderstand, "cannot locate the frames: \(error)")
             }
@@ -72,17 +68,40 @@ enum InstancePreparation {
 extension InstancePreparation {
     /// A Part 10 copy with Pixel Data in `target`, staged, and its frames. Nil when the instance
     /// cannot be transcoded (unsupported layout, 1-bit data): frames are then served as stored.
-    static func transcodedCopy(of staged: StagedBlob, to target: String, blobs: any BlobStore) -> (staged: StagedBlob, frames: [FrameRecord])? {
+    static func transcodedCopy(of staged: StagedBlob, to target: String, blobs: any BlobStore) -> TranscodedCopy? {
         guard let file = try? DICOMFile.read(storage: try ByteStorage.map(path: staged.path)),
               let (ds, syntax) = try? Transcoder.transcode(file, to: target),
               let bytes = try? DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta),
               let copy = try? DICOMFile.read(bytes: bytes), let table = try? FrameTable(file: copy),
               let stagedCopy = try? blobs.stage(bytes: bytes) else { return nil }
-        let frames = table.frames.enumerated().compactMap { n, f -> FrameRecord? in
+        return TranscodedCopy(staged: stagedCopy, frames: records(table), transferSyntaxUID: target)
+    }
+
+    /// The index's frame rows for a frame table: first byte, total length, and the fragment
+    /// ranges when a frame spans more than one.
+    static func records(_ table: FrameTable) -> [FrameRecord] {
+        table.frames.enumerated().compactMap { n, f in
             guard let first = f.ranges.first else { return nil }
             return FrameRecord(number: n + 1, offset: first.lowerBound, length: f.length, fragments: f.ranges.count > 1 ? f.ranges : nil)
         }
-        return (stagedCopy, frames)
+    }
+}
+
+/// A staged Part 10 copy made at ingest, and where its frames are.
+struct TranscodedCopy: Sendable {
+    let staged: StagedBlob
+    let frames: [FrameRecord]
+    let transferSyntaxUID: String
+}
+
+extension PreparedInstance {
+    /// Serve frames from the copy; the original stays in `blob`.
+    mutating func serveFrames(from copy: TranscodedCopy) {
+        frames = copy.frames
+        framesBlob = copy.staged.id
+        framesBlobSize = copy.staged.size
+        framesTransferSyntaxUID = copy.transferSyntaxUID
+        framesInPlace = true
     }
 }
 

@@ -23,7 +23,7 @@ public struct HTJ2KCodec: PixelDecoder, PixelEncoder {
     func decodeWithOpenJPH(_ encoded: [UInt8], description d: PixelDescription) throws(DICOMError) -> DecodedFrame {
         var message = [CChar](repeating: 0, count: 256)
         func failure() -> DICOMError {
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = CodecOutput.text(message)
             return DICOMError(.invalidValue, tag: .pixelData, message: "OpenJPH: \(text.isEmpty ? "decoding failed" : text)")
         }
         var info = copenjph_image_info()

@@ -6,6 +6,11 @@ struct CodecOutput {
     var info: ccodecs_info
     var bytes: [UInt8]
 
+    /// The NUL-terminated message a C codec wrote into `message`.
+    static func text(_ message: [CChar]) -> String {
+        String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Calls a `ccodecs_*_decode`-shaped function and takes ownership of its malloc'ed output.
     static func call(_ body: (UnsafeMutablePointer<ccodecs_info>, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
                               UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32) throws(DICOMError) -> CodecOutput {
@@ -18,7 +23,7 @@ struct CodecOutput {
         }
         defer { ccodecs_free(out) }
         guard rc == 0, let out else {
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = CodecOutput.text(message)
             throw DICOMError(.invalidValue, tag: .pixelData, message: text.isEmpty ? "the codec failed" : text)
         }
         return CodecOutput(info: info, bytes: Array(UnsafeBufferPointer(start: out, count: length)))
@@ -131,7 +136,7 @@ public struct OpenJPEGCodec: PixelDecoder, PixelEncoder {
         let rc = message.withUnsafeMutableBufferPointer { m in body(&out, &length, m.baseAddress!, m.count) }
         defer { ccodecs_free(out) }
         guard rc == 0, let out else {
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = CodecOutput.text(message)
             throw DICOMError(.invalidValue, message: text.isEmpty ? "the encoder failed" : text)
         }
         var bytes = Array(UnsafeBufferPointer(start: out, count: length))

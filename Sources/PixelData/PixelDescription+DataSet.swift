@@ -34,7 +34,7 @@ extension PixelDescription {
         let highBit = ds.integer(.highBit).map { Int(clamping: $0) } ?? bitsStored - 1
         let pixelRepresentation = ds.contains(.pixelRepresentation) ? try required(.pixelRepresentation, "Pixel Representation", 0...1) : 0
         let planar = spp > 1 ? (ds.integer(.planarConfiguration).map { $0 == 1 ? 1 : 0 } ?? 0) : 0
-        let pi = ds.string(.photometricInterpretation)?.trimmingTrailingSpaces() ?? (spp == 3 ? "RGB" : "MONOCHROME2")
+        let pi = ds.string(.photometricInterpretation) ?? (spp == 3 ? "RGB" : "MONOCHROME2")
         // Number of Frames is IS; absent, empty or zero means one frame.
         let frames = ds.integer(.numberOfFrames).map { Int(clamping: $0) } ?? 1
         guard frames <= Self.maximumFrames else {
@@ -51,12 +51,4 @@ extension PixelDescription {
     var bytesPerSample: Int { (bitsAllocated + 7) / 8 }
     var samplesPerFrame: Int { rows * columns * samplesPerPixel }
     var isSigned: Bool { pixelRepresentation == 1 }
-}
-
-extension String {
-    func trimmingTrailingSpaces() -> String {
-        var s = Substring(self)
-        while let last = s.last, last == " " || last == "\0" { s = s.dropLast() }
-        return String(s)
-    }
 }

@@ -33,21 +33,6 @@ enum SampleLayout {
         return out
     }
 
-    /// Interleaved to planar, the inverse of `interleave`.
-    static func deinterleave(_ bytes: [UInt8], pixels: Int, samples: Int, width: Int) -> [UInt8] {
-        guard samples > 1 else { return bytes }
-        var out = [UInt8](repeating: 0, count: pixels * samples * width)
-        for p in 0..<pixels {
-            for s in 0..<samples {
-                let from = (p * samples + s) * width
-                let to = (s * pixels + p) * width
-                guard from + width <= bytes.count else { return out }
-                for b in 0..<width { out[to + b] = bytes[from + b] }
-            }
-        }
-        return out
-    }
-
     /// Clears (unsigned) or sign-extends (signed) the bits above Bits Stored in little-endian
     /// samples of 8, 16 or 32 bits, as pydicom's `pixel_array` does.
     static func correctUnusedBits(_ bytes: inout [UInt8], bitsAllocated: Int, bitsStored: Int, signed: Bool) {

@@ -185,7 +185,7 @@ final class DatastoreTests: XCTestCase {
         let table = try FrameTable(file: try DICOMFile.read(path: path))
         XCTAssertEqual(frames.count, 10)
         for f in frames {
-            let ranges = f.fragments ?? [f.offset..<(f.offset + f.length)]
+            let ranges = f.ranges
             let bytes = try ranges.flatMap { try store.blobs.read(record.blob, range: $0) }
             XCTAssertEqual(bytes, try table.encodedFrame(f.number - 1))
         }
@@ -213,7 +213,7 @@ final class DatastoreIngestOptionsTests: XCTestCase {
         let frames = try store.index.frames(of: record.id)
         XCTAssertEqual(frames.count, original.frames.count)
         for f in frames {
-            let stream = try (f.fragments ?? [f.offset..<(f.offset + f.length)]).flatMap { try store.blobs.read(record.framesBlob, range: $0) }
+            let stream = try f.ranges.flatMap { try store.blobs.read(record.framesBlob, range: $0) }
             XCTAssertEqual(Array(stream.prefix(2)), [0xFF, 0x4F], "an HTJ2K codestream")
             let decoded = try HTJ2KCodec().decode(stream, description: original.description)
             XCTAssertEqual(decoded.bytes, try original.decodeFrame(f.number - 1).bytes)

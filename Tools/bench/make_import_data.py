@@ -6,13 +6,13 @@
 Re-running skips what exists.
 """
 import os
-import struct
 import sys
 
 import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
-from pydicom.dataset import FileMetaDataset
+
+from encapsulated import write_big_encapsulated
 
 out = sys.argv[1] if len(sys.argv) > 1 else ".oracles/bench"
 study_dir = os.path.join(out, "study-1000")
@@ -40,30 +40,6 @@ for n in range(1000):
 
 big = os.path.join(out, "big-import.dcm")
 if not os.path.exists(big):
-    frames, frame_size = 1024, 1 << 20
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "2.25.3333.1.1"
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "2.25.3333", "2.25.3333.1"
-    ds.PatientID, ds.Modality = "BIG", "OT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored = 1024, 512, 1, 16, 16
-    ds.PixelRepresentation, ds.PhotometricInterpretation = 0, "MONOCHROME2"
-    ds.NumberOfFrames = frames
-    tmp = big + ".head"
-    ds.save_as(tmp, enforce_file_format=True)
-    with open(big, "wb") as f, open(tmp, "rb") as head:
-        f.write(head.read())
-        f.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF))
-        f.write(struct.pack("<HHI", 0xFFFE, 0xE000, 4 * frames))
-        for i in range(frames):
-            f.write(struct.pack("<I", i * (frame_size + 8)))
-        chunk = bytes([0xFF, 0x4F, 0xFF, 0x51]) + bytes(frame_size - 4)
-        for i in range(frames):
-            f.write(struct.pack("<HHI", 0xFFFE, 0xE000, frame_size))
-            f.write(chunk)
-        f.write(struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
-    os.remove(tmp)
+    write_big_encapsulated(big, "2.25.3333.1.1", StudyInstanceUID="2.25.3333", SeriesInstanceUID="2.25.3333.1",
+                           PatientID="BIG", Modality="OT", BitsStored=16, PixelRepresentation=0,
+                           PhotometricInterpretation="MONOCHROME2")
