@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "CCodecs", dependencies: ["COpenJPEG", "CJPEG", "CCharLS"]),
         .target(
             name: "PixelData",
-            dependencies: ["DICOMParser", "CCodecs", "COpenJPH"]
+            dependencies: ["DICOMParser", "CCodecs", "COpenJPH", .product(name: "CompressNIO", package: "compress-nio"),
+                           .product(name: "NIOCore", package: "swift-nio")]
         ),
         // The system of record: ingest, the index (GRDB/SQLite behind a protocol) and the blob store.
         .target(

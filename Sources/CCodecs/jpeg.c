@@ -88,3 +88,44 @@ int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size
     *out_length = stride * info->height;
     return 0;
 }
+
+int ccodecs_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t components, int quality,
+                        uint8_t **out, size_t *out_length, char *err, size_t err_length) {
+    *out = NULL;
+    *out_length = 0;
+    if (width == 0 || height == 0 || width > 65500 || height > 65500) return ccodecs_fail(err, err_length, "JPEG cannot hold a %ux%u image", width, height);
+    if (components != 1 && components != 3) return ccodecs_fail(err, err_length, "JPEG output has 1 or 3 components, not %u", components);
+    struct jpeg_compress_struct cinfo;
+    error_t_ e;
+    memset(&e, 0, sizeof e);
+    cinfo.err = jpeg_std_error(&e.pub);
+    e.pub.error_exit = on_error;
+    e.pub.emit_message = on_message;
+    // jpeg_mem_dest owns and grows its buffer; on error it is freed here.
+    unsigned char *volatile buf = NULL;
+    unsigned long volatile size = 0;
+    if (setjmp(e.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buf);
+        return ccodecs_fail(err, err_length, "libjpeg: %s", e.message);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, (unsigned char **)&buf, (unsigned long *)&size);
+    cinfo.image_width = width;
+    cinfo.image_height = height;
+    cinfo.input_components = (int)components;
+    cinfo.in_color_space = components == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality < 1 ? 1 : (quality > 100 ? 100 : quality), TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t stride = (size_t)width * components;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(pixels + stride * cinfo.next_scanline);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *out = buf;
+    *out_length = size;
+    return 0;
+}

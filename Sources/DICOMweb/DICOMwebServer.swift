@@ -44,6 +44,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
     service.addSTOWRoutes(to: web)
     service.addQIDORoutes(to: web)
     service.addWADORoutes(to: web)
+    service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
     return router
 }

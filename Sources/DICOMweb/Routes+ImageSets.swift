@@ -14,7 +14,21 @@ extension DICOMwebService {
             filter.studyInstanceUID = q["studyInstanceUID"].map(String.init)
             filter.seriesInstanceUID = q["seriesInstanceUID"].map(String.init)
             filter.accessionNumber = q["accessionNumber"].map(String.init)
-            if let p = q["isPrimary"] { filter.isPrimary = p == "true" }
+            if let p = q["isPrimary"] {
+                guard p == "true" || p == "false" else { throw DICOMwebError(.badRequest, "isPrimary is true or false") }
+                filter.isPrimary = p == "true"
+            }
+            if let range = q["studyDate"] {
+                (filter.studyDateFrom, filter.studyDateTo) = try Self.dateRange(String(range))
+            }
+            if let t = q["updatedAfter"] { filter.updatedFrom = try Self.timestamp(String(t), "updatedAfter") }
+            if let t = q["updatedBefore"] { filter.updatedTo = try Self.timestamp(String(t), "updatedBefore") }
+            if let s = q["sort"] {
+                guard let sort = ImageSetSort(rawValue: String(s)) else {
+                    throw DICOMwebError(.badRequest, "sort is one of \(ImageSetSort.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                filter.sort = sort
+            }
             if let l = q["limit"] {
                 guard let n = Int(l), (1...1000).contains(n) else { throw DICOMwebError(.badRequest, "limit is 1...1000") }
                 filter.limit = n
@@ -37,6 +51,17 @@ extension DICOMwebService {
             let id = try context.parameters.require("id")
             guard try self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
             return try Self.json(["versions": try self.store.index.versions(of: id)])
+        }
+        // Pruning: keep the newest `keep` versions (default 1) and free the blobs nothing retained references.
+        group.delete(":id/versions") { request, context in
+            let id = try context.parameters.require("id")
+            guard try self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            var keep = 1
+            if let k = request.uri.queryParameters["keep"] {
+                guard let n = Int(k), n >= 1 else { throw DICOMwebError(.badRequest, "keep is a whole number of at least 1") }
+                keep = n
+            }
+            return try Self.json(try self.store.prune(imageSetID: id, keep: keep))
         }
         group.get(":id/metadata") { request, context in
             let id = try context.parameters.require("id")
@@ -93,6 +118,35 @@ extension DICOMwebService {
                       "studyID": a.studyID, "description": a.studyDescription,
                       "series": series.keys.sorted().map { ["seriesInstanceUID": $0, "instances": series[$0] ?? []] }],
         ]
+    }
+
+    /// A DICOM date range (`YYYYMMDD`, `A-B`, `A-`, `-B`) as inclusive bounds.
+    static func dateRange(_ text: String) throws -> (String?, String?) {
+        func date(_ s: Substring) throws -> String? {
+            if s.isEmpty { return nil }
+            guard s.utf8.count == 8, s.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
+                throw DICOMwebError(.badRequest, "studyDate '\(text.prefix(40))' is not YYYYMMDD or a range of them")
+            }
+            return String(s)
+        }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1: let d = try date(parts[0]); return (d, d)
+        case 2:
+            guard !(parts[0].isEmpty && parts[1].isEmpty) else { throw DICOMwebError(.badRequest, "studyDate '-' has no bound") }
+            return (try date(parts[0]), try date(parts[1]))
+        default: throw DICOMwebError(.badRequest, "studyDate '\(text.prefix(40))' is not YYYYMMDD or a range of them")
+        }
+    }
+
+    static func timestamp(_ text: String, _ name: String) throws -> Date {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let d = plain.date(from: text) ?? fractional.date(from: text) else {
+            throw DICOMwebError(.badRequest, "\(name) '\(text.prefix(40))' is not an ISO 8601 time such as 2026-01-31T12:00:00Z")
+        }
+        return d
     }
 
     static func json(_ value: some Encodable) throws -> Response {

@@ -53,10 +53,10 @@ extension DICOMwebService {
     // MARK: Delete
 
     /// Removes a study, series or instance in a new version of its image sets (PS3.18 §10.7).
-    /// Blobs stay while a retained version references them (Docs/store.md).
+    /// Blobs stay while a retained version references them (Docs/store.md, "Versions and retention").
     func delete(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
         _ = try instances(study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
-        let removed = try store.index.removeInstances(study: study, series: series, sop: sop, reason: "DELETE")
+        let removed = try store.remove(study: study, series: series, sop: sop, reason: "DELETE")
         let body = ByteBuffer(string: "{\"removedInstances\":\(removed)}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
@@ -159,10 +159,7 @@ extension DICOMwebService {
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) throws -> Response {
         guard let instance = try instances(study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
-        let numbers = list.split(separator: ",").map { Int($0.trimmingCharacters(in: " ")) }
-        guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw DICOMwebError(.badRequest, "frame list '\(list.prefix(80))' is not a comma-separated list of numbers from 1")
-        }
+        let numbers = try Self.frameList(list)
         let records = try store.index.frames(of: instance.id)
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
         let storedSyntax = instance.framesTransferSyntaxUID
@@ -170,41 +167,13 @@ extension DICOMwebService {
         let isNative = TransferSyntax(uid: storedSyntax).map { !$0.isEncapsulated } ?? false
         let (mediaType, target) = try negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
 
-        var description: PixelDescription?
-        func pixelDescription() throws -> PixelDescription {
-            if let description { return description }
-            guard let path = store.blobs.localPath(instance.framesBlob) else { throw DICOMwebError(.internalServerError, "blob not local") }
-            let d = try PixelDescription(dataSet: try DICOMFile.read(path: path, options: .headerOnly).dataSet)
-            description = d
-            return d
-        }
-        var table: FrameTable?
-        func storedFrame(_ n: Int) throws -> [UInt8] {
-            guard n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
-            if instance.framesInPlace {
-                let r = records[n - 1]
-                return try r.ranges.flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
-            }
-            // Deflated or bit-packed data: locate by parsing (rare).
-            if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
-            guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
-            return try table.encodedFrame(n - 1)
-        }
+        let source = InstanceFrames(store: store, instance: instance, records: records)
         let writer = MultipartWriter()
         var parts: [ByteBuffer] = []
-        for n in numbers.compactMap({ $0 }) {
-            var bytes = try storedFrame(n)
+        for n in numbers {
+            var bytes = try source.stored(n)
             if target != "*" && target != storedSyntax {
-                let d = try pixelDescription()
-                var decoded: DecodedFrame
-                if isNative {
-                    decoded = try NativeCodec().decode(bytes, description: d, bigEndian: storedSyntax == "1.2.840.10008.1.2.2")
-                } else {
-                    guard let decoder = PixelCodecs.decoder(for: storedSyntax) else {
-                        throw DICOMwebError(.notAcceptable, "frames in \(storedSyntax) cannot be decoded")
-                    }
-                    decoded = try decoder.decode(bytes, description: d)
-                }
+                let decoded = try source.decode(bytes)
                 if target == "1.2.840.10008.1.2.1" {
                     bytes = decoded.bytes
                 } else {

@@ -173,6 +173,7 @@ public final class Datastore: Sendable {
                 try? blobs.remove(p.blob)
             }
         }
+        pruneAfterReplacement(results)
         return outcomes.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }
     }
 }
@@ -189,6 +190,16 @@ final class PendingBlobs: @unchecked Sendable {
             let n = (counts[id] ?? 1) - 1
             counts[id] = n > 0 ? n : nil
             return n <= 0
+        }
+    }
+    /// Removes the blob when no ingest holds it and `isReferenced` says no row names it, all under
+    /// the lock `retain` takes: an ingest of the same bytes either retains first (and the blob
+    /// stays) or commits after the removal (and puts the bytes back).
+    func removeIfUnused(_ id: BlobID, isReferenced: () throws -> Bool, remove: () throws -> Void) rethrows -> Bool {
+        try lock.withLock {
+            guard counts[id] == nil, try !isReferenced() else { return false }
+            try remove()
+            return true
         }
     }
 }

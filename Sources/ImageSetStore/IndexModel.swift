@@ -122,9 +122,34 @@ public struct ImageSetFilter: Sendable {
     public var seriesInstanceUID: String?
     public var accessionNumber: String?
     public var isPrimary: Bool?
+    /// Study Date bounds, inclusive, as DICOM dates (YYYYMMDD); either may be open.
+    public var studyDateFrom: String?
+    public var studyDateTo: String?
+    /// Last-change bounds, inclusive.
+    public var updatedFrom: Date?
+    public var updatedTo: Date?
+    public var sort: ImageSetSort = .updatedDescending
     public var limit = 1000
     public var offset = 0
     public init() {}
+}
+
+public enum ImageSetSort: String, Sendable, CaseIterable {
+    case updatedAscending = "updatedAt", updatedDescending = "-updatedAt"
+    case createdAscending = "createdAt", createdDescending = "-createdAt"
+    case studyDateAscending = "studyDate", studyDateDescending = "-studyDate"
+
+    /// The ORDER BY clause; the id breaks ties so that pages never overlap.
+    var sql: String {
+        switch self {
+        case .updatedAscending: "s.updated_at ASC, s.id"
+        case .updatedDescending: "s.updated_at DESC, s.id"
+        case .createdAscending: "s.created_at ASC, s.id"
+        case .createdDescending: "s.created_at DESC, s.id"
+        case .studyDateAscending: "s.study_date ASC, s.study_time ASC, s.id"
+        case .studyDateDescending: "s.study_date DESC, s.study_time DESC, s.id"
+        }
+    }
 }
 
 /// The index: everything Tessera knows about stored instances, apart from their bytes. SQLite
@@ -151,6 +176,9 @@ public protocol ImageSetIndex: Sendable {
     /// Removes the current instances of a study (or one series, or one instance) in a new version
     /// of each image set holding them; returns how many were removed. Rows stay for older versions.
     func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> Int
+    /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
+    /// instance rows only those versions could see.
+    func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult
     /// Current instances of a study, optionally narrowed to a series and an instance, across image sets.
     func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord]
     func setting(_ key: String) throws -> String?

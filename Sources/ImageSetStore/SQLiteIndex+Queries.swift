@@ -15,10 +15,15 @@ extension SQLiteIndex {
                 clauses.append("EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = s.id AND i.series_instance_uid = ? AND i.removed_version IS NULL)")
                 args.append(v)
             }
+            // An absent Study Date is stored as '' and matches no range.
+            if let v = filter.studyDateFrom { clauses.append("s.study_date <> '' AND s.study_date >= ?"); args.append(v) }
+            if let v = filter.studyDateTo { clauses.append("s.study_date <> '' AND s.study_date <= ?"); args.append(v) }
+            if let v = filter.updatedFrom { clauses.append("s.updated_at >= ?"); args.append(v.timeIntervalSince1970) }
+            if let v = filter.updatedTo { clauses.append("s.updated_at <= ?"); args.append(v.timeIntervalSince1970) }
             let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             args.append(filter.limit)
             args.append(filter.offset)
-            let rows = try Row.fetchAll(db, sql: "SELECT s.* FROM image_set s \(whereSQL) ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
+            let rows = try Row.fetchAll(db, sql: "SELECT s.* FROM image_set s \(whereSQL) ORDER BY \(filter.sort.sql) LIMIT ? OFFSET ?",
                                         arguments: StatementArguments(args))
             return try rows.map { try summary($0, db: db) }
         }

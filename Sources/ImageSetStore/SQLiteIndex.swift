@@ -193,7 +193,9 @@ public struct SQLiteIndex: ImageSetIndex {
                 if let n = removed[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) removed" }
                 try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
                                arguments: [setID, v, now, why, count])
-                try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ? WHERE id = ?", arguments: [v, now, setID])
+                // An instance stored into a set that DELETE emptied brings it back.
+                let state = added[setID] != nil ? ", state = 'ACTIVE'" : ""
+                try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?", arguments: [v, now, setID])
             }
             for key in touchedSeries {
                 guard let v = newVersion[key[0]] else { continue }

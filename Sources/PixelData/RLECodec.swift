@@ -14,8 +14,9 @@ public struct RLECodec: PixelDecoder, PixelEncoder {
         let width = d.bytesPerSample
         let segmentsNeeded = width * d.samplesPerPixel
         guard encoded.count >= 64 else { throw DICOMError(.truncated, message: "RLE header needs 64 bytes, frame has \(encoded.count)") }
-        let header = (0..<16).map { i in
-            Int(encoded[4 * i]) | Int(encoded[4 * i + 1]) << 8 | Int(encoded[4 * i + 2]) << 16 | Int(encoded[4 * i + 3]) << 24
+        let header: [Int] = (0..<16).map { (i: Int) -> Int in
+            let low = Int(encoded[4 * i]) | Int(encoded[4 * i + 1]) << 8
+            return low | Int(encoded[4 * i + 2]) << 16 | Int(encoded[4 * i + 3]) << 24
         }
         let count = header[0]
         guard count == segmentsNeeded, count <= 15 else {

@@ -124,6 +124,37 @@ struct VerifyCommand: ParsableCommand {
     }
 }
 
+struct PruneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Drop old image-set versions and free the blobs no retained version references.",
+        discussion: "Keeps the newest --keep versions of each image set (or of one, with --image-set). "
+            + "--retain sets the rule DELETE and replacement apply from then on; --retain 0 keeps every version.")
+
+    @Option(help: "The data folder.") var data: String
+    @Option(name: .customLong("image-set"), help: "Prune one image set (default: all).") var imageSet: String?
+    @Option(help: "Versions to keep per image set.") var keep = 1
+    @Option(help: "Versions DELETE and replacement keep from now on (0: all).") var retain: Int?
+    @Flag var json = false
+
+    func run() throws {
+        let store = try AdminJSON.open(data)
+        if let retain {
+            guard retain >= 0 else { throw ValidationError("--retain is 0 (keep all) or more") }
+            try store.setRetainVersions(retain == 0 ? nil : retain)
+        }
+        guard keep >= 1 else { throw ValidationError("--keep is at least 1: an image set always keeps its latest version") }
+        if let imageSet, try store.index.imageSet(imageSet) == nil {
+            FileHandle.standardError.write(Data("tessera: no image set \(imageSet)\n".utf8))
+            throw ExitCode.failure
+        }
+        let report = try store.prune(imageSetID: imageSet, keep: keep)
+        if json { return try AdminJSON.write(report) }
+        print("removed \(report.versionsRemoved) version(s), \(report.instanceRowsRemoved) instance row(s), "
+              + "\(report.blobsRemoved) blob(s), \(report.bytesFreed) bytes freed")
+    }
+}
+
 extension String {
     func padding(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
 }

@@ -17,6 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest STOW-RS request, in bytes.") var maximumRequestSize = 8 << 30
     @Option(help: "Folder of the demo study loaded into an empty data folder.") var demo = "TestImages/demo"
     @Flag(help: "Do not load the demo study into an empty data folder.") var noDemo = false
+    @Option(help: "Versions per image set that DELETE and replacement keep, freeing older blobs (0: keep all). Stored in the data folder.")
+    var retainVersions: Int?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -29,6 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
         do { store = try Datastore(folder: data) } catch {
             logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
             throw ExitCode.failure
+        }
+        if let retainVersions {
+            guard retainVersions >= 0 else { throw ValidationError("--retain-versions is 0 (keep all) or more") }
+            try store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
         }
         let s = store.startup
         if s.orphanBlobsRemoved > 0 || s.stagedFilesRemoved > 0 || !s.missingBlobs.isEmpty {

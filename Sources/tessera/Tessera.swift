@@ -6,6 +6,7 @@ struct Tessera: AsyncParsableCommand {
         commandName: "tessera",
         abstract: "Tessera: a DICOM store and DICOMweb server.",
         subcommands: [DumpCommand.self, JSONCommand.self, FrameCommand.self, TranscodeCommand.self,
-                      ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self, ServeCommand.self]
+                      ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self, PruneCommand.self,
+                      ServeCommand.self]
     )
 }

@@ -46,6 +46,29 @@ final class ConcurrencyAndCrashTests: XCTestCase {
         XCTAssertTrue(try store.verify().isClean)
     }
 
+    /// Pruning races ingests of the same bytes: whichever wins, an instance the index holds always
+    /// has its blob (the pending-blob lock orders a removal against a commit of the same content).
+    func testPruningWhileTheSameBytesAreReStoredNeverLosesABlob() async throws {
+        let store = try Datastore(folder: folder)
+        let instances = try (1...6).map { try StoreFixtures.instance(sop: "1.2.3.7.\($0)") }
+        for round in 0..<8 {
+            for i in instances { _ = await store.ingest(bytes: i) }
+            async let pruner: Void = {
+                for _ in 0..<20 { _ = try? store.prune(keep: 1) }
+            }()
+            // Delete and re-store while pruning runs: rows come and go naming the same blobs.
+            _ = try store.remove(study: "1.2.826.0.1.3680043.9.7433.1")
+            for i in instances { _ = await store.ingest(bytes: i) }
+            await pruner
+            let report = try store.verify()
+            XCTAssertTrue(report.missing.isEmpty, "round \(round): \(report.missing)")
+            XCTAssertEqual(try store.index.currentInstances(study: "1.2.826.0.1.3680043.9.7433.1", series: nil, sop: nil).count, 6)
+        }
+        try store.prune(keep: 1)
+        XCTAssertTrue(try store.verify().isClean)
+        XCTAssertEqual(try store.blobs.list().count, 6)
+    }
+
     /// SIGKILL an import at several points; after restart every instance it reported stored is
     /// there bit-identical, nothing half-stored is visible and orphans are swept.
     func testImportKilledMidwayLosesNothingAcknowledged() throws {

@@ -5,6 +5,28 @@ import XCTest
 
 /// `tessera import`, `imagesets`, `imageset` and `verify` as a user runs them.
 final class StoreCLITests: XCTestCase {
+    func testPruneCommandAndRetentionSetting() throws {
+        let tessera = try Corpus.product("tessera")
+        let data = try StoreFixtures.temporaryFolder("cli-prune")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        do {
+            let store = try Datastore(folder: data)
+            for n in 1...3 { _ = try store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.8.\(n)"))], reason: "t") }
+            XCTAssertEqual(try store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.1"), 1)
+        }
+        XCTAssertEqual(try Corpus.runCapturing(tessera, ["prune", "--data", data, "--keep", "0"]).status, 64, "usage error")
+        XCTAssertEqual(try Corpus.runCapturing(tessera, ["prune", "--data", data, "--image-set", "nope"]).status, 1)
+        let run = try Corpus.runCapturing(tessera, ["prune", "--data", data, "--keep", "1", "--retain", "2", "--json"])
+        XCTAssertEqual(run.status, 0, String(decoding: run.err, as: UTF8.self))
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: run.out) as? [String: Any])
+        XCTAssertEqual(report["instanceRowsRemoved"] as? Int, 1)
+        XCTAssertEqual(report["blobsRemoved"] as? Int, 1)
+        let store = try Datastore(folder: data)
+        XCTAssertEqual(store.retainVersions, 2)
+        XCTAssertEqual(try store.blobs.list().count, 2)
+        XCTAssertTrue(try store.verify().isClean)
+    }
+
     func testImportListShowAndVerify() throws {
         let tessera = try Corpus.product("tessera")
         let data = try StoreFixtures.temporaryFolder("cli")

@@ -30,6 +30,11 @@ int ccodecs_j2k_encode(const uint8_t *samples, size_t length, const ccodecs_info
 int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
                         ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
 
+/// Encodes 8-bit gray (1 component) or interleaved RGB (3) pixels as baseline JPEG at `quality` (1-100),
+/// for rendered images. The output is malloc'ed (free with ccodecs_free).
+int ccodecs_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t components, int quality,
+                        uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
 /// Decodes JPEG-LS with CharLS into interleaved samples.
 int ccodecs_jls_decode(const uint8_t *data, size_t length, size_t max_samples,
                        ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);

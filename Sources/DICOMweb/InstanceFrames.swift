@@ -1,0 +1,56 @@
+import DICOMCore
+import DICOMParser
+import ImageSetStore
+import PixelData
+
+/// One instance's frames for a request: stored bytes by range reads from the frame index, and the
+/// header (read once, only when a frame must be decoded or rendered).
+final class InstanceFrames {
+    let store: Datastore
+    let instance: InstanceRecord
+    let records: [FrameRecord]
+    private var header: DataSet?
+    private var table: FrameTable?
+
+    init(store: Datastore, instance: InstanceRecord, records: [FrameRecord]) {
+        self.store = store
+        self.instance = instance
+        self.records = records
+    }
+
+    var syntax: String { instance.framesTransferSyntaxUID }
+
+    func dataSet() throws -> DataSet {
+        if let header { return header }
+        guard let path = store.blobs.localPath(instance.framesBlob) else { throw DICOMwebError(.internalServerError, "blob not local") }
+        let ds = try DICOMFile.read(path: path, options: .headerOnly).dataSet
+        header = ds
+        return ds
+    }
+
+    func pixelDescription() throws -> PixelDescription { try PixelDescription(dataSet: try dataSet()) }
+
+    /// Frame `n` (from 1) as stored.
+    func stored(_ n: Int) throws -> [UInt8] {
+        guard n >= 1, n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
+        if instance.framesInPlace {
+            return try records[n - 1].ranges.flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
+        }
+        // Deflated or bit-packed data: locate by parsing (rare).
+        if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
+        guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
+        return try table.encodedFrame(n - 1)
+    }
+
+    /// Stored frame bytes decoded to native little-endian samples.
+    func decode(_ bytes: [UInt8]) throws -> DecodedFrame {
+        let d = try pixelDescription()
+        if let ts = TransferSyntax(uid: syntax), !ts.isEncapsulated {
+            return try NativeCodec().decode(bytes, description: d, bigEndian: ts.isBigEndian)
+        }
+        guard let decoder = PixelCodecs.decoder(for: syntax) else {
+            throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded")
+        }
+        return try decoder.decode(bytes, description: d)
+    }
+}

@@ -1,0 +1,131 @@
+@testable import DICOMweb
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import ImageSetStore
+import NIOCore
+import XCTest
+
+/// The image-set API's filters, sort and paging, and version pruning over HTTP.
+final class ImageSetAPITests: DICOMwebTestCase {
+    func ids(_ client: any TestClientProtocol, _ query: String) async throws -> (HTTPResponse.Status, [String], String?) {
+        try await client.execute(uri: "/imagesets?\(query)", method: .get) { r in
+            let body = (try? Self.json(r.body)) as? [String: Any] ?? [:]
+            let sets = body["imageSets"] as? [[String: Any]] ?? []
+            return (r.status, sets.compactMap { $0["studyInstanceUID"] as? String }, body["nextCursor"] as? String)
+        }
+    }
+
+    func testStudyDateAndUpdatedRangesSortAndCursor() async throws {
+        try await withApp { client in
+            // Three studies, stored one after another so their updatedAt order is known.
+            for (n, date) in ["20230105", "20240115", "20250220"].enumerated() {
+                let study = "1.2.3.20.\(n)"
+                _ = try await self.stow(client, [try Self.instance(sop: "1.2.3.20.\(n).1", study: study, series: study + ".1", studyDate: date)])
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            var (status, found, _) = try await self.ids(client, "studyDate=20240101-20241231")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(found, ["1.2.3.20.1"])
+            (_, found, _) = try await self.ids(client, "studyDate=20240115-&sort=studyDate")
+            XCTAssertEqual(found, ["1.2.3.20.1", "1.2.3.20.2"])
+            (_, found, _) = try await self.ids(client, "studyDate=-20240115&sort=-studyDate")
+            XCTAssertEqual(found, ["1.2.3.20.1", "1.2.3.20.0"])
+            (_, found, _) = try await self.ids(client, "studyDate=20230105")
+            XCTAssertEqual(found, ["1.2.3.20.0"])
+            (_, found, _) = try await self.ids(client, "sort=updatedAt")
+            XCTAssertEqual(found, ["1.2.3.20.0", "1.2.3.20.1", "1.2.3.20.2"])
+            (_, found, _) = try await self.ids(client, "")
+            XCTAssertEqual(found, ["1.2.3.20.2", "1.2.3.20.1", "1.2.3.20.0"], "newest change first by default")
+
+            // updatedAt bounds taken from the sets themselves.
+            let sets = try self.store.index.imageSets({ var f = ImageSetFilter(); f.sort = .updatedAscending; return f }())
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            func between(_ a: Int, _ b: Int) -> String {
+                formatter.string(from: Date(timeIntervalSince1970: (sets[a].updatedAt.timeIntervalSince1970 + sets[b].updatedAt.timeIntervalSince1970) / 2))
+            }
+            (_, found, _) = try await self.ids(client, "updatedAfter=\(between(0, 1))&sort=updatedAt")
+            XCTAssertEqual(found, ["1.2.3.20.1", "1.2.3.20.2"])
+            (_, found, _) = try await self.ids(client, "updatedBefore=\(between(1, 2))&sort=updatedAt")
+            XCTAssertEqual(found, ["1.2.3.20.0", "1.2.3.20.1"])
+            (_, found, _) = try await self.ids(client, "updatedAfter=\(between(0, 1))&updatedBefore=\(between(1, 2))")
+            XCTAssertEqual(found, ["1.2.3.20.1"])
+
+            // Paging: limit + cursor walk the whole list without overlap.
+            var cursor: String?
+            var (_, page, next) = try await self.ids(client, "sort=studyDate&limit=2")
+            XCTAssertEqual(page, ["1.2.3.20.0", "1.2.3.20.1"])
+            cursor = next
+            (_, page, next) = try await self.ids(client, "sort=studyDate&limit=2&cursor=\(try XCTUnwrap(cursor))")
+            XCTAssertEqual(page, ["1.2.3.20.2"])
+            XCTAssertNil(next)
+
+            for bad in ["studyDate=2024", "studyDate=20240101-20241231-1", "studyDate=-", "updatedAfter=yesterday",
+                        "sort=size", "isPrimary=maybe", "limit=0", "cursor=-3"] {
+                let (status, _, _) = try await self.ids(client, bad)
+                XCTAssertEqual(status, .badRequest, bad)
+            }
+        }
+    }
+
+    func testPruningDropsOldVersionsAndFreesOnlyUnreferencedBlobs() async throws {
+        let store = self.store!
+        let a = try Self.instance(sop: "1.2.3.21.1"), b = try Self.instance(sop: "1.2.3.21.2")
+        try await withApp { client in
+            _ = try await self.stow(client, [a, b])
+            let base = "/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"
+            try await client.execute(uri: base + "1.2.3.21.1", method: .delete) { XCTAssertEqual($0.status, .ok) }
+            try await client.execute(uri: base + "1.2.3.21.2", method: .delete) { XCTAssertEqual($0.status, .ok) }
+            // b comes back with the same bytes: a new row naming the blob an old version also names.
+            _ = try await self.stow(client, [b])
+            let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+            XCTAssertEqual(try store.index.versions(of: set.id).map(\.instanceCount), [2, 1, 0, 1])
+            XCTAssertEqual(try store.blobs.list().count, 2)
+
+            try await client.execute(uri: "/imagesets/\(set.id)/versions?keep=0", method: .delete) { XCTAssertEqual($0.status, .badRequest) }
+            try await client.execute(uri: "/imagesets/nope/versions", method: .delete) { XCTAssertEqual($0.status, .notFound) }
+            try await client.execute(uri: "/imagesets/\(set.id)/versions?keep=2", method: .delete) { r in
+                XCTAssertEqual(r.status, .ok)
+                let report = try XCTUnwrap(try Self.json(r.body) as? [String: Any])
+                XCTAssertEqual(report["versionsRemoved"] as? Int, 2)
+                // Version 3 (empty) is the oldest kept: the rows removed by versions 2 and 3 go.
+                XCTAssertEqual(report["instanceRowsRemoved"] as? Int, 2)
+                XCTAssertEqual(report["blobsRemoved"] as? Int, 1, "a's blob goes; b's is still named by the re-stored row")
+                XCTAssertEqual(report["bytesFreed"] as? Int, a.count)
+            }
+            XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [3, 4])
+            XCTAssertEqual(try store.blobs.list().count, 1)
+            try await client.execute(uri: "/imagesets/\(set.id)/metadata?version=1", method: .get) { XCTAssertEqual($0.status, .notFound) }
+            try await client.execute(uri: base + "1.2.3.21.2", method: .get,
+                                     headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(try Self.parts(r.body, contentType: r.headers[.contentType] ?? "").first?.body, b, "bit-identical after pruning")
+            }
+            try await client.execute(uri: "/imagesets/\(set.id)/versions", method: .delete) { r in
+                let report = try XCTUnwrap(try Self.json(r.body) as? [String: Any])
+                XCTAssertEqual(report["versionsRemoved"] as? Int, 1)
+                XCTAssertEqual(report["blobsRemoved"] as? Int, 0)
+            }
+            XCTAssertTrue(try store.verify().isClean)
+        }
+    }
+
+    func testRetentionRuleFreesBlobsOnDeleteAndReplace() async throws {
+        let store = self.store!
+        try store.setRetainVersions(1)
+        try store.setPolicy(.replace)
+        let original = try Self.instance(sop: "1.2.3.22.1"), replacement = try Self.instance(sop: "1.2.3.22.1", modality: "MR")
+        try await withApp { client in
+            _ = try await self.stow(client, [original, try Self.instance(sop: "1.2.3.22.2")])
+            _ = try await self.stow(client, [replacement])
+            XCTAssertEqual(try store.blobs.list().count, 2, "the replaced bytes are freed at once")
+            let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+            XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [2])
+            try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .delete) { XCTAssertEqual($0.status, .ok) }
+            XCTAssertEqual(try store.blobs.list().count, 0, "nothing retained references them")
+            XCTAssertEqual(try store.index.imageSet(set.id)?.state, "DELETED")
+            XCTAssertTrue(try store.verify().isClean)
+        }
+    }
+}

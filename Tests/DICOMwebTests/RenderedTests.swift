@@ -1,0 +1,116 @@
+import CompressNIO
+import DICOMCore
+import DICOMParser
+@testable import DICOMweb
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PixelData
+import TestSupport
+import XCTest
+
+final class RenderedTests: DICOMwebTestCase {
+    var base: String { "/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/1.2.3.30.1" }
+
+    /// Width, height, channels and pixels of a PNG written by Tessera (8-bit, filter 0 on every row).
+    static func decodePNG(_ bytes: [UInt8]) throws -> RenderedImage {
+        XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        var i = 8, width = 0, height = 0, channels = 0
+        var idat = ByteBuffer()
+        func be(_ at: Int) -> Int { Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3]) }
+        while i + 8 <= bytes.count {
+            let length = be(i), type = String(decoding: bytes[(i + 4)..<(i + 8)], as: UTF8.self)
+            let data = Array(bytes[(i + 8)..<(i + 8 + length)])
+            if type == "IHDR" { width = be(i + 8); height = be(i + 12); channels = data[9] == 2 ? 3 : 1 }
+            if type == "IDAT" { idat.writeBytes(data) }
+            i += 12 + length
+        }
+        let raw = Array(try idat.decompress(with: .zlib()).readableBytesView)
+        var pixels: [UInt8] = []
+        let stride = width * channels
+        for y in 0..<height {
+            XCTAssertEqual(raw[y * (stride + 1)], 0, "filter type")
+            pixels += raw[(y * (stride + 1) + 1)..<((y + 1) * (stride + 1))]
+        }
+        return RenderedImage(width: width, height: height, components: channels, pixels: pixels)
+    }
+
+    func testRenderedInstanceHonoursWindowViewportQualityAndMediaType() async throws {
+        let bytes = try Self.instance(sop: "1.2.3.30.1")
+        let file = try DICOMFile.read(bytes: bytes)
+        let frame = try FrameTable(file: file).decodeFrame(0)
+        let display = DisplayAttributes(dataSet: file.dataSet)
+        let windowed = { var o = RenderingOptions(); o.window = .init(center: 40, width: 400); return o }()
+        try await withApp { client in
+            _ = try await self.stow(client, [bytes])
+            try await client.execute(uri: self.base + "/rendered", method: .get, headers: [.accept: "image/png"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.headers[.contentType], "image/png")
+                let image = try Self.decodePNG(Array(r.body.readableBytesView))
+                XCTAssertEqual(image, try Renderer.render(frame, display: display, options: RenderingOptions()))
+            }
+            try await client.execute(uri: self.base + "/rendered?window=40,400&accept=image/png", method: .get) { r in
+                XCTAssertEqual(try Self.decodePNG(Array(r.body.readableBytesView)), try Renderer.render(frame, display: display, options: windowed))
+            }
+            try await client.execute(uri: self.base + "/rendered?viewport=64,64", method: .get, headers: [.accept: "image/png"]) { r in
+                let image = try Self.decodePNG(Array(r.body.readableBytesView))
+                XCTAssertEqual([image.width, image.height], [64, 64])
+            }
+            var sizes: [Int] = []
+            for q in [10, 95] {
+                try await client.execute(uri: self.base + "/rendered?quality=\(q)", method: .get) { r in
+                    XCTAssertEqual(r.status, .ok)
+                    XCTAssertEqual(r.headers[.contentType], "image/jpeg")
+                    XCTAssertEqual(Array(r.body.readableBytesView.prefix(2)), [0xFF, 0xD8])
+                    sizes.append(r.body.readableBytes)
+                }
+            }
+            XCTAssertLessThan(sizes[0], sizes[1], "lower quality, fewer bytes")
+            for (query, status) in [("window=abc", HTTPResponse.Status.badRequest), ("window=40,0", .badRequest), ("viewport=0,10", .badRequest),
+                                    ("viewport=10,10,500,500,100,100", .badRequest), ("quality=101", .badRequest), ("viewport=1,2,3", .badRequest)] {
+                try await client.execute(uri: self.base + "/rendered?\(query)", method: .get) { XCTAssertEqual($0.status, status, query) }
+            }
+            try await client.execute(uri: self.base + "/rendered", method: .get, headers: [.accept: "image/gif"]) { XCTAssertEqual($0.status, .notAcceptable) }
+            try await client.execute(uri: self.base + "/frames/2/rendered", method: .get) { XCTAssertEqual($0.status, .notFound) }
+            try await client.execute(uri: self.base + "/frames/x/rendered", method: .get) { XCTAssertEqual($0.status, .badRequest) }
+        }
+    }
+
+    func testMultiFrameRenderingAndThumbnails() async throws {
+        let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let file = try DICOMFile.read(bytes: bytes)
+        let table = try FrameTable(file: file)
+        let display = DisplayAttributes(dataSet: file.dataSet)
+        let ids = [Tag.studyInstanceUID, .seriesInstanceUID, .sopInstanceUID].map { file.dataSet.string($0)?.trimmingCharacters(in: "\0 ") ?? "" }
+        let instance = "/dicomweb/studies/\(ids[0])/series/\(ids[1])/instances/\(ids[2])"
+        try await withApp { client in
+            _ = try await self.stow(client, [bytes, try Self.instance(sop: "1.2.3.30.1")])
+            try await client.execute(uri: instance + "/frames/2,7/rendered", method: .get, headers: [.accept: "image/png"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                XCTAssertEqual(parts.count, 2)
+                XCTAssertTrue(parts[1].headers.contains("image/png"))
+                XCTAssertEqual(try Self.decodePNG(parts[1].body), try Renderer.render(try table.decodeFrame(6), display: display, options: RenderingOptions()))
+            }
+            // The thumbnail of a multi-frame instance is its middle frame in a 128-pixel box.
+            let middle = (table.frames.count + 1) / 2
+            let box = { var o = RenderingOptions(); o.viewport = .init(width: 128, height: 128); return o }()
+            try await client.execute(uri: instance + "/thumbnail", method: .get, headers: [.accept: "image/png"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(try Self.decodePNG(Array(r.body.readableBytesView)),
+                               try Renderer.render(try table.decodeFrame(middle - 1), display: display, options: box))
+            }
+            for uri in ["/dicomweb/studies/\(ids[0])/thumbnail", "/dicomweb/studies/\(ids[0])/series/\(ids[1])/thumbnail",
+                        instance + "/frames/1/thumbnail?viewport=32,32"] {
+                try await client.execute(uri: uri, method: .get, headers: [.accept: "image/png"]) { r in
+                    XCTAssertEqual(r.status, .ok, uri)
+                    let image = try Self.decodePNG(Array(r.body.readableBytesView))
+                    XCTAssertEqual(max(image.width, image.height), uri.contains("32,32") ? 32 : 128, uri)
+                }
+            }
+            try await client.execute(uri: "/dicomweb/studies/1.2.3.404/thumbnail", method: .get) { XCTAssertEqual($0.status, .notFound) }
+        }
+    }
+}

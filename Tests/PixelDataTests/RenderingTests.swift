@@ -1,0 +1,127 @@
+import DICOMCore
+import DICOMParser
+import Foundation
+@testable import PixelData
+import TestSupport
+import XCTest
+
+/// Rendered images against DCMTK's dcm2pnm, which implements the same PS3.3 pipeline (Modality
+/// LUT, VOI window, MONOCHROME1 inversion, palette) and writes plain PGM/PPM.
+final class RenderingTests: XCTestCase {
+    func corpusFile(_ name: String) throws -> String {
+        try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/" + name) }, "\(name) is not in the corpus")
+    }
+
+    /// dcm2pnm's rendering of `path` with `options`, as (width, height, components, pixels).
+    func dcmtk(_ path: String, _ options: [String]) throws -> RenderedImage {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-pnm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try Corpus.run(try Corpus.tool("dcm2pnm"), options + [path, out])
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        // "P5\n<w> <h>\n255\n" then the samples; P6 is RGB.
+        var fields: [String] = []
+        var i = 0
+        while fields.count < 4 {
+            var token = ""
+            while i < bytes.count, bytes[i] != 0x0A, bytes[i] != 0x20 { token.append(Character(UnicodeScalar(bytes[i]))); i += 1 }
+            i += 1
+            if !token.isEmpty { fields.append(token) }
+        }
+        let width = try XCTUnwrap(Int(fields[1])), height = try XCTUnwrap(Int(fields[2]))
+        let components = fields[0] == "P6" ? 3 : 1
+        return RenderedImage(width: width, height: height, components: components, pixels: Array(bytes[i...]))
+    }
+
+    func ours(_ path: String, window: RenderingOptions.Window? = nil, frame: Int = 0) throws -> RenderedImage {
+        let file = try DICOMFile.read(path: path)
+        var options = RenderingOptions()
+        options.window = window
+        return try Renderer.render(try FrameTable(file: file).decodeFrame(frame), display: DisplayAttributes(dataSet: file.dataSet), options: options)
+    }
+
+    /// Largest per-sample difference; rounding in the two pipelines may differ by one.
+    func assertClose(_ a: RenderedImage, _ b: RenderedImage, tolerance: Int = 1, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual([a.width, a.height, a.components], [b.width, b.height, b.components], what, file: file, line: line)
+        guard a.pixels.count == b.pixels.count else { return XCTFail("\(what): \(a.pixels.count) vs \(b.pixels.count) samples", file: file, line: line) }
+        let worst = zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, tolerance, what, file: file, line: line)
+    }
+
+    func testWindowsFromTheFileMatchDCMTK() throws {
+        // MONOCHROME2 and MONOCHROME1 (inverted), native and JPEG 2000.
+        for name in ["MR2_UNCR.dcm", "RG3_UNCR.dcm", "RG1_UNCR.dcm", "693_UNCR.dcm", "MR_small.dcm"] {
+            let path = try corpusFile(name)
+            assertClose(try ours(path), try dcmtk(path, ["+Wi", "1"]), name)
+        }
+        // DCMTK has no JPEG 2000 decoder: the lossless file renders like its uncompressed twin.
+        for name in ["RG3_J2KR.dcm", "MR2_J2KR.dcm"] {
+            let twin = try corpusFile(name.replacingOccurrences(of: "_J2KR", with: "_UNCR"))
+            assertClose(try ours(try corpusFile(name)), try dcmtk(twin, ["+Wi", "1"]), name)
+        }
+    }
+
+    func testRequestedWindowAndFunctionsMatchDCMTK() throws {
+        let ct = try corpusFile("CT_small.dcm")  // signed, rescaled to HU
+        assertClose(try ours(ct, window: .init(center: 40, width: 400)), try dcmtk(ct, ["+Ww", "40", "400"]), "CT 40/400")
+        assertClose(try ours(ct, window: .init(center: 100, width: 600)), try dcmtk(ct, ["+Ww", "100", "600"]), "CT 100/600")
+        assertClose(try ours(ct, window: .init(center: 40, width: 400, function: .sigmoid)),
+                    try dcmtk(ct, ["+Ww", "40", "400", "+Wfs"]), "CT sigmoid")
+        // No window anywhere: the frame's own range.
+        assertClose(try ours(ct), try dcmtk(ct, ["+Wm"]), "CT min-max")
+    }
+
+    func testColourMatchesDCMTK() throws {
+        for name in ["examples_palette.dcm", "SC_rgb.dcm", "US1_UNCR.dcm", "SC_ybr_full_422_uncompressed.dcm"] {
+            let path = try corpusFile(name)
+            assertClose(try ours(path), try dcmtk(path, []), tolerance: 2, name)
+        }
+        let palette = try ours(try corpusFile("examples_palette.dcm"))
+        XCTAssertEqual(palette.components, 3)
+        XCTAssertGreaterThan(Set(palette.pixels).count, 16, "a palette image renders in many colours")
+    }
+
+    func testViewportCropsFlipsAndScales() throws {
+        // 4×2 gray: each output pixel of a 2×1 viewport averages a 2×2 block.
+        let image = RenderedImage(width: 4, height: 2, components: 1, pixels: [0, 10, 100, 110, 20, 30, 120, 130])
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 2, height: 2)).pixels, [15, 115], "fits 2×1, aspect kept")
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 8, height: 8)).width, 8, "scaled up to fit")
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 2, height: 2, source: (2, 0, 2, 2))).pixels, [100, 110, 120, 130])
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 2, height: 1, source: (2, 0, 2, 2))).pixels, [115], "crop, then fit")
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 4, height: 2, source: (0, 0, -4, 2))).pixels,
+                       [110, 100, 10, 0, 130, 120, 30, 20], "negative width flips")
+        XCTAssertEqual(try Renderer.resample(image, viewport: .init(width: 4, height: 2, source: (0, 0, 4, -2))).pixels,
+                       [20, 30, 120, 130, 0, 10, 100, 110], "negative height flips")
+        XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 2, height: 2, source: (3, 0, 2, 2))))
+        XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 0, height: 2)))
+        XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 100_000, height: 2)))
+    }
+
+    func testPNGAndJPEGOutputsDecodeBack() throws {
+        let image = try ours(try corpusFile("MR2_UNCR.dcm"))
+        let png = try image.png()
+        XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        // Pillow decodes the PNG to exactly our pixels and the JPEG to nearly them.
+        let jpeg = try image.jpeg(quality: 95)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(png).write(to: dir.appendingPathComponent("a.png"))
+        try Data(jpeg).write(to: dir.appendingPathComponent("a.jpg"))
+        try Data(image.pixels).write(to: dir.appendingPathComponent("a.raw"))
+        let script = """
+            import sys, numpy as np
+            from PIL import Image
+            d = sys.argv[1]
+            raw = np.fromfile(d + '/a.raw', dtype=np.uint8)
+            png = np.asarray(Image.open(d + '/a.png'))
+            jpg = np.asarray(Image.open(d + '/a.jpg'))
+            print(png.shape[1], png.shape[0], int((png.reshape(-1) != raw).sum()), round(float(np.abs(jpg.reshape(-1).astype(int) - raw).mean()), 3))
+            """
+        let out = String(decoding: try Corpus.run(Corpus.python, ["-c", script, dir.path]), as: UTF8.self).split(separator: " ")
+        XCTAssertEqual(out.count, 4)
+        XCTAssertEqual(Int(out[0]), image.width)
+        XCTAssertEqual(Int(out[1]), image.height)
+        XCTAssertEqual(Int(out[2]), 0, "PNG is lossless")
+        XCTAssertLessThan(Double(out[3].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99, 2.0, "JPEG at quality 95 stays close")
+    }
+}
