@@ -1,6 +1,7 @@
 import DICOMCore
 import DICOMParser
 import ImageSetStore
+import NIOCore
 import PixelData
 
 /// One instance's frames for a request: stored bytes by range reads from the frame index, and the
@@ -40,6 +41,15 @@ final class InstanceFrames {
         if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
         guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
         return try table.encodedFrame(n - 1)
+    }
+
+    /// Frame `n` as stored, appended to `buffer` with a single copy when it can be read in place.
+    func stored(_ n: Int, into buffer: inout ByteBuffer) throws {
+        guard instance.framesInPlace, n >= 1, n <= records.count else {
+            buffer.writeBytes(try stored(n))
+            return
+        }
+        try store.blobs.read(instance.framesBlob, ranges: records[n - 1].ranges, into: &buffer)
     }
 
     /// Stored frame bytes decoded to native little-endian samples.

@@ -48,7 +48,7 @@ extension DICOMwebService {
         }
         guard !staged.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let candidates = staged.map { store.prepare($0, expectedStudy: study) }
-        let outcomes = store.store(candidates, reason: "STOW-RS") + rejected
+        let outcomes = await store.storeGrouped(candidates, reason: "STOW-RS") + rejected
         return try stowResponse(outcomes, request: request, study: study)
     }
 

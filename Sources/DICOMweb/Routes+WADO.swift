@@ -7,6 +7,9 @@ import Hummingbird
 import ImageSetStore
 import NIOCore
 import PixelData
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension DICOMwebService {
     func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
@@ -78,29 +81,47 @@ extension DICOMwebService {
             var seen = Set<[String]>()
             var first = true
             for i in found where seen.insert([i.imageSetID, i.seriesInstanceUID]).inserted {
-                guard let gz = try store.index.seriesMetadataGzip(imageSetID: i.imageSetID, seriesInstanceUID: i.seriesInstanceUID) else { continue }
-                var compressed = ByteBuffer(bytes: gz)
-                var array = try compressed.decompress(with: .gzip)
-                // Strip the stored array's brackets to splice series together.
-                guard array.readableBytes >= 2 else { continue }
+                var array = try store.index.seriesMetadata(imageSetID: i.imageSetID, seriesInstanceUID: i.seriesInstanceUID)
+                // Strip the series array's brackets to splice series together.
+                guard array.readableBytes > 2 else { continue }
                 array.moveReaderIndex(forwardBy: 1)
                 array.moveWriterIndex(to: array.writerIndex - 1)
-                if array.readableBytes == 0 { continue }
                 if !first { json.writeString(",") }
                 first = false
                 json.writeBuffer(&array)
             }
         }
         json.writeString("]")
-        var text = json.readString(length: json.readableBytes) ?? "[]"
-        text = text.replacingOccurrences(of: BulkURI.prefix, with: root(request))
-        var body = ByteBuffer(string: text)
+        var body = Self.replacing(BulkURI.prefix, with: root(request), in: json)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if request.headers[.acceptEncoding]?.contains("gzip") == true && body.readableBytes > 1024 {
             body = try body.compress(with: .gzip)
             headers[.contentEncoding] = "gzip"
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// Every occurrence of `placeholder` in `buffer` replaced, scanning bytes (memchr-speed) rather than
+    /// round-tripping megabytes of JSON through String.
+    static func replacing(_ placeholder: String, with replacement: String, in buffer: ByteBuffer) -> ByteBuffer {
+        let needle = Array(placeholder.utf8), with = Array(replacement.utf8)
+        var out = ByteBuffer()
+        buffer.withUnsafeReadableBytes { raw in
+            guard let base = raw.baseAddress, !needle.isEmpty else { return }
+            out.reserveCapacity(raw.count + raw.count / 8)
+            var start = 0, scan = 0
+            // memchr for the first byte, then compare the rest (glibc's memmem needs _GNU_SOURCE).
+            while scan + needle.count <= raw.count, let hit = memchr(base + scan, Int32(needle[0]), raw.count - needle.count + 1 - scan) {
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                guard memcmp(base + at, needle, needle.count) == 0 else { scan = at + 1; continue }
+                out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: at - start))
+                out.writeBytes(with)
+                start = at + needle.count
+                scan = start
+            }
+            out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: raw.count - start))
+        }
+        return out
     }
 
     // MARK: Instances
@@ -114,22 +135,22 @@ extension DICOMwebService {
         let writer = MultipartWriter()
         var parts: [ByteBuffer] = []
         for i in found {
-            let bytes: [UInt8]
+            var part = ByteBuffer()
             if target == "*" || target == i.transferSyntaxUID {
-                bytes = try store.blobs.read(i.blob)
+                try store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
             } else {
                 guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
                 do {
                     let file = try DICOMFile.read(path: path)
                     let (ds, syntax) = try Transcoder.transcode(file, to: target)
-                    bytes = try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
+                    part.writeBytes(try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta))
                 } catch {
                     throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
                 }
             }
             let ts = target == "*" ? i.transferSyntaxUID : target
             parts.append(writer.partHeader(contentType: "application/dicom; transfer-syntax=\(ts)"))
-            parts.append(ByteBuffer(bytes: bytes))
+            parts.append(part)
             parts.append(writer.partEnd)
         }
         parts.append(writer.closing)
@@ -171,19 +192,21 @@ extension DICOMwebService {
         let writer = MultipartWriter()
         var parts: [ByteBuffer] = []
         for n in numbers {
-            var bytes = try source.stored(n)
-            if target != "*" && target != storedSyntax {
-                let decoded = try source.decode(bytes)
-                if target == "1.2.840.10008.1.2.1" {
-                    bytes = decoded.bytes
-                } else {
-                    guard let encoder = PixelCodecs.encoder(for: target) else { throw DICOMwebError(.notAcceptable, "cannot encode \(target)") }
-                    bytes = try encoder.encode(decoded.bytes, description: decoded.description).bytes
-                }
-            }
             let ts = target == "*" ? storedSyntax : target
             parts.append(writer.partHeader(contentType: "\(mediaType); transfer-syntax=\(ts)"))
-            parts.append(ByteBuffer(bytes: bytes))
+            var part = ByteBuffer()
+            if target == "*" || target == storedSyntax {
+                try source.stored(n, into: &part)
+            } else {
+                let decoded = try source.decode(try source.stored(n))
+                if target == "1.2.840.10008.1.2.1" {
+                    part.writeBytes(decoded.bytes)
+                } else {
+                    guard let encoder = PixelCodecs.encoder(for: target) else { throw DICOMwebError(.notAcceptable, "cannot encode \(target)") }
+                    part.writeBytes(try encoder.encode(decoded.bytes, description: decoded.description).bytes)
+                }
+            }
+            parts.append(part)
             parts.append(writer.partEnd)
         }
         parts.append(writer.closing)

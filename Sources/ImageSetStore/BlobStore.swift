@@ -1,6 +1,7 @@
 import Crypto
 import DICOMCore
 import Foundation
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,8 +53,16 @@ public protocol BlobStore: Sendable {
     func localPath(_ id: BlobID) -> String?
     func read(_ id: BlobID) throws -> [UInt8]
     func read(_ id: BlobID, range: Range<Int>) throws -> [UInt8]
+    /// Appends the byte ranges, in order, to `buffer`: what the server sends, with one copy.
+    func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) throws
     func remove(_ id: BlobID) throws
     func list() throws -> [BlobID]
+}
+
+extension BlobStore {
+    public func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) throws {
+        for r in ranges { buffer.writeBytes(try read(id, range: r)) }
+    }
 }
 
 public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
@@ -219,6 +228,27 @@ public struct FileBlobStore: BlobStore {
             done += n
         }
         return out
+    }
+
+    /// pread straight into the buffer's free space.
+    public func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) throws {
+        let fd = open(path(id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "blob \(id) is missing") }
+        defer { close(fd) }
+        buffer.reserveCapacity(minimumWritableBytes: ranges.reduce(0) { $0 + $1.count })
+        for range in ranges where !range.isEmpty {
+            let short = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { raw -> Int in
+                var done = 0
+                while done < range.count {
+                    let n = pread(fd, raw.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { return done }
+                    done += n
+                }
+                return done
+            }
+            guard short == range.count else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
+        }
     }
 
     public func remove(_ id: BlobID) throws {

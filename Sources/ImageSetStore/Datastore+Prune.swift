@@ -46,6 +46,7 @@ extension Datastore {
     public func remove(study: String, series: String? = nil, sop: String? = nil, reason: String = "DELETE") throws -> Int {
         let sets = Set(try index.currentInstances(study: study, series: series, sop: sop).map(\.imageSetID))
         let removed = try index.removeInstances(study: study, series: series, sop: sop, reason: reason)
+        scheduleMetadataRefresh()
         if let keep = retainVersions {
             for set in sets.sorted() { try prune(imageSetID: set, keep: keep) }
         }

@@ -14,6 +14,8 @@ public final class Datastore: Sendable {
     public let blobs: any BlobStore
     let lock: FolderLock
     let pending = PendingBlobs()
+    let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
+    let groupCommit = GroupCommit()
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
 
@@ -33,6 +35,17 @@ public final class Datastore: Sendable {
         self.index = try SQLiteIndex(path: folder + "/index.sqlite")
         self.maximumInstanceSize = maximumInstanceSize
         self.startup = try Self.sweep(index: index, blobs: fileBlobs)
+        scheduleMetadataRefresh()  // what a previous process left pending
+    }
+
+    /// Compresses the series metadata documents that commits left pending, now (see `SeriesMetadata`).
+    @discardableResult
+    public func flushMetadata() throws -> Int { try index.refreshPendingSeriesMetadata() }
+
+    /// Refreshes pending series documents shortly, off the caller's path; bursts of commits coalesce.
+    func scheduleMetadataRefresh() {
+        let index = self.index
+        metadataRefresh.schedule { _ = try? index.refreshPendingSeriesMetadata() }
     }
 
     public let startup: StartupReport
@@ -174,6 +187,7 @@ public final class Datastore: Sendable {
             }
         }
         pruneAfterReplacement(results)
+        if !committed.isEmpty { scheduleMetadataRefresh() }
         return outcomes.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }
     }
 }
@@ -200,6 +214,32 @@ final class PendingBlobs: @unchecked Sendable {
             guard counts[id] == nil, try !isReferenced() else { return false }
             try remove()
             return true
+        }
+    }
+}
+
+/// Runs work once, `delay` seconds after the first request of a burst, on its own serial queue: the
+/// requests made while it waits coalesce; one made while it runs schedules another run.
+final class DebouncedWork: @unchecked Sendable {
+    private let lock = NSLock()
+    private var scheduled = false
+    private let queue: DispatchQueue
+    private let delay: Double
+
+    init(label: String, delay: Double) {
+        queue = DispatchQueue(label: label)
+        self.delay = delay
+    }
+
+    func schedule(_ work: @escaping @Sendable () -> Void) {
+        let first = lock.withLock { () -> Bool in
+            defer { scheduled = true }
+            return !scheduled
+        }
+        guard first else { return }
+        queue.asyncAfter(deadline: .now() + delay) { [self] in
+            lock.withLock { scheduled = false }
+            work()
         }
     }
 }

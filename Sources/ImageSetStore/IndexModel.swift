@@ -1,5 +1,6 @@
 import DICOMCore
 import Foundation
+import NIOCore
 
 /// An instance ready for the index: its blob is durable, its header parsed and validated.
 public struct PreparedInstance: Sendable {
@@ -167,8 +168,14 @@ public protocol ImageSetIndex: Sendable {
     func instance(sopInstanceUID: String) throws -> InstanceRecord?
     func frames(of instanceID: Int64) throws -> [FrameRecord]
     func metadata(of instanceID: Int64) throws -> [UInt8]?
-    /// The gzipped JSON array of a series' instance metadata for the image set's latest version.
+    /// The gzipped JSON array of a series' instance metadata for the image set's latest version;
+    /// nil while a change to the series waits for `refreshPendingSeriesMetadata`.
     func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]?
+    /// The JSON array of a series' current instance metadata, from the stored document when it is
+    /// up to date, else built from the instance rows. An empty array when the series has no instance.
+    func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer
+    /// Builds and compresses the documents of series changed since their last refresh; returns how many.
+    func refreshPendingSeriesMetadata() throws -> Int
     /// Every blob the index references, with the size it recorded.
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool

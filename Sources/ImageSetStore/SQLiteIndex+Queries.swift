@@ -1,6 +1,8 @@
 import DICOMCore
 import Foundation
 import GRDB
+import NIOCore
+import CompressNIO
 
 extension SQLiteIndex {
     public func imageSets(_ filter: ImageSetFilter) throws -> [ImageSetSummary] {
@@ -133,10 +135,26 @@ extension SQLiteIndex {
 
     public func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]? {
         try pool.read { db in
-            (try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ?",
+            (try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0",
                                arguments: [imageSetID, seriesInstanceUID])).map { [UInt8]($0) }
         }
     }
+
+    public func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer {
+        // One read transaction: the stored document and the rows it would be built from agree.
+        let (gz, built) = try pool.read { db -> (Data?, ByteBuffer?) in
+            if let gz = try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0",
+                                          arguments: [imageSetID, seriesInstanceUID]) {
+                return (gz, nil)
+            }
+            return (nil, try SeriesMetadata.build(db, imageSetID: imageSetID, seriesInstanceUID: seriesInstanceUID))
+        }
+        if let built { return built }
+        var compressed = ByteBuffer(bytes: gz ?? Data())
+        return try compressed.decompress(with: .gzip)
+    }
+
+    public func refreshPendingSeriesMetadata() throws -> Int { try SeriesMetadata.refreshPending(pool) }
 
     public func referencedBlobs() throws -> [BlobID: Int] {
         try pool.read { db in

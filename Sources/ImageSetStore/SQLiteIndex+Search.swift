@@ -4,44 +4,62 @@ import GRDB
 extension SQLiteIndex {
     /// QIDO-RS from the index alone: typed columns, counts by SQL, never a blob.
     public func search(_ q: SearchQuery) throws -> [SearchRow] {
-        var clauses = ["i.removed_version IS NULL", "s.state = 'ACTIVE'"]
+        var clauses: [String] = []
         var args: [any DatabaseValueConvertible] = []
-        if let study = q.studyInstanceUID { clauses.append("i.study_instance_uid = ?"); args.append(study) }
-        if let series = q.seriesInstanceUID { clauses.append("i.series_instance_uid = ?"); args.append(series) }
         for (tag, condition) in q.conditions.sorted(by: { $0.key < $1.key }) {
             guard let (column, kind) = SearchQuery.matchable[tag] else { continue }
             let (sql, values) = Self.clause(column: column, kind: kind, condition: condition, fuzzy: q.fuzzyMatching)
             clauses.append(sql)
             args += values
         }
-        let joins = """
-            FROM instance i JOIN image_set s ON s.id = i.image_set_id
-            JOIN series se ON se.image_set_id = i.image_set_id AND se.series_instance_uid = i.series_instance_uid
-            """
-        let from = joins + " WHERE " + clauses.joined(separator: " AND ")
         let select: String
+        // Each level selects its page first (matching on the table that holds the level's own rows,
+        // so a search never walks every instance), then computes counts for that page only.
         switch q.level {
         case .study:
-            // A study is found through any of its image sets and shown with its primary set's attributes.
+            // A study is found through any of its active image sets and shown with its primary set's attributes.
+            clauses.insert("s.state = 'ACTIVE'", at: 0)
+            if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = ?"); args.append(study) }
             select = """
-                SELECT p.*, MIN(i.id) AS rep,
-                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE study_instance_uid = p.study_instance_uid AND removed_version IS NULL) AS n_series,
-                  (SELECT COUNT(*) FROM instance WHERE study_instance_uid = p.study_instance_uid AND removed_version IS NULL) AS n_instances,
+                WITH page AS (
+                  SELECT p.* FROM image_set p
+                  WHERE p.is_primary = 1 AND p.study_instance_uid IN (SELECT s.study_instance_uid FROM image_set s WHERE \(clauses.joined(separator: " AND ")))
+                  ORDER BY p.study_date DESC, p.study_instance_uid LIMIT ? OFFSET ?)
+                SELECT page.*,
+                  (SELECT MIN(id) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS rep,
+                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS n_series,
+                  (SELECT COUNT(*) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS n_instances,
                   (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM series x JOIN image_set y ON y.id = x.image_set_id
-                     WHERE y.study_instance_uid = p.study_instance_uid AND x.modality != '') AS modalities
-                \(joins) JOIN image_set p ON p.study_instance_uid = s.study_instance_uid AND p.is_primary = 1
-                WHERE \(clauses.joined(separator: " AND "))
-                GROUP BY p.study_instance_uid ORDER BY p.study_date DESC, p.study_instance_uid LIMIT ? OFFSET ?
+                     WHERE y.study_instance_uid = page.study_instance_uid AND x.modality != '') AS modalities
+                FROM page ORDER BY page.study_date DESC, page.study_instance_uid
                 """
         case .series:
+            clauses.insert("s.state = 'ACTIVE'", at: 0)
+            clauses.append("""
+                EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = se.image_set_id
+                        AND i.series_instance_uid = se.series_instance_uid AND i.removed_version IS NULL)
+                """)
+            if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = ?"); args.append(study) }
+            if let series = q.seriesInstanceUID { clauses.append("se.series_instance_uid = ?"); args.append(series) }
             select = """
-                SELECT s.*, se.*, MIN(i.id) AS rep,
-                  (SELECT COUNT(*) FROM instance WHERE series_instance_uid = se.series_instance_uid AND removed_version IS NULL) AS n_series_instances
-                \(from) GROUP BY se.series_instance_uid ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid LIMIT ? OFFSET ?
+                WITH page AS (
+                  SELECT s.*, se.* FROM series se JOIN image_set s ON s.id = se.image_set_id
+                  WHERE \(clauses.joined(separator: " AND "))
+                  GROUP BY se.series_instance_uid ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid LIMIT ? OFFSET ?)
+                SELECT page.*,
+                  (SELECT MIN(id) FROM instance WHERE series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS rep,
+                  (SELECT COUNT(*) FROM instance WHERE series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS n_series_instances
+                FROM page ORDER BY page.study_instance_uid, page.series_number, page.series_instance_uid
                 """
         case .instance:
+            clauses.insert(contentsOf: ["i.removed_version IS NULL", "s.state = 'ACTIVE'"], at: 0)
+            if let study = q.studyInstanceUID { clauses.append("i.study_instance_uid = ?"); args.append(study) }
+            if let series = q.seriesInstanceUID { clauses.append("i.series_instance_uid = ?"); args.append(series) }
             select = """
-                SELECT s.*, se.*, i.*, i.id AS rep \(from)
+                SELECT s.*, se.*, i.*, i.id AS rep
+                FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                JOIN series se ON se.image_set_id = i.image_set_id AND se.series_instance_uid = i.series_instance_uid
+                WHERE \(clauses.joined(separator: " AND "))
                 ORDER BY i.study_instance_uid, i.series_instance_uid, i.instance_number, i.sop_instance_uid LIMIT ? OFFSET ?
                 """
         }

@@ -199,7 +199,7 @@ public struct SQLiteIndex: ImageSetIndex {
             }
             for key in touchedSeries {
                 guard let v = newVersion[key[0]] else { continue }
-                try SeriesMetadata.refresh(db, imageSetID: key[0], seriesInstanceUID: key[1], version: v)
+                try SeriesMetadata.markPending(db, imageSetID: key[0], seriesInstanceUID: key[1], version: v)
             }
         }
     }

@@ -40,6 +40,7 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(report["stored"] as? Int, paths.count)
         XCTAssertEqual(report["retrieved_identical"] as? Int, paths.count)
         XCTAssertGreaterThanOrEqual(report["frames_checked"] as? Int ?? 0, paths.count)
+        XCTAssertEqual(report["rendered_checked"] as? Int, paths.count, "every file has pixels")
         print("interop: \(report)")
     }
 }

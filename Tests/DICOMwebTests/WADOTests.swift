@@ -152,4 +152,13 @@ final class WADOTests: DICOMwebTestCase {
             }
         }
     }
+
+    func testPlaceholderReplacementScansBytes() {
+        func replaced(_ text: String) -> String { String(buffer: DICOMwebService.replacing("ab", with: "X-", in: ByteBuffer(string: text))) }
+        XCTAssertEqual(replaced("aab ab a abab a"), "aX- X- a X-X- a")
+        XCTAssertEqual(replaced("a"), "a")
+        XCTAssertEqual(replaced(""), "")
+        XCTAssertEqual(replaced("ab"), "X-")
+        XCTAssertEqual(replaced("xxa"), "xxa", "a partial match at the end stays")
+    }
 }

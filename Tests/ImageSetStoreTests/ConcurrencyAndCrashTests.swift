@@ -46,6 +46,37 @@ final class ConcurrencyAndCrashTests: XCTestCase {
         XCTAssertTrue(try store.verify().isClean)
     }
 
+    /// 16 concurrent callers of the group commit, each with its own mix: every caller gets the
+    /// outcomes of its own candidates, in order, whatever group they were committed in.
+    func testGroupCommitReturnsEachCallerItsOwnOutcomes() async throws {
+        let store = try Datastore(folder: folder)
+        let results = await withTaskGroup(of: (Int, [IngestOutcome]).self) { group in
+            for caller in 0..<16 {
+                group.addTask {
+                    var candidates: [Datastore.Candidate] = []
+                    for k in 0..<3 {
+                        let bytes = k == 2 ? Array("not dicom \(caller)".utf8) : (try? StoreFixtures.instance(sop: "1.2.3.9.\(caller).\(k)")) ?? []
+                        if let staged = try? store.blobs.stage(bytes: bytes) { candidates.append(store.prepare(staged)) }
+                    }
+                    return (caller, await store.storeGrouped(candidates, reason: "test"))
+                }
+            }
+            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        XCTAssertEqual(results.count, 16)
+        for (caller, outcomes) in results {
+            XCTAssertEqual(outcomes.map(\.status), [.stored, .stored, .failed], "caller \(caller)")
+            XCTAssertEqual(outcomes.prefix(2).map(\.sopInstanceUID), ["1.2.3.9.\(caller).0", "1.2.3.9.\(caller).1"])
+            XCTAssertEqual(outcomes[2].reasonCode, FailureReason.cannotUnderstand)
+        }
+        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        XCTAssertEqual(set.instanceCount, 32)
+        let versions = try store.index.versions(of: set.id)
+        XCTAssertLessThanOrEqual(versions.count, 16, "at most one version per caller; fewer when grouped")
+        XCTAssertEqual(versions.map(\.instanceCount), versions.map(\.instanceCount).sorted())
+        XCTAssertTrue(try store.verify().isClean)
+    }
+
     /// Pruning races ingests of the same bytes: whichever wins, an instance the index holds always
     /// has its blob (the pending-blob lock orders a removal against a commit of the same content).
     func testPruningWhileTheSameBytesAreReStoredNeverLosesABlob() async throws {

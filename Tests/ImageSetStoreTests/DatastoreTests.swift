@@ -233,8 +233,25 @@ final class DatastoreIngestOptionsTests: XCTestCase {
             let json = try JSONSerialization.jsonObject(with: Data(try SeriesMetadata.gunzip(gz))) as? [[String: Any]]
             return (json ?? []).compactMap { (($0["00080018"] as? [String: Any])?["Value"] as? [String])?.first }
         }
+        func readerSees() throws -> [String] {
+            let json = try JSONSerialization.jsonObject(with: Data(try store.index.seriesMetadata(imageSetID: set.id, seriesInstanceUID: series).readableBytesView))
+            return ((json as? [[String: Any]]) ?? []).compactMap { (($0["00080018"] as? [String: Any])?["Value"] as? [String])?.first }
+        }
+        XCTAssertEqual(try readerSees(), ["1.2.3.8.1"], "a pending series is built from its rows")
+        try store.flushMetadata()
         XCTAssertEqual(try instancesInMetadata(), ["1.2.3.8.1"])
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.2"))
+        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"], "the new version, before any refresh")
+        try store.flushMetadata()
         XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2"])
+        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"])
+        // Without a flush, the store refreshes on its own shortly after the commit.
+        _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.3"))
+        for _ in 0..<50 where (try? store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series)) == nil {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2", "1.2.3.8.3"])
+        _ = try store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.2")
+        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.3"])
     }
 }

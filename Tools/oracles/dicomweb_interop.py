@@ -3,22 +3,26 @@
 
 Usage: dicomweb_interop.py URL FILE...   (URL is the DICOMweb root, e.g. http://127.0.0.1:8080/dicomweb)
 Stores the files (STOW-RS), searches them (QIDO-RS), retrieves each instance, its metadata, its
-frames and its Pixel Data bulk data (WADO-RS), and compares with the originals: instance bytes
-exactly, metadata values, frames and decoded pixels. Prints a JSON report; exits 1 on any mismatch.
+frames, rendered images and its Pixel Data bulk data (WADO-RS), and compares with the originals:
+instance bytes exactly, metadata values, frames and decoded pixels, rendered sizes and formats. Prints a JSON report; exits 1 on any mismatch.
 """
 import json
 import sys
 import warnings
 
+from io import BytesIO
+
 import numpy as np
 import pydicom
+from PIL import Image
 from dicomweb_client.api import DICOMwebClient
 
 warnings.simplefilter("ignore")
 url, paths = sys.argv[1], sys.argv[2:]
 client = DICOMwebClient(url=url)
 problems = []
-report = {"files": len(paths), "stored": 0, "retrieved_identical": 0, "frames_checked": 0, "metadata_checked": 0}
+report = {"files": len(paths), "stored": 0, "retrieved_identical": 0, "frames_checked": 0, "metadata_checked": 0,
+          "rendered_checked": 0}
 
 datasets = [pydicom.dcmread(p) for p in paths]
 response = client.store_instances(datasets=datasets)  # a pydicom Dataset
@@ -42,7 +46,6 @@ for path, ds in zip(paths, datasets):
     original = open(path, "rb").read()
     # As stored: the very bytes that were sent.
     got = client.retrieve_instance(st, se, sop, media_types=(("application/dicom", "*"),))
-    from io import BytesIO
     buf = BytesIO()
     got.save_as(buf, enforce_file_format=False)
     back = pydicom.dcmread(BytesIO(buf.getvalue()))
@@ -70,6 +73,17 @@ for path, ds in zip(paths, datasets):
             if bytes(data) != want:
                 problems.append(f"{path}: frame {n} decoded bytes differ ({len(data)} vs {len(want)})")
             report["frames_checked"] += 1
+        # Rendered: a PNG of the first frame and a 64-pixel JPEG of the last, as Pillow reads them.
+        png = client.retrieve_instance_rendered(st, se, sop, media_types=("image/png",))
+        image = Image.open(BytesIO(png))
+        if image.size != (ds.Columns, ds.Rows) or image.format != "PNG":
+            problems.append(f"{path}: rendered PNG is {image.format} {image.size}, not {ds.Columns}x{ds.Rows}")
+        last = client.retrieve_instance_frames_rendered(st, se, sop, frame_numbers=[frames], media_types=("image/jpeg",),
+                                                         params={"viewport": "64,64", "quality": "80"})
+        thumb = Image.open(BytesIO(last))
+        if thumb.format != "JPEG" or max(thumb.size) != 64:
+            problems.append(f"{path}: rendered frame {frames} is {thumb.format} {thumb.size}, not a 64-pixel JPEG")
+        report["rendered_checked"] += 1
         bulk = client.retrieve_bulkdata(meta["7FE00010"]["BulkDataURI"]) if "BulkDataURI" in meta.get("7FE00010", {}) else None
         if bulk is None:
             problems.append(f"{path}: no BulkDataURI for Pixel Data")

@@ -1,0 +1,57 @@
+import Foundation
+
+extension Datastore {
+    /// Stores candidates together with those of concurrent callers: the group shares one `sync()` of
+    /// the blob store and one index transaction (group commit), so many clients storing one instance
+    /// per request pay for one flush between them instead of one each. The caller suspends, holding
+    /// no thread, until its group has committed; its outcomes are its own, in order.
+    public func storeGrouped(_ candidates: [Candidate], reason: String) async -> [IngestOutcome] {
+        if candidates.isEmpty { return [] }
+        return await withCheckedContinuation { continuation in
+            groupCommit.submit(GroupCommit.Request(candidates: candidates, reason: reason, continuation: continuation), store: self)
+        }
+    }
+}
+
+/// The queue behind `storeGrouped`: whoever finds it idle starts a drain on a serial queue of its
+/// own (blocking I/O stays off Swift's cooperative pool); requests arriving meanwhile form the next group.
+final class GroupCommit: @unchecked Sendable {
+    struct Request {
+        let candidates: [Datastore.Candidate]
+        let reason: String
+        let continuation: CheckedContinuation<[IngestOutcome], Never>
+    }
+
+    private let lock = NSLock()
+    private var waiting: [Request] = []
+    private var draining = false
+    private let queue = DispatchQueue(label: "tessera.group-commit")
+
+    func submit(_ request: Request, store: Datastore) {
+        let start = lock.withLock { () -> Bool in
+            waiting.append(request)
+            defer { draining = true }
+            return !draining
+        }
+        if start { queue.async { self.drain(store) } }
+    }
+
+    private func drain(_ store: Datastore) {
+        while true {
+            let group = lock.withLock { () -> [Request] in
+                let taken = waiting
+                waiting = []
+                if taken.isEmpty { draining = false }
+                return taken
+            }
+            if group.isEmpty { return }
+            let reasons = Set(group.map(\.reason))
+            let outcomes = store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "))
+            var next = 0
+            for request in group {
+                request.continuation.resume(returning: Array(outcomes[next..<(next + request.candidates.count)]))
+                next += request.candidates.count
+            }
+        }
+    }
+}
