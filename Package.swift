@@ -88,7 +88,10 @@ let package = Package(
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),
         .testTarget(name: "DICOMParserTests", dependencies: ["DICOMParser", "TestSupport"]),
         .testTarget(name: "PixelDataTests", dependencies: ["PixelData", "TestSupport"]),
-        .testTarget(name: "ImageSetStoreTests", dependencies: ["ImageSetStore", "TestSupport"]),
+        .testTarget(name: "ImageSetStoreTests", dependencies: [
+            "ImageSetStore", "TestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
             "DICOMweb", "ImageSetStore", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -57,6 +57,8 @@ extension DICOMwebService {
         final class State {
             var writer: BlobWriter?
             var partType: String?
+            /// The part's media type, parsed once from its Content-Type (onBody runs many times per part).
+            var isDICOM = true
             var staged: [StagedBlob] = []
             var rejected: [IngestOutcome] = []
             var error: (any Error)?
@@ -65,12 +67,13 @@ extension DICOMwebService {
         let state = State()
         let parser = MultipartParser(boundary: boundary)
         parser.onHeader = { name, value in
-            if name.lowercased() == "content-type" { state.partType = value }
+            if name.lowercased() == "content-type" {
+                state.partType = value
+                state.isDICOM = (MediaType(Substring(value))?.type ?? "application/dicom") == "application/dicom"
+            }
         }
         parser.onBody = { buffer in
-            guard state.error == nil else { return }
-            let type = state.partType.flatMap { MediaType(Substring($0)) }?.type ?? "application/dicom"
-            guard type == "application/dicom" else { return }
+            guard state.error == nil, state.isDICOM else { return }
             do {
                 if state.writer == nil { state.writer = try self.store.blobs.makeWriter(limit: limit) }
                 state.total += buffer.readableBytes
@@ -83,10 +86,9 @@ extension DICOMwebService {
             }
         }
         parser.onPartComplete = {
-            defer { state.writer = nil; state.partType = nil }
-            let type = state.partType.flatMap { MediaType(Substring($0)) }?.type ?? "application/dicom"
-            guard type == "application/dicom" else {
-                state.rejected.append(.failure(FailureReason.cannotUnderstand, "part of type \(type) is not application/dicom"))
+            defer { state.writer = nil; state.partType = nil; state.isDICOM = true }
+            guard state.isDICOM else {
+                state.rejected.append(.failure(FailureReason.cannotUnderstand, "part of type \(state.partType ?? "") is not application/dicom"))
                 return
             }
             guard state.error == nil else { state.writer?.abort(); return }

@@ -76,11 +76,15 @@ public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Writes one staged blob piece by piece, hashing as it goes. Not thread-safe: one writer per part.
+/// Pieces are gathered into 1 MiB before they are hashed and written: a multipart parser hands over
+/// the body in slices as small as a few bytes (at every CR it cannot yet rule out as a boundary).
 public final class BlobWriter {
     private var fd: Int32
     private let path: String
     private let limit: Int
     private var hasher = SHA256()
+    private var pending: [UInt8] = []
+    private static let flushSize = 1 << 20
     public private(set) var size = 0
 
     init(path: String, limit: Int) throws {
@@ -88,11 +92,27 @@ public final class BlobWriter {
         self.limit = limit
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        pending.reserveCapacity(Self.flushSize)
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         size += bytes.count
         guard size <= limit else { throw BlobStoreError(kind: .tooLarge, description: "the object exceeds the \(limit)-byte limit") }
+        if pending.count + bytes.count > Self.flushSize { try flush() }
+        if bytes.count >= Self.flushSize {
+            try writeThrough(bytes)
+        } else {
+            pending.append(contentsOf: bytes)
+        }
+    }
+
+    private func flush() throws {
+        guard !pending.isEmpty else { return }
+        try pending.withUnsafeBytes { try writeThrough($0) }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    private func writeThrough(_ bytes: UnsafeRawBufferPointer) throws {
         hasher.update(bufferPointer: bytes)
         guard let base = bytes.baseAddress else { return }
         var off = 0
@@ -105,6 +125,7 @@ public final class BlobWriter {
     }
 
     public func finish() throws -> StagedBlob {
+        try flush()
         close(fd)
         fd = -1
         return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: path)

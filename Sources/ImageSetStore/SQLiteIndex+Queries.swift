@@ -129,7 +129,7 @@ extension SQLiteIndex {
 
     public func metadata(of instanceID: Int64) throws -> [UInt8]? {
         try pool.read { db in
-            (try Data.fetchOne(db, sql: "SELECT metadata FROM instance WHERE id = ?", arguments: [instanceID])).map { [UInt8]($0) }
+            (try Data.fetchOne(db, sql: "SELECT json FROM instance_metadata WHERE instance_id = ?", arguments: [instanceID])).map { [UInt8]($0) }
         }
     }
 

@@ -99,6 +99,19 @@ extension SQLiteIndex {
                 ) WITHOUT ROWID;
                 """)
         }
+        // The DICOM JSON moves to its own table: behind a 4 KB BLOB, every column after it cost an
+        // overflow-page read, so counting current instances read every instance's JSON.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE instance_metadata(
+                    instance_id INTEGER PRIMARY KEY REFERENCES instance(id) ON DELETE CASCADE,
+                    json BLOB NOT NULL
+                );
+                INSERT INTO instance_metadata(instance_id, json) SELECT id, metadata FROM instance;
+                ALTER TABLE instance DROP COLUMN metadata;
+                CREATE INDEX instance_current_study ON instance(study_instance_uid, series_instance_uid) WHERE removed_version IS NULL;
+                """)
+        }
         return m
     }
 }

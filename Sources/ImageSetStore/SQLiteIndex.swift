@@ -123,13 +123,14 @@ public struct SQLiteIndex: ImageSetIndex {
             try db.execute(sql: """
                 INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
                     transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
-                    frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, metadata, added_version, stored_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, added_version, stored_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [setID, p.studyInstanceUID, p.seriesInstanceUID, p.sopInstanceUID, p.sopClassUID,
                                  p.transferSyntaxUID, a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames,
                                  p.blob.hex, p.blobSize, p.framesInPlace, p.framesBlob?.hex, p.framesBlob == nil ? nil : p.framesBlobSize,
-                                 p.framesTransferSyntaxUID, Data(p.metadataJSON), v, now])
+                                 p.framesTransferSyntaxUID, v, now])
             let instanceID = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO instance_metadata(instance_id, json) VALUES (?, ?)", arguments: [instanceID, Data(p.metadataJSON)])
             for f in p.frames {
                 let fragments = f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") }
                 try db.execute(sql: "INSERT INTO frame(instance_id, number, offset, length, fragments) VALUES (?, ?, ?, ?, ?)",
@@ -184,9 +185,11 @@ public struct SQLiteIndex: ImageSetIndex {
 
         func finish(reason: String) throws {
             for (setID, v) in newVersion {
-                let count = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM instance WHERE image_set_id = ? AND added_version <= ? AND (removed_version IS NULL OR removed_version > ?)
-                    """, arguments: [setID, v, v]) ?? 0
+                // The previous version's count plus this batch's changes: no scan of the set's rows.
+                let previous = try Int.fetchOne(db, sql: """
+                    SELECT instance_count FROM image_set_version WHERE image_set_id = ? ORDER BY version DESC LIMIT 1
+                    """, arguments: [setID]) ?? 0
+                let count = previous + (added[setID] ?? 0) - (replaced[setID] ?? 0) - (removed[setID] ?? 0)
                 var why = reason
                 if let n = added[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) added" }
                 if let n = replaced[setID] { why += ", \(n) replaced" }

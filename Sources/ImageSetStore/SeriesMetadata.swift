@@ -31,8 +31,9 @@ enum SeriesMetadata {
     /// The current instances' JSON as one array, built from their rows.
     static func build(_ db: Database, imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer {
         let rows = try Data.fetchAll(db, sql: """
-            SELECT metadata FROM instance WHERE image_set_id = ? AND series_instance_uid = ? AND removed_version IS NULL
-            ORDER BY instance_number, sop_instance_uid
+            SELECT m.json FROM instance i JOIN instance_metadata m ON m.instance_id = i.id
+            WHERE i.image_set_id = ? AND i.series_instance_uid = ? AND i.removed_version IS NULL
+            ORDER BY i.instance_number, i.sop_instance_uid
             """, arguments: [imageSetID, seriesInstanceUID])
         var json = ByteBuffer()
         json.reserveCapacity(rows.reduce(2) { $0 + $1.count + 1 })

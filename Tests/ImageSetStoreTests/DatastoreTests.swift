@@ -1,6 +1,8 @@
 import DICOMCore
 import DICOMParser
 import Foundation
+import NIOCore
+import GRDB
 @testable import ImageSetStore
 import PixelData
 import TestSupport
@@ -253,5 +255,29 @@ final class DatastoreIngestOptionsTests: XCTestCase {
         XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2", "1.2.3.8.3"])
         _ = try store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.2")
         XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.3"])
+    }
+
+    /// A data folder written before migration v2 keeps every instance's JSON when v2 moves it.
+    func testMigrationV2KeepsInstanceMetadata() throws {
+        let folder = try StoreFixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/index.sqlite"
+        do {
+            let pool = try DatabasePool(path: path)
+            try SQLiteIndex.migrator.migrate(pool, upTo: "v1")
+            try pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO image_set(id, study_instance_uid, is_primary, latest_version, created_at, updated_at, patient_id, patient_name,
+                        patient_birth_date, patient_sex, study_date, study_time, accession_number, study_id, study_description,
+                        referring_physician_name, institution_name) VALUES ('s', '1.2.3', 1, 1, 0, 0, '', '', '', '', '', '', '', '', '', '', '');
+                    INSERT INTO instance(id, image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
+                        transfer_syntax_uid, blob_id, blob_size, frames_in_place, metadata, added_version, stored_at)
+                    VALUES (7, 's', '1.2.3', '1.2.3.1', '1.2.3.1.1', '1.2.840.10008.5.1.4.1.1.7', '1.2.840.10008.1.2.1', 'x', 1, 1, X'7B7D', 1, 0);
+                    """)
+            }
+        }
+        let index = try SQLiteIndex(path: path)
+        XCTAssertEqual(try index.metadata(of: 7), Array("{}".utf8))
+        XCTAssertEqual(String(buffer: try index.seriesMetadata(imageSetID: "s", seriesInstanceUID: "1.2.3.1")), "[{}]")
     }
 }
