@@ -101,20 +101,21 @@ extension SQLiteIndex {
             if let series { sql += " AND i.series_instance_uid = ?"; args.append(series) }
             if let sop { sql += " AND i.sop_instance_uid = ?"; args.append(sop) }
             sql += " ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).compactMap(Self.instance)
+            // Cached statements on the request paths: preparing (and GRDB's authorizer) cost more than the query.
+            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(args)).compactMap(Self.instance)
         }
     }
 
     public func instance(sopInstanceUID: String) throws -> InstanceRecord? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM instance WHERE sop_instance_uid = ? AND removed_version IS NULL",
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM instance WHERE sop_instance_uid = ? AND removed_version IS NULL"),
                              arguments: [sopInstanceUID]).flatMap(Self.instance)
         }
     }
 
     public func frames(of instanceID: Int64) throws -> [FrameRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM frame WHERE instance_id = ? ORDER BY number", arguments: [instanceID]).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM frame WHERE instance_id = ? ORDER BY number"), arguments: [instanceID]).map { row in
                 let fragments = (row["fragments"] as String?).map { text in
                     text.split(separator: ",").compactMap { part -> Range<Int>? in
                         let p = part.split(separator: "+")
@@ -129,7 +130,7 @@ extension SQLiteIndex {
 
     public func metadata(of instanceID: Int64) throws -> [UInt8]? {
         try pool.read { db in
-            (try Data.fetchOne(db, sql: "SELECT json FROM instance_metadata WHERE instance_id = ?", arguments: [instanceID])).map { [UInt8]($0) }
+            (try Data.fetchOne(db.cachedStatement(sql: "SELECT json FROM instance_metadata WHERE instance_id = ?"), arguments: [instanceID])).map { [UInt8]($0) }
         }
     }
 
@@ -143,7 +144,7 @@ extension SQLiteIndex {
     public func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer {
         // One read transaction: the stored document and the rows it would be built from agree.
         let (gz, built) = try pool.read { db -> (Data?, ByteBuffer?) in
-            if let gz = try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0",
+            if let gz = try Data.fetchOne(db.cachedStatement(sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0"),
                                           arguments: [imageSetID, seriesInstanceUID]) {
                 return (gz, nil)
             }
