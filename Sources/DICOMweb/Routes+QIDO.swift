@@ -91,12 +91,12 @@ extension DICOMwebService {
             json["00081190"] = ["vr": "UR", "Value": [retrieve]]
             results.append(json)
         }
-        let data = try JSONSerialization.data(withJSONObject: results, options: [.sortedKeys, .withoutEscapingSlashes])
+        let body = JSONOutput.serialize(results)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if !ignored.isEmpty {
             headers[HTTPField.Name("Warning")!] = "299 tessera \"The fields \(ignored.joined(separator: ", ")) could not be matched at this level and were ignored\""
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     static func attributeTag(_ name: String) -> Tag? {

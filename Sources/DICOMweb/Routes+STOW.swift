@@ -139,11 +139,11 @@ extension DICOMwebService {
         if !referenced.isEmpty { body["00081199"] = ["vr": "SQ", "Value": referenced] }
         if !failed.isEmpty { body["00081198"] = ["vr": "SQ", "Value": failed] }
         let status: HTTPResponse.Status = failed.isEmpty ? .ok : (referenced.isEmpty ? .conflict : .accepted)
-        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        let data = JSONOutput.serialize(body)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if let reason = outcomes.first(where: { $0.status == .failed })?.message {
             headers[HTTPField.Name("Warning")!] = "299 tessera \"\(reason.replacingOccurrences(of: "\"", with: "'").prefix(200))\""
         }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: data))
     }
 }
