@@ -5,8 +5,10 @@ import DICOMDictionary
 public struct ReadOptions: Sendable {
     /// End the parse at (7FE0,0010): the returned data set has no Pixel Data and pixel bytes are never read.
     public var stopBeforePixelData = false
-    /// Primitive values longer than this stay in the source as `.bulk` references.
-    public var bulkDataThreshold = 64 * 1024
+    /// Primitive values longer than this stay in the source as `.bulk` references, read when asked
+    /// for; shorter ones are copied out during the parse. The default leaves every non-empty value
+    /// in place: a copy per element (an allocation and a free) was the largest cost of a header parse.
+    public var bulkDataThreshold = 0
     public var maximumDepth = 128
     /// Inflated size of a deflated data set may not exceed this many times the compressed size…
     public var maximumInflationRatio = 256
@@ -43,7 +45,7 @@ extension DataSet {
                      characterSet: SpecificCharacterSet = .default, depthBudget: Int? = nil,
                      enclosingSequence: ElementHeader? = nil, partial: inout DataSet?) throws(DICOMError) -> DataSet {
         var builder = Builder(storage: reader.storage, bigEndian: reader.bigEndian, characterSet: characterSet)
-        if let enclosingSequence { builder.stack.append(.sequence(enclosingSequence, [])) }
+        if let enclosingSequence { builder.open(.sequence(enclosingSequence, [])) }
         let budget = depthBudget ?? options.maximumDepth
         do throws(DICOMError) {
             while let token = try reader.next() {
@@ -57,17 +59,17 @@ extension DataSet {
                         element = try resolveUnknown(element, header: h, in: builder.currentDataSet, storage: reader.storage,
                                                      options: options, depthBudget: budget - reader.depth)
                     }
-                    builder.append(element)
-                case .sequenceStart(let h): builder.stack.append(.sequence(h, []))
-                case .itemStart: builder.startItem()
+                    builder.append(consume element)
+                case .sequenceStart(let h): builder.open(.sequence(h, []))
+                case .itemStart: try builder.startItem(at: reader.position)
                 case .itemEnd: try builder.close(expecting: .dataSet, at: reader.position)
                 case .sequenceEnd: try builder.close(expecting: .sequence, at: reader.position)
-                case .fragmentsStart(let h): builder.stack.append(.fragments(h, []))
+                case .fragmentsStart(let h): builder.open(.fragments(h, []))
                 case .fragment(let offset, let length): try builder.addFragment(offset..<(offset + length))
                 case .fragmentsEnd: try builder.close(expecting: .fragments, at: reader.position)
                 }
             }
-            guard builder.stack.count == 1, case .dataSet(let result) = builder.stack[0] else {
+            guard let result = builder.result else {
                 throw DICOMError(.truncated, offset: reader.position, message: "data set ended inside a sequence")
             }
             return result
@@ -77,35 +79,38 @@ extension DataSet {
         }
     }
 
+    /// Assembles the token stream into nested data sets. The data set receiving elements is held in
+    /// `current`, outside the frame stack, so appending mutates it in place: taking it out of an enum
+    /// payload and putting it back cost a copy, a retain and a release per element (a third of the
+    /// parse in `perf`). `stack` holds the enclosing frames: parents' data sets, open sequences (with
+    /// the items closed so far) and open fragment lists.
     struct Builder {
         enum Frame {
             case dataSet(DataSet)
             case sequence(ElementHeader, [DataSet])
             case fragments(ElementHeader, [Range<Int>])
-
-            var kind: Kind {
-                switch self {
-                case .dataSet: return .dataSet
-                case .sequence: return .sequence
-                case .fragments: return .fragments
-                }
-            }
         }
         enum Kind { case dataSet, sequence, fragments }
 
         let storage: ByteStorage
         let bigEndian: Bool
-        var stack: [Frame]
+        /// The innermost open data set (the root, or an item); nil while a sequence or fragment list
+        /// is the innermost open frame.
+        var current: DataSet?
+        var stack: [Frame] = []
 
         init(storage: ByteStorage, bigEndian: Bool, characterSet: SpecificCharacterSet) {
             self.storage = storage
             self.bigEndian = bigEndian
-            self.stack = [.dataSet(DataSet(isBigEndian: bigEndian, characterSet: characterSet))]
+            self.current = DataSet(isBigEndian: bigEndian, characterSet: characterSet)
         }
 
-        var currentDataSet: DataSet? {
-            if case .dataSet(let ds)? = stack.last { return ds }
-            return nil
+        var currentDataSet: DataSet? { current }
+
+        /// Opens a sequence (or fragment list) inside the current data set, which waits on the stack.
+        mutating func open(_ frame: Frame) {
+            if let parent = current.take() { stack.append(.dataSet(parent)) }
+            stack.append(frame)
         }
 
         func element(for h: ElementHeader, options: ReadOptions) -> DataElement {
@@ -119,64 +124,89 @@ extension DataSet {
             return DataElement(tag: h.tag, vr: h.vr, value: value, offset: h.offset, declaredLength: h.length)
         }
 
+        /// Data sets from the innermost outwards.
+        var ancestors: [DataSet] {
+            var out: [DataSet] = current.map { [$0] } ?? []
+            for frame in stack.reversed() { if case .dataSet(let ds) = frame { out.append(ds) } }
+            return out
+        }
+
         /// Picks the VR of an Implicit VR element whose dictionary entry allows several (PS3.5 Annex A,
         /// PS3.3 C.7.6.3.1.4 and C.11.1.1.1): OB/OW is OW in Implicit VR; US/SS follows Pixel
         /// Representation of the nearest enclosing data set that has one; LUT Data is US only when
         /// the LUT has a single entry.
         func resolveAmbiguousVR(_ tag: Tag, choices: [VR]) -> VR {
-            let ancestors: [DataSet] = stack.reversed().compactMap { if case .dataSet(let ds) = $0 { return ds } else { return nil } }
             if choices.contains(.US) && choices.contains(.SS) {
                 let rep = ancestors.lazy.compactMap { $0.integer(.pixelRepresentation) }.first ?? 0
                 return rep == 0 ? .US : .SS
             }
             if choices.contains(.US) && choices.contains(.OW) {
-                let entries = ancestors.first?.integers(Tag(0x0028_3002))?.first
+                let entries = current?.integers(Tag(0x0028_3002))?.first
                 return entries == 1 ? .US : .OW
             }
             if choices.contains(.OW) { return .OW }
             return choices[0]
         }
 
-        mutating func append(_ element: DataElement) {
-            guard case .dataSet(var ds)? = stack.popLast() else { return }
+        mutating func append(_ element: consuming DataElement) {
+            // An element can only arrive inside a data set: the token reader puts sequence content in items.
+            guard current != nil else { return }
             if element.tag == .specificCharacterSet, let bytes = element.valueBytes {
                 let terms = String(decoding: bytes, as: UTF8.self)
                     .split(separator: "\\", omittingEmptySubsequences: false)
                     .map { $0.trimmingSpacesAndNULs() }
-                ds.characterSet = SpecificCharacterSet(terms: terms)
+                current?.characterSet = SpecificCharacterSet(terms: terms)
             }
-            ds.set(element)
-            stack.append(.dataSet(ds))
+            current?.set(consume element)
         }
 
-        mutating func startItem() {
+        mutating func startItem(at position: Int) throws(DICOMError) {
+            guard current == nil, case .sequence? = stack.last else {
+                throw DICOMError(.malformed, offset: position, message: "item outside a sequence")
+            }
             // Items inherit the character set of the data set holding their sequence.
             var inherited = SpecificCharacterSet.default
-            if case .dataSet(let parent)? = stack.dropLast().last { inherited = parent.characterSet }
-            stack.append(.dataSet(DataSet(isBigEndian: bigEndian, characterSet: inherited)))
+            if stack.count >= 2, case .dataSet(let parent) = stack[stack.count - 2] { inherited = parent.characterSet }
+            current = DataSet(isBigEndian: bigEndian, characterSet: inherited)
         }
 
         mutating func addFragment(_ range: Range<Int>) throws(DICOMError) {
-            guard case .fragments(let h, var ranges)? = stack.popLast() else {
+            guard current == nil, case .fragments(let h, var ranges)? = stack.popLast() else {
                 throw DICOMError(.malformed, offset: range.lowerBound, message: "fragment outside encapsulated data")
             }
             ranges.append(range)
             stack.append(.fragments(h, ranges))
         }
 
+        var innermost: Kind? {
+            if current != nil { return stack.isEmpty ? nil : .dataSet }
+            switch stack.last {
+            case .sequence?: return .sequence
+            case .fragments?: return .fragments
+            case .dataSet?, nil: return nil
+            }
+        }
+
         /// Closes the innermost frame, which must be of `kind`, and attaches it to its parent.
         mutating func close(expecting kind: Kind, at position: Int) throws(DICOMError) {
-            guard stack.count > 1, let top = stack.last, top.kind == kind else {
-                throw DICOMError(.malformed, offset: position, message: "delimiter does not match the open \(stack.last.map { "\($0.kind)" } ?? "data set")")
+            guard let open = innermost, open == kind else {
+                throw DICOMError(.malformed, offset: position, message: "delimiter does not match the open \(innermost.map { "\($0)" } ?? "data set")")
             }
             closeTop()
         }
 
         private mutating func closeTop() {
-            guard let top = stack.popLast() else { return }
+            if let item = current {
+                // An item: it joins its sequence.
+                guard case .sequence(let h, var items)? = stack.popLast() else { return }
+                current = nil
+                items.append(item)
+                stack.append(.sequence(h, items))
+                return
+            }
+            guard let top = stack.popLast(), case .dataSet(let parent)? = stack.popLast() else { return }
+            current = parent
             switch top {
-            case .dataSet(let item):
-                if case .sequence(let h, let items)? = stack.popLast() { stack.append(.sequence(h, items + [item])) }
             case .sequence(let h, let items):
                 append(DataElement(tag: h.tag, vr: .SQ, value: .sequence(items), offset: h.offset, declaredLength: h.length))
             case .fragments(let h, let ranges):
@@ -184,14 +214,23 @@ extension DataSet {
                                                   fragments: Array(ranges.dropFirst()))
                 append(DataElement(tag: h.tag, vr: h.vr == .UN ? .OB : h.vr, value: .fragments(value),
                                    offset: h.offset, declaredLength: h.length))
+            case .dataSet:
+                break
             }
         }
+
+        /// The finished root data set, or nil while anything is still open.
+        var result: DataSet? { stack.isEmpty ? current : nil }
 
         /// What has been read so far, with every open item and sequence closed.
         func unwound() -> DataSet {
             var copy = self
-            while copy.stack.count > 1 { copy.closeTop() }
-            return copy.currentDataSet ?? DataSet()
+            while !copy.stack.isEmpty {
+                let before = (copy.stack.count, copy.current == nil)
+                copy.closeTop()
+                if before == (copy.stack.count, copy.current == nil) { break }  // nothing closable left
+            }
+            return copy.current ?? DataSet()
         }
     }
 

@@ -116,13 +116,15 @@ public struct DataSet: Sendable {
     public func contains(_ tag: Tag) -> Bool { index(of: tag).found }
 
     /// Inserts or replaces; appending in ascending order (the common case when reading) is O(1).
-    public mutating func set(_ element: DataElement) {
-        if let last = elements.last, last.tag < element.tag {
-            elements.append(element)
+    public mutating func set(_ element: consuming DataElement) {
+        // Compare through the subscript's borrow: `elements.last` would copy (and retain) the element.
+        let n = elements.count
+        if n == 0 || elements[n - 1].tag < element.tag {
+            elements.append(consume element)
             return
         }
         let (i, found) = index(of: element.tag)
-        if found { elements[i] = element } else { elements.insert(element, at: i) }
+        if found { elements[i] = consume element } else { elements.insert(consume element, at: i) }
     }
 
     @discardableResult
