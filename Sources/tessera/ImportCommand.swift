@@ -82,6 +82,11 @@ struct ImportCommand: AsyncParsableCommand {
             }
         }
         await pending?.value
+        // The series metadata documents of what was imported, compressed before the process ends
+        // (and counted in the elapsed time: they are part of ingest).
+        do { try store.flushMetadata() } catch {
+            FileHandle.standardError.write(Data("tessera: series metadata will be rebuilt on the next start: \(error)\n".utf8))
+        }
         report.flush(into: &summary, progress: &progress)
         progress.finish()
         summary.print(elapsed: progress.elapsed, bytes: progress.bytesDone)
