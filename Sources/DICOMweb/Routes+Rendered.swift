@@ -73,7 +73,13 @@ extension DICOMwebService {
         if let problem = options.viewport?.problem(imageWidth: d.columns, imageHeight: d.rows) { throw DICOMwebError(.badRequest, problem) }
         var images: [[UInt8]] = []
         for n in frames {
-            let image = try Renderer.render(try source.decode(try source.stored(n)), display: display, options: options)
+            let image: RenderedImage
+            do {
+                image = try Renderer.render(try source.decode(try source.stored(n)), display: display, options: options)
+            } catch let error as DICOMError {
+                // The pixels are there but cannot be shown as asked (an unusable palette, say).
+                throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")
+            }
             images.append(mediaType == "image/png" ? try image.png() : try image.jpeg(quality: options.quality))
         }
         if images.count == 1 {

@@ -51,12 +51,22 @@ public struct RenderingOptions: Sendable, Equatable {
             guard (1...RenderingOptions.maximumSide).contains(width), (1...RenderingOptions.maximumSide).contains(height) else {
                 return "viewport \(width)×\(height) is outside 1...\(RenderingOptions.maximumSide)"
             }
-            guard let s = source else { return nil }
+            let s = source ?? (0, 0, imageWidth, imageHeight)
             let sw = abs(s.width), sh = abs(s.height)
             guard sw > 0, sh > 0, s.x >= 0, s.y >= 0, s.x + sw <= imageWidth, s.y + sh <= imageHeight else {
                 return "source region \(s.x),\(s.y),\(s.width),\(s.height) is not inside the \(imageWidth)×\(imageHeight) image"
             }
+            let size = outputSize(sourceWidth: sw, sourceHeight: sh)
+            guard size.width * size.height <= RenderingOptions.maximumPixels else {
+                return "viewport \(width)×\(height) would render \(size.width)×\(size.height) pixels, more than \(RenderingOptions.maximumPixels)"
+            }
             return nil
+        }
+
+        /// The rendered size: the source region scaled to fit, aspect ratio kept.
+        func outputSize(sourceWidth sw: Int, sourceHeight sh: Int) -> (width: Int, height: Int) {
+            let scale = min(Double(width) / Double(sw), Double(height) / Double(sh))
+            return (max(1, min(width, Int((Double(sw) * scale).rounded()))), max(1, min(height, Int((Double(sh) * scale).rounded()))))
         }
 
         public static func == (a: Viewport, b: Viewport) -> Bool {
@@ -69,8 +79,10 @@ public struct RenderingOptions: Sendable, Equatable {
     public var quality = 90
     public init() {}
 
-    /// Largest side of a rendered image; bigger viewports are refused before anything is allocated.
+    /// Largest side of a rendered image, and most pixels in one; bigger viewports are refused before
+    /// anything is allocated.
     public static let maximumSide = 8192
+    public static let maximumPixels = 1 << 24
 }
 
 /// The attributes of the data set that turn stored values into displayed ones: the Modality LUT
@@ -106,6 +118,8 @@ public struct DisplayAttributes: Sendable {
             let entries = d[0] == 0 ? 65536 : Int(clamping: d[0])
             first = Int(clamping: d[1])
             let bits = d[2]
+            // A descriptor from the file sizes an allocation: only what the standard allows.
+            guard (1...65536).contains(entries), (1...16).contains(bits) else { return nil }
             var table = [UInt8](repeating: 0, count: entries)
             if bits == 8 && bytes.count >= entries && bytes.count < entries * 2 {
                 for i in 0..<entries { table[i] = bytes[i] }
@@ -249,9 +263,7 @@ public enum Renderer {
         let src = v.source ?? (0, 0, image.width, image.height)
         let flipX = src.width < 0, flipY = src.height < 0
         let sw = abs(src.width), sh = abs(src.height)
-        let scale = min(Double(v.width) / Double(sw), Double(v.height) / Double(sh))
-        let ow = max(1, min(v.width, Int((Double(sw) * scale).rounded())))
-        let oh = max(1, min(v.height, Int((Double(sh) * scale).rounded())))
+        let (ow, oh) = v.outputSize(sourceWidth: sw, sourceHeight: sh)
         let c = image.components
         var out = [UInt8](repeating: 0, count: ow * oh * c)
         // Source span of each output column and row: [start, end), at least one pixel. A flip reads

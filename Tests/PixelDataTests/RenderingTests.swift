@@ -94,6 +94,7 @@ final class RenderingTests: XCTestCase {
         XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 2, height: 2, source: (3, 0, 2, 2))))
         XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 0, height: 2)))
         XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 100_000, height: 2)))
+        XCTAssertThrowsError(try Renderer.resample(image, viewport: .init(width: 8192, height: 8192)), "a 4×2 image blown up to 8192×4096 is refused")
     }
 
     func testPNGAndJPEGOutputsDecodeBack() throws {
