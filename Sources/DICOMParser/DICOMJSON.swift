@@ -26,19 +26,23 @@ public enum DICOMJSON {
         for e in ds.elements {
             if !first { w.byte(UInt8(ascii: ",")) }
             first = false
-            w.string(e.tag.hexString)
+            w.tag(e.tag)
             w.raw(":{\"vr\":")
             w.string(e.vr.code)
-            encodeValue(e, in: ds, path: path + [e.tag], options: options, into: &w)
+            encodeValue(e, in: ds, parent: path, options: options, into: &w)
             w.byte(UInt8(ascii: "}"))
         }
         w.byte(UInt8(ascii: "}"))
     }
 
-    private static func encodeValue(_ e: DataElement, in ds: DataSet, path: [Tag], options: DICOMJSONOptions,
+    /// `parent` is the path to the data set holding `e`; the element's own path is built only where
+    /// it is needed (items, bulk data URIs), not for every element.
+    private static func encodeValue(_ e: DataElement, in ds: DataSet, parent: [Tag], options: DICOMJSONOptions,
                                     into w: inout JSONWriter) {
+        var path: [Tag] { parent + [e.tag] }
         switch e.value {
         case .sequence(let items):
+            let path = path
             w.raw(",\"Value\":[")
             for (n, item) in items.enumerated() {
                 if n > 0 { w.byte(UInt8(ascii: ",")) }
@@ -98,7 +102,13 @@ public enum DICOMJSON {
         default:
             var strings = e.strings(characterSet: ds.characterSet) ?? []
             if strings == [""] { strings = [] } // only padding: an empty value
-            values(strings.map { $0.isEmpty ? "null" : JSONWriter.quoted($0) }, into: &w)
+            guard !strings.isEmpty else { return }
+            w.raw(",\"Value\":[")
+            for (n, v) in strings.enumerated() {
+                if n > 0 { w.byte(UInt8(ascii: ",")) }
+                if v.isEmpty { w.raw("null") } else { w.string(v) }
+            }
+            w.byte(UInt8(ascii: "]"))
         }
     }
 
@@ -116,10 +126,10 @@ public enum DICOMJSON {
         return "\(d)"
     }
 
-    private static func binary(_ e: DataElement, length: Int, bytes: () -> [UInt8], path: [Tag],
+    private static func binary(_ e: DataElement, length: Int, bytes: () -> [UInt8], path: @autoclosure () -> [Tag],
                                options: DICOMJSONOptions, into w: inout JSONWriter) {
         guard length > 0 else { return }
-        if length > options.bulkDataThreshold, let uri = options.bulkDataURI?(path, e) {
+        if length > options.bulkDataThreshold, let uri = options.bulkDataURI?(path(), e) {
             w.raw(",\"BulkDataURI\":")
             w.string(uri)
         } else {
@@ -142,25 +152,45 @@ struct JSONWriter {
 
     mutating func byte(_ b: UInt8) { bytes.append(b) }
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
-    mutating func string(_ s: String) { raw(JSONWriter.quoted(s)) }
 
-    /// A JSON string literal (RFC 8259 §7).
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let h = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            default: out.unicodeScalars.append(scalar)
+    /// A JSON string literal (RFC 8259 §7), written as bytes: UTF-8 passes through, only quotes,
+    /// backslashes and control characters are escaped.
+    mutating func string(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        let utf8 = s.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            bytes.append(contentsOf: utf8)
+        } else {
+            let hex = Array("0123456789abcdef".utf8)
+            for b in utf8 {
+                switch b {
+                case 0x22: bytes += [0x5C, 0x22]
+                case 0x5C: bytes += [0x5C, 0x5C]
+                case 0x0A: bytes += [0x5C, UInt8(ascii: "n")]
+                case 0x0D: bytes += [0x5C, UInt8(ascii: "r")]
+                case 0x09: bytes += [0x5C, UInt8(ascii: "t")]
+                case ..<0x20: bytes += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]]
+                default: bytes.append(b)
+                }
             }
         }
-        return out + "\""
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `"GGGGEEEE"`, without making a String.
+    mutating func tag(_ tag: Tag) {
+        let digits: StaticString = "0123456789ABCDEF"
+        bytes.append(UInt8(ascii: "\""))
+        digits.withUTF8Buffer { d in
+            for shift in stride(from: 28, through: 0, by: -4) { bytes.append(d[Int((tag.rawValue >> UInt32(shift)) & 0xF)]) }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    static func quoted(_ s: String) -> String {
+        var w = JSONWriter()
+        w.string(s)
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 }
 
