@@ -5,8 +5,9 @@ import NIOCore
 import PixelData
 
 /// One instance's frames for a request: stored bytes by range reads from the frame index, and the
-/// header (read once, only when a frame must be decoded or rendered).
-final class InstanceFrames {
+/// header (read once, only when a frame must be decoded or rendered). Used by one request at a time,
+/// also from its streaming body (hence `@unchecked Sendable`: the caches are never shared).
+final class InstanceFrames: @unchecked Sendable {
     let store: Datastore
     let instance: InstanceRecord
     let records: [FrameRecord]

@@ -1,3 +1,4 @@
+import HummingbirdCore
 import NIOCore
 
 /// multipart/related bodies (RFC 2387) written part by part.
@@ -23,4 +24,22 @@ struct MultipartWriter {
 
     var partEnd: ByteBuffer { ByteBuffer(string: "\r\n") }
     var closing: ByteBuffer { ByteBuffer(string: "--\(boundary)--\r\n") }
+}
+
+extension MultipartWriter: Sendable {
+    /// A body of `count` parts made one at a time as the client reads them, so a response holds
+    /// one part in memory however many it has (a study's instances, a thousand frames). A part
+    /// that fails to build ends the body early; callers check what they can before they start.
+    func streamingBody(count: Int, contentType: @escaping @Sendable (Int) -> String,
+                       part: @escaping @Sendable (Int) throws -> ByteBuffer) -> ResponseBody {
+        ResponseBody { writer in
+            for i in 0..<count {
+                try await writer.write(partHeader(contentType: contentType(i)))
+                try await writer.write(try part(i))
+                try await writer.write(partEnd)
+            }
+            try await writer.write(closing)
+            try await writer.finish(nil)
+        }
+    }
 }

@@ -71,30 +71,37 @@ extension DICOMwebService {
         let display = DisplayAttributes(dataSet: try source.dataSet())
         let d = try source.pixelDescription()
         if let problem = options.viewport?.problem(imageWidth: d.columns, imageHeight: d.rows) { throw DICOMwebError(.badRequest, problem) }
-        var images: [[UInt8]] = []
-        for n in frames {
+        if let beyond = frames.first(where: { $0 > records.count }) {
+            throw DICOMwebError(.notFound, "frame \(beyond) is beyond the instance's \(records.count) frames")
+        }
+        // Rendering work per request is bounded: frames × output pixels.
+        let size = options.viewport?.outputSize(sourceWidth: abs(options.viewport?.source?.width ?? d.columns),
+                                                sourceHeight: abs(options.viewport?.source?.height ?? d.rows)) ?? (d.columns, d.rows)
+        guard frames.count * size.0 * size.1 <= Self.maximumRenderedPixels else {
+            throw DICOMwebError(.badRequest, "\(frames.count) frames of \(size.0)×\(size.1) exceed \(Self.maximumRenderedPixels) rendered pixels per request")
+        }
+        let chosen = options
+        @Sendable func image(_ i: Int) throws -> ByteBuffer {
+            let n = frames[i]
             let image: RenderedImage
             do {
-                image = try Renderer.render(try source.decode(try source.stored(n)), display: display, options: options)
+                image = try Renderer.render(try source.decode(try source.stored(n)), display: display, options: chosen)
             } catch let error as DICOMError {
                 // The pixels are there but cannot be shown as asked (an unusable palette, say).
                 throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")
             }
-            images.append(mediaType == "image/png" ? try image.png() : try image.jpeg(quality: options.quality))
+            return ByteBuffer(bytes: mediaType == "image/png" ? try image.png() : try image.jpeg(quality: chosen.quality))
         }
-        if images.count == 1 {
-            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: ByteBuffer(bytes: images[0])))
+        if frames.count == 1 {
+            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: try image(0)))
         }
         let writer = MultipartWriter()
-        var parts: [ByteBuffer] = []
-        for image in images {
-            parts.append(writer.partHeader(contentType: mediaType))
-            parts.append(ByteBuffer(bytes: image))
-            parts.append(writer.partEnd)
-        }
-        parts.append(writer.closing)
-        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: .init(contentsOf: parts))
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
+                        body: writer.streamingBody(count: frames.count, contentType: { _ in mediaType }, part: image))
     }
+
+    /// Most pixels one rendered request may produce (frames × output size): 64 megapixels.
+    static let maximumRenderedPixels = 1 << 26
 
     /// image/jpeg (the default) or image/png, from the `accept` query parameter (which wins,
     /// PS3.18 §8.3.3.1) or the Accept header.
@@ -129,6 +136,10 @@ extension DICOMwebService {
             let n = parts.compactMap { $0 }
             guard (1...RenderingOptions.maximumSide).contains(n[0]), (1...RenderingOptions.maximumSide).contains(n[1]) else {
                 throw DICOMwebError(.badRequest, "viewport width and height are 1...\(RenderingOptions.maximumSide)")
+            }
+            // Rows and Columns are at most 65535: so is any valid source region (and no arithmetic on it overflows).
+            guard n.count == 2 || (n[2...].allSatisfy { (-65535...65535).contains($0) } && n[2] >= 0 && n[3] >= 0) else {
+                throw DICOMwebError(.badRequest, "viewport source region values are within the image (0...65535, width and height ±)")
             }
             options.viewport = .init(width: n[0], height: n[1], source: n.count == 6 ? (n[2], n[3], n[4], n[5]) : nil)
         }

@@ -132,9 +132,16 @@ extension DICOMwebService {
     func retrieve(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
         let found = try instances(study: study, series: series, sop: sop)
         let target = try negotiateInstanceSyntax(request.headers[.accept])
-        let writer = MultipartWriter()
-        var parts: [ByteBuffer] = []
-        for i in found {
+        // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
+        if target != "*", let stuck = found.first(where: { i in
+            i.transferSyntaxUID != target && !(TransferSyntax(uid: i.transferSyntaxUID).map { !$0.isEncapsulated } ?? false)
+                && PixelCodecs.decoder(for: i.transferSyntaxUID) == nil
+        }) {
+            throw DICOMwebError(.notAcceptable, "instance \(stuck.sopInstanceUID) is stored in \(stuck.transferSyntaxUID), which cannot be decoded to send in \(target)")
+        }
+        let store = self.store
+        @Sendable func part(_ k: Int) throws -> ByteBuffer {
+            let i = found[k]
             var part = ByteBuffer()
             if target == "*" || target == i.transferSyntaxUID {
                 try store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
@@ -148,14 +155,17 @@ extension DICOMwebService {
                     throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
                 }
             }
-            let ts = target == "*" ? i.transferSyntaxUID : target
-            parts.append(writer.partHeader(contentType: "application/dicom; transfer-syntax=\(ts)"))
-            parts.append(part)
-            parts.append(writer.partEnd)
+            return part
         }
-        parts.append(writer.closing)
-        let contentType = writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)
-        return Response(status: .ok, headers: [.contentType: contentType], body: .init(contentsOf: parts))
+        let writer = MultipartWriter()
+        let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
+        @Sendable func partType(_ k: Int) -> String { "application/dicom; transfer-syntax=\(target == "*" ? found[k].transferSyntaxUID : target)" }
+        if found.count > 1 {
+            // A series or study: one instance in memory at a time.
+            return Response(status: .ok, headers: headers, body: writer.streamingBody(count: found.count, contentType: partType, part: part))
+        }
+        let body = [writer.partHeader(contentType: partType(0)), try part(0), writer.partEnd, writer.closing]
+        return Response(status: .ok, headers: headers, body: .init(contentsOf: body))
     }
 
     /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none fits.
@@ -189,11 +199,12 @@ extension DICOMwebService {
         let (mediaType, target) = try negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
 
         let source = InstanceFrames(store: store, instance: instance, records: records)
-        let writer = MultipartWriter()
-        var parts: [ByteBuffer] = []
-        for n in numbers {
-            let ts = target == "*" ? storedSyntax : target
-            parts.append(writer.partHeader(contentType: "\(mediaType); transfer-syntax=\(ts)"))
+        if let beyond = numbers.first(where: { $0 > records.count }) {
+            throw DICOMwebError(.notFound, "frame \(beyond) is beyond the instance's \(records.count) frames")
+        }
+        let ts = target == "*" ? storedSyntax : target
+        @Sendable func part(_ i: Int) throws -> ByteBuffer {
+            let n = numbers[i]
             var part = ByteBuffer()
             if target == "*" || target == storedSyntax {
                 try source.stored(n, into: &part)
@@ -206,11 +217,17 @@ extension DICOMwebService {
                     part.writeBytes(try encoder.encode(decoded.bytes, description: decoded.description).bytes)
                 }
             }
-            parts.append(part)
-            parts.append(writer.partEnd)
+            return part
         }
-        parts.append(writer.closing)
-        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: .init(contentsOf: parts))
+        let writer = MultipartWriter()
+        let headers: HTTPFields = [.contentType: writer.contentType(type: mediaType)]
+        if numbers.count > 1 {
+            return Response(status: .ok, headers: headers,
+                            body: writer.streamingBody(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part))
+        }
+        // One frame (what viewers ask for): built first, so any error is a proper status.
+        let body = [writer.partHeader(contentType: "\(mediaType); transfer-syntax=\(ts)"), try part(0), writer.partEnd, writer.closing]
+        return Response(status: .ok, headers: headers, body: .init(contentsOf: body))
     }
 
     /// (media type, transfer syntax or "*") for frames (PS3.18 §8.7.3.5.3). application/octet-stream

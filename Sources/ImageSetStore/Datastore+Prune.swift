@@ -47,15 +47,16 @@ extension Datastore {
         let sets = Set(try index.currentInstances(study: study, series: series, sop: sop).map(\.imageSetID))
         let removed = try index.removeInstances(study: study, series: series, sop: sop, reason: reason)
         scheduleMetadataRefresh()
+        // The removal has committed; pruning is best effort (what it leaves, the next prune frees).
         if let keep = retainVersions {
-            for set in sets.sorted() { try prune(imageSetID: set, keep: keep) }
+            for set in sets.sorted() { _ = try? prune(imageSetID: set, keep: keep) }
         }
         return removed
     }
 
     /// Applies the retention rule to the image sets where a commit replaced instances.
     func pruneAfterReplacement(_ outcomes: [IngestOutcome]) {
-        let sets = Set(outcomes.filter { $0.status == .replaced }.compactMap(\.imageSetID))
+        let sets = Set(outcomes.filter { $0.status == .replaced }.flatMap { [$0.replacedInImageSetID, $0.imageSetID].compactMap { $0 } })
         guard !sets.isEmpty, let keep = retainVersions else { return }
         for set in sets.sorted() { _ = try? prune(imageSetID: set, keep: keep) }
     }

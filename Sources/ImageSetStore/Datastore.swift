@@ -177,13 +177,15 @@ public final class Datastore: Sendable {
         }
         for ((i, p, isNew), outcome) in zip(committed, results) {
             outcomes[i] = outcome
-            if let t = p.framesBlob, pending.release(t), outcome.status == .failed, !((try? index.isReferenced(t)) ?? true) {
-                try? blobs.remove(t)
+            // A failed instance's new blobs go, unless another ingest holds them or a row refers to
+            // them: checked and removed under the pending lock, as pruning does.
+            if let t = p.framesBlob {
+                pending.release(t)
+                if outcome.status == .failed { _ = try? pending.removeIfUnused(t, isReferenced: { try index.isReferenced(t) }, remove: { try blobs.remove(t) }) }
             }
-            let last = pending.release(p.blob)
-            // A failed instance's new blob goes, unless another ingest is using it or the index refers to it.
-            if outcome.status == .failed && isNew && last && !((try? index.isReferenced(p.blob)) ?? true) {
-                try? blobs.remove(p.blob)
+            pending.release(p.blob)
+            if outcome.status == .failed && isNew {
+                _ = try? pending.removeIfUnused(p.blob, isReferenced: { try index.isReferenced(p.blob) }, remove: { try blobs.remove(p.blob) })
             }
         }
         pruneAfterReplacement(results)

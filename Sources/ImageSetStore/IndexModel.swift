@@ -57,6 +57,9 @@ public struct IngestOutcome: Sendable, Hashable {
     public var reasonCode: UInt16?
     public var message: String?
     public var imageSetID: String?
+    /// For a replacement: the image set the replaced instance left (it may differ from `imageSetID`
+    /// when the new bytes carry different patient/study attributes).
+    public var replacedInImageSetID: String?
     public var isPrimary: Bool?
     public var conflicts: [AttributeConflict] = []
 

@@ -43,7 +43,9 @@ extension SQLiteIndex {
             if let series = q.seriesInstanceUID { clauses.append("se.series_instance_uid = ?"); args.append(series) }
             select = """
                 WITH page AS (
-                  SELECT s.*, se.* FROM series se JOIN image_set s ON s.id = se.image_set_id
+                  -- MAX(s.is_primary) makes SQLite take the bare columns from the primary set's row when a
+                  -- series spans the primary set and a conflict set.
+                  SELECT s.*, se.*, MAX(s.is_primary) AS primary_rank FROM series se JOIN image_set s ON s.id = se.image_set_id
                   WHERE \(clauses.joined(separator: " AND "))
                   GROUP BY se.series_instance_uid ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid LIMIT ? OFFSET ?)
                 SELECT page.*,

@@ -62,13 +62,6 @@ public struct SQLiteIndex: ImageSetIndex {
                 batch.touchedSeries.insert([set, row["series_instance_uid"]])
             }
             try batch.finish(reason: reason)
-            // An image set left with no instance is marked deleted: searches skip it, its versions stay readable.
-            for set in batch.newVersion.keys {
-                try db.execute(sql: """
-                    UPDATE image_set SET state = 'DELETED' WHERE id = ?
-                      AND NOT EXISTS (SELECT 1 FROM instance WHERE image_set_id = ? AND removed_version IS NULL)
-                    """, arguments: [set, set])
-            }
             return rows.count
         }
     }
@@ -116,6 +109,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 }
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced
+                outcome.replacedInImageSetID = existingSet
             }
             let (setID, isPrimary, conflicts) = try imageSet(for: p)
             let v = try version(for: setID)
@@ -196,8 +190,10 @@ public struct SQLiteIndex: ImageSetIndex {
                 if let n = removed[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) removed" }
                 try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
                                arguments: [setID, v, now, why, count])
-                // An instance stored into a set that DELETE emptied brings it back.
-                let state = added[setID] != nil ? ", state = 'ACTIVE'" : ""
+                // A set left with no instance (by DELETE or by replacements that moved them to another
+                // set) is DELETED: searches skip it, its versions stay readable. Storing into it again
+                // brings it back.
+                let state = count == 0 ? ", state = 'DELETED'" : (added[setID] != nil ? ", state = 'ACTIVE'" : "")
                 try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?", arguments: [v, now, setID])
             }
             for key in touchedSeries {

@@ -52,6 +52,10 @@ public struct RenderingOptions: Sendable, Equatable {
                 return "viewport \(width)×\(height) is outside 1...\(RenderingOptions.maximumSide)"
             }
             let s = source ?? (0, 0, imageWidth, imageHeight)
+            let limit = 1 << 20  // far above any image (Rows and Columns ≤ 65535); keeps the sums below from overflowing
+            guard [s.x, s.y, s.width, s.height].allSatisfy({ (-limit...limit).contains($0) }) else {
+                return "source region \(s.x),\(s.y),\(s.width),\(s.height) is not inside the \(imageWidth)×\(imageHeight) image"
+            }
             let sw = abs(s.width), sh = abs(s.height)
             guard sw > 0, sh > 0, s.x >= 0, s.y >= 0, s.x + sw <= imageWidth, s.y + sh <= imageHeight else {
                 return "source region \(s.x),\(s.y),\(s.width),\(s.height) is not inside the \(imageWidth)×\(imageHeight) image"
@@ -64,7 +68,7 @@ public struct RenderingOptions: Sendable, Equatable {
         }
 
         /// The rendered size: the source region scaled to fit, aspect ratio kept.
-        func outputSize(sourceWidth sw: Int, sourceHeight sh: Int) -> (width: Int, height: Int) {
+        public func outputSize(sourceWidth sw: Int, sourceHeight sh: Int) -> (width: Int, height: Int) {
             let scale = min(Double(width) / Double(sw), Double(height) / Double(sh))
             return (max(1, min(width, Int((Double(sw) * scale).rounded()))), max(1, min(height, Int((Double(sh) * scale).rounded()))))
         }
@@ -116,6 +120,8 @@ public struct DisplayAttributes: Sendable {
             guard let d = ds.integers(Tag(UInt32(descriptor))), d.count == 3,
                   let element = ds[Tag(UInt32(data))], let bytes = element.valueBytes else { return nil }
             let entries = d[0] == 0 ? 65536 : Int(clamping: d[0])
+            // The three tables must agree: pixels index all of them alike.
+            if !tables.isEmpty && (entries != tables[0].count || Int(clamping: d[1]) != first) { return nil }
             first = Int(clamping: d[1])
             let bits = d[2]
             // A descriptor from the file sizes an allocation: only what the standard allows.
@@ -220,7 +226,10 @@ public enum Renderer {
         }()
         let invert = d.photometricInterpretation == "MONOCHROME1"
         func toByte(_ v: Int) -> UInt8 {
-            let y = voi(Double(v) * slope + intercept, window).rounded()
+            let x = Double(v) * slope + intercept
+            var y = voi(x, window).rounded()
+            // A hostile Rescale Slope can make the window infinite and the result NaN.
+            if !y.isFinite { y = x > window.center ? 255 : 0 }
             let byte = UInt8(clamping: Int(y))
             return invert ? 255 - byte : byte
         }

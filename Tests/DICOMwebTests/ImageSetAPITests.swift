@@ -128,4 +128,29 @@ final class ImageSetAPITests: DICOMwebTestCase {
             XCTAssertTrue(try store.verify().isClean)
         }
     }
+
+    /// A replacement that carries other patient attributes moves the instance to a conflict set:
+    /// the set it left is empty, so it is DELETED and searches stop finding the old name; with
+    /// retention, the old bytes are freed.
+    func testReplacementThatMovesSetsEmptiesAndPrunesTheOldSet() async throws {
+        let store = self.store!
+        try store.setPolicy(.replace)
+        try store.setRetainVersions(1)
+        let original = try Self.instance(sop: "1.2.3.23.1"), renamed = try Self.instance(sop: "1.2.3.23.1", patientName: "ROE^JOHN")
+        try await withApp { client in
+            _ = try await self.stow(client, [original])
+            _ = try await self.stow(client, [renamed])
+            let sets = try store.index.imageSets(ImageSetFilter())
+            XCTAssertEqual(sets.count, 2)
+            XCTAssertEqual(sets.first { $0.isPrimary }?.state, "DELETED")
+            XCTAssertEqual(sets.first { !$0.isPrimary }?.instanceCount, 1)
+            for (name, count) in [("DOE*", 0), ("ROE*", 1)] {
+                try await client.execute(uri: "/dicomweb/studies?PatientName=\(name)", method: .get) { r in
+                    XCTAssertEqual((try Self.json(r.body) as? [Any])?.count, count, name)
+                }
+            }
+            XCTAssertEqual(try store.blobs.list().count, 1, "the replaced bytes are freed from the set they left")
+            XCTAssertTrue(try store.verify().isClean)
+        }
+    }
 }

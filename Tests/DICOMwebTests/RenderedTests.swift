@@ -68,12 +68,17 @@ final class RenderedTests: DICOMwebTestCase {
             }
             XCTAssertLessThan(sizes[0], sizes[1], "lower quality, fewer bytes")
             for (query, status) in [("window=abc", HTTPResponse.Status.badRequest), ("window=40,0", .badRequest), ("viewport=0,10", .badRequest),
-                                    ("viewport=10,10,500,500,100,100", .badRequest), ("viewport=8192,8192", .badRequest), ("quality=101", .badRequest), ("viewport=1,2,3", .badRequest)] {
+                                    ("viewport=10,10,500,500,100,100", .badRequest), ("viewport=8192,8192", .badRequest),
+                                    ("viewport=10,10,9223372036854775807,0,1,1", .badRequest), ("viewport=10,10,0,0,-9223372036854775808,1", .badRequest), ("quality=101", .badRequest), ("viewport=1,2,3", .badRequest)] {
                 try await client.execute(uri: self.base + "/rendered?\(query)", method: .get) { XCTAssertEqual($0.status, status, query) }
             }
             try await client.execute(uri: self.base + "/rendered", method: .get, headers: [.accept: "image/gif"]) { XCTAssertEqual($0.status, .notAcceptable) }
             try await client.execute(uri: self.base + "/frames/2/rendered", method: .get) { XCTAssertEqual($0.status, .notFound) }
             try await client.execute(uri: self.base + "/frames/x/rendered", method: .get) { XCTAssertEqual($0.status, .badRequest) }
+            // Work per request is bounded: five frames of 4096² are more than 64 megapixels.
+            try await client.execute(uri: self.base + "/frames/1,1,1,1,1/rendered?viewport=4096,4096", method: .get) {
+                XCTAssertEqual($0.status, .badRequest)
+            }
         }
     }
 

@@ -161,4 +161,24 @@ final class WADOTests: DICOMwebTestCase {
         XCTAssertEqual(replaced("ab"), "X-")
         XCTAssertEqual(replaced("xxa"), "xxa", "a partial match at the end stays")
     }
+
+    func testSeveralInstancesStreamOneAtATime() async throws {
+        let a = try Self.instance(sop: "1.2.3.13.1"), b = try Self.instance(sop: "1.2.3.13.2")
+        try await withApp { client in
+            _ = try await self.stow(client, [a, b])
+            try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .get,
+                                     headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                XCTAssertEqual(Set(parts.map(\.body)), [a, b])
+            }
+            try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .get,
+                                     headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.201"]) { r in
+                XCTAssertEqual(r.status, .ok)
+                let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                XCTAssertEqual(parts.count, 2)
+                XCTAssertEqual(try parts.map { try DICOMFile.read(bytes: $0.body).transferSyntax.uid }, Array(repeating: "1.2.840.10008.1.2.4.201", count: 2))
+            }
+        }
+    }
 }

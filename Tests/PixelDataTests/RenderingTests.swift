@@ -125,4 +125,28 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(Int(out[2]), 0, "PNG is lossless")
         XCTAssertLessThan(Double(out[3].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99, 2.0, "JPEG at quality 95 stays close")
     }
+
+    func testHostileDisplayAttributesNeitherTrapNorIndexOutOfRange() throws {
+        let d = PixelDescription(rows: 2, columns: 2, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, highBit: 15,
+                                 pixelRepresentation: 0, planarConfiguration: 0, photometricInterpretation: "MONOCHROME2", numberOfFrames: 1)
+        let frame = DecodedFrame(bytes: [0, 0, 1, 0, 2, 0, 0xFF, 0xFF], description: d)
+        var display = DisplayAttributes()
+        display.rescaleSlope = 1e308  // the fallback window becomes infinite
+        let image = try Renderer.render(frame, display: display, options: RenderingOptions())
+        XCTAssertEqual(image.pixels.count, 4)
+
+        // Red, Green and Blue tables that disagree in size are refused, not indexed past the end.
+        func us(_ tag: UInt32, _ values: [UInt16]) -> DataElement {
+            DataElement(tag: Tag(tag), vr: .US, value: .bytes(values.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }))
+        }
+        func ow(_ tag: UInt32, _ count: Int) -> DataElement {
+            DataElement(tag: Tag(tag), vr: .OW, value: .bytes([UInt8](repeating: 0x7F, count: 2 * count)))
+        }
+        let mismatched = DataSet(elements: [us(0x0028_1101, [256, 0, 16]), us(0x0028_1102, [16, 0, 16]), us(0x0028_1103, [256, 0, 16]),
+                                            ow(0x0028_1201, 256), ow(0x0028_1202, 16), ow(0x0028_1203, 256)])
+        XCTAssertNil(DisplayAttributes(dataSet: mismatched).palette)
+        let matching = DataSet(elements: [us(0x0028_1101, [16, 0, 16]), us(0x0028_1102, [16, 0, 16]), us(0x0028_1103, [16, 0, 16]),
+                                          ow(0x0028_1201, 16), ow(0x0028_1202, 16), ow(0x0028_1203, 16)])
+        XCTAssertEqual(DisplayAttributes(dataSet: matching).palette?.green.count, 16)
+    }
 }
