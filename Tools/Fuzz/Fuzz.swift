@@ -16,8 +16,19 @@ func exercise(_ bytes: UnsafeRawBufferPointer) {
             _ = try? DICOMFile.read(bytes: written)
         }
         // Frames and codecs: corrupt codestreams inside real files reach every decoder.
+        // Rendering: the file's own window, rescale and palette (hostile values included) on the decoded
+        // frame, once plainly and once through a small viewport.
         if let table = try? FrameTable(file: file) {
-            for i in table.frames.indices.prefix(2) { _ = try? table.decodeFrame(i) }
+            let display = DisplayAttributes(dataSet: file.dataSet)
+            var small = RenderingOptions()
+            small.viewport = .init(width: 16, height: 16)
+            for i in table.frames.indices.prefix(2) {
+                guard let frame = try? table.decodeFrame(i) else { continue }
+                if frame.description.rows * frame.description.columns <= 1 << 20 {
+                    _ = try? Renderer.render(frame, display: display, options: RenderingOptions()).png()
+                }
+                _ = try? Renderer.render(frame, display: display, options: small).jpeg(quality: 50)
+            }
         }
     }
     exerciseCodecs(bytes)
