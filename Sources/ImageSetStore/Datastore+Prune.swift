@@ -14,13 +14,13 @@ extension Datastore {
 
     /// How many versions per image set DELETE and replacement keep (nil: all, until pruned by hand).
     public var retainVersions: Int? {
-        guard let value = try? index.setting("retainVersions"), let n = Int(value), n >= 1 else { return nil }
+        guard let value = setting("retainVersions"), let n = Int(value), n >= 1 else { return nil }
         return n
     }
 
     public func setRetainVersions(_ n: Int?) throws {
         if let n, n < 1 { throw BlobStoreError(kind: .io, description: "an image set keeps at least its latest version") }
-        try index.setSetting("retainVersions", n.map(String.init) ?? "")
+        try setSetting("retainVersions", n.map(String.init) ?? "")
     }
 
     /// Keeps the newest `keep` versions of one image set (every image set when nil) and frees what

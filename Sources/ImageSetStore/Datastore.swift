@@ -16,6 +16,7 @@ public final class Datastore: Sendable {
     let pending = PendingBlobs()
     let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
     let groupCommit = GroupCommit()
+    let settings = SettingsCache()
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
 
@@ -67,12 +68,24 @@ public final class Datastore: Sendable {
 
     public var policy: DuplicatePolicy {
         get {
-            guard let value = try? index.setting("duplicatePolicy") else { return .reject }
+            guard let value = setting("duplicatePolicy") else { return .reject }
             return DuplicatePolicy(rawValue: value) ?? .reject
         }
     }
 
-    public func setPolicy(_ policy: DuplicatePolicy) throws { try index.setSetting("duplicatePolicy", policy.rawValue) }
+    public func setPolicy(_ policy: DuplicatePolicy) throws { try setSetting("duplicatePolicy", policy.rawValue) }
+
+    /// A datastore setting, read from the index once and then from memory: the folder lock makes
+    /// this process the only writer, and every change goes through `setSetting`. (Reading
+    /// `transcodeOnIngest` from SQLite for every instance cost a query per ingest.)
+    func setting(_ key: String) -> String? {
+        settings.value(key) { try? index.setting(key) }
+    }
+
+    func setSetting(_ key: String, _ value: String) throws {
+        try index.setSetting(key, value)
+        settings.set(key, value)
+    }
 
     // MARK: Ingest
 
@@ -113,11 +126,11 @@ public final class Datastore: Sendable {
 
     /// Transfer syntax frames are transcoded to at ingest (HTJ2K lossless when enabled), or nil.
     public var transcodeOnIngest: String? {
-        guard let value = try? index.setting("transcodeOnIngest"), !value.isEmpty else { return nil }
+        guard let value = setting("transcodeOnIngest"), !value.isEmpty else { return nil }
         return value
     }
 
-    public func setTranscodeOnIngest(_ uid: String?) throws { try index.setSetting("transcodeOnIngest", uid ?? "") }
+    public func setTranscodeOnIngest(_ uid: String?) throws { try setSetting("transcodeOnIngest", uid ?? "") }
 
     /// Validates staged blobs, moves the good ones into place and indexes them in one transaction.
     public func ingest(staged: [StagedBlob], reason: String, expectedStudy: String? = nil) -> [IngestOutcome] {
@@ -218,6 +231,21 @@ final class PendingBlobs: @unchecked Sendable {
             return true
         }
     }
+}
+
+/// Settings by key, each loaded once.
+final class SettingsCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: String?] = [:]
+
+    func value(_ key: String, load: () -> String?) -> String? {
+        if let cached = lock.withLock({ values[key] }) { return cached }
+        let loaded = load()
+        lock.withLock { values[key] = loaded }
+        return loaded
+    }
+
+    func set(_ key: String, _ value: String) { lock.withLock { values[key] = value } }
 }
 
 /// Runs work once, `delay` seconds after the first request of a burst, on its own serial queue: the
