@@ -60,36 +60,38 @@ extension Tag: CustomStringConvertible {
 }
 
 /// Tags that the parser and writer need by name. The full dictionary lives in DICOMDictionary.
+/// Computed and inlinable rather than stored: a stored `static let` is reached through a lazy-init
+/// accessor call, which the parser paid for every element it compared with one of these.
 extension Tag {
-    public static let fileMetaInformationGroupLength = Tag(0x0002_0000)
-    public static let fileMetaInformationVersion = Tag(0x0002_0001)
-    public static let mediaStorageSOPClassUID = Tag(0x0002_0002)
-    public static let mediaStorageSOPInstanceUID = Tag(0x0002_0003)
-    public static let transferSyntaxUID = Tag(0x0002_0010)
-    public static let implementationClassUID = Tag(0x0002_0012)
-    public static let implementationVersionName = Tag(0x0002_0013)
-    public static let sourceApplicationEntityTitle = Tag(0x0002_0016)
-    public static let specificCharacterSet = Tag(0x0008_0005)
-    public static let sopClassUID = Tag(0x0008_0016)
-    public static let sopInstanceUID = Tag(0x0008_0018)
-    public static let studyInstanceUID = Tag(0x0020_000D)
-    public static let seriesInstanceUID = Tag(0x0020_000E)
-    public static let samplesPerPixel = Tag(0x0028_0002)
-    public static let photometricInterpretation = Tag(0x0028_0004)
-    public static let planarConfiguration = Tag(0x0028_0006)
-    public static let numberOfFrames = Tag(0x0028_0008)
-    public static let rows = Tag(0x0028_0010)
-    public static let columns = Tag(0x0028_0011)
-    public static let bitsAllocated = Tag(0x0028_0100)
-    public static let bitsStored = Tag(0x0028_0101)
-    public static let highBit = Tag(0x0028_0102)
-    public static let pixelRepresentation = Tag(0x0028_0103)
-    public static let extendedOffsetTable = Tag(0x7FE0_0001)
-    public static let extendedOffsetTableLengths = Tag(0x7FE0_0002)
-    public static let floatPixelData = Tag(0x7FE0_0008)
-    public static let doubleFloatPixelData = Tag(0x7FE0_0009)
-    public static let pixelData = Tag(0x7FE0_0010)
-    public static let item = Tag(0xFFFE_E000)
-    public static let itemDelimitationItem = Tag(0xFFFE_E00D)
-    public static let sequenceDelimitationItem = Tag(0xFFFE_E0DD)
+    @inlinable public static var fileMetaInformationGroupLength: Tag { Tag(0x0002_0000) }
+    @inlinable public static var fileMetaInformationVersion: Tag { Tag(0x0002_0001) }
+    @inlinable public static var mediaStorageSOPClassUID: Tag { Tag(0x0002_0002) }
+    @inlinable public static var mediaStorageSOPInstanceUID: Tag { Tag(0x0002_0003) }
+    @inlinable public static var transferSyntaxUID: Tag { Tag(0x0002_0010) }
+    @inlinable public static var implementationClassUID: Tag { Tag(0x0002_0012) }
+    @inlinable public static var implementationVersionName: Tag { Tag(0x0002_0013) }
+    @inlinable public static var sourceApplicationEntityTitle: Tag { Tag(0x0002_0016) }
+    @inlinable public static var specificCharacterSet: Tag { Tag(0x0008_0005) }
+    @inlinable public static var sopClassUID: Tag { Tag(0x0008_0016) }
+    @inlinable public static var sopInstanceUID: Tag { Tag(0x0008_0018) }
+    @inlinable public static var studyInstanceUID: Tag { Tag(0x0020_000D) }
+    @inlinable public static var seriesInstanceUID: Tag { Tag(0x0020_000E) }
+    @inlinable public static var samplesPerPixel: Tag { Tag(0x0028_0002) }
+    @inlinable public static var photometricInterpretation: Tag { Tag(0x0028_0004) }
+    @inlinable public static var planarConfiguration: Tag { Tag(0x0028_0006) }
+    @inlinable public static var numberOfFrames: Tag { Tag(0x0028_0008) }
+    @inlinable public static var rows: Tag { Tag(0x0028_0010) }
+    @inlinable public static var columns: Tag { Tag(0x0028_0011) }
+    @inlinable public static var bitsAllocated: Tag { Tag(0x0028_0100) }
+    @inlinable public static var bitsStored: Tag { Tag(0x0028_0101) }
+    @inlinable public static var highBit: Tag { Tag(0x0028_0102) }
+    @inlinable public static var pixelRepresentation: Tag { Tag(0x0028_0103) }
+    @inlinable public static var extendedOffsetTable: Tag { Tag(0x7FE0_0001) }
+    @inlinable public static var extendedOffsetTableLengths: Tag { Tag(0x7FE0_0002) }
+    @inlinable public static var floatPixelData: Tag { Tag(0x7FE0_0008) }
+    @inlinable public static var doubleFloatPixelData: Tag { Tag(0x7FE0_0009) }
+    @inlinable public static var pixelData: Tag { Tag(0x7FE0_0010) }
+    @inlinable public static var item: Tag { Tag(0xFFFE_E000) }
+    @inlinable public static var itemDelimitationItem: Tag { Tag(0xFFFE_E00D) }
+    @inlinable public static var sequenceDelimitationItem: Tag { Tag(0xFFFE_E0DD) }
 }

@@ -102,7 +102,10 @@ extension DataSet {
         init(storage: ByteStorage, bigEndian: Bool, characterSet: SpecificCharacterSet) {
             self.storage = storage
             self.bigEndian = bigEndian
-            self.current = DataSet(isBigEndian: bigEndian, characterSet: characterSet)
+            var root = DataSet(isBigEndian: bigEndian, characterSet: characterSet)
+            // A header has dozens of elements: growing the array 1, 2, 4… cost a few percent of a parse.
+            root.reserveCapacity(64)
+            self.current = root
         }
 
         var currentDataSet: DataSet? { current }

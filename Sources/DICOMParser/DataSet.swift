@@ -93,6 +93,9 @@ public struct DataSet: Sendable {
     }
 
     public var count: Int { elements.count }
+
+    /// Room for `n` elements without reallocating while they are appended.
+    public mutating func reserveCapacity(_ n: Int) { elements.reserveCapacity(n) }
     public var isEmpty: Bool { elements.isEmpty }
     public var tags: [Tag] { elements.map(\.tag) }
 
