@@ -85,7 +85,7 @@ extension DICOMwebService {
             guard parts.count == 2, let row = Int64(parts[0]), let number = Int(parts[1]) else {
                 throw DICOMwebError(.badRequest, "frame id '\(frameID.prefix(40))' is not <instance>.<frame>")
             }
-            guard let instance = try self.store.index.instances(of: id, version: nil).first(where: { $0.id == row }),
+            guard let instance = try self.store.index.currentInstance(rowID: row), instance.imageSetID == id,
                   let frame = try self.store.index.frames(of: row).first(where: { $0.number == number }), instance.framesInPlace else {
                 throw DICOMwebError(.notFound, "no frame \(frameID) in image set \(id)")
             }

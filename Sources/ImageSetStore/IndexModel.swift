@@ -169,6 +169,8 @@ public protocol ImageSetIndex: Sendable {
     func instances(of imageSetID: String, version: Int?) throws -> [InstanceRecord]
     /// The current instance with this SOP Instance UID, in whichever image set holds it.
     func instance(sopInstanceUID: String) throws -> InstanceRecord?
+    /// The instance row with this id, if it belongs to the latest version of its image set.
+    func currentInstance(rowID: Int64) throws -> InstanceRecord?
     func frames(of instanceID: Int64) throws -> [FrameRecord]
     func metadata(of instanceID: Int64) throws -> [UInt8]?
     /// The gzipped JSON array of a series' instance metadata for the image set's latest version;

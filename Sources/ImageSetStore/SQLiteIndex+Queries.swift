@@ -113,6 +113,13 @@ extension SQLiteIndex {
         }
     }
 
+    public func currentInstance(rowID: Int64) throws -> InstanceRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM instance WHERE id = ? AND removed_version IS NULL"),
+                             arguments: [rowID]).flatMap(Self.instance)
+        }
+    }
+
     public func frames(of instanceID: Int64) throws -> [FrameRecord] {
         try pool.read { db in
             try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM frame WHERE instance_id = ? ORDER BY number"), arguments: [instanceID]).map { row in

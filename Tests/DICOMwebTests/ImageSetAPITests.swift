@@ -1,9 +1,13 @@
+import CompressNIO
+import DICOMParser
 @testable import DICOMweb
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import ImageSetStore
 import NIOCore
+import PixelData
+import TestSupport
 import XCTest
 
 /// The image-set API's filters, sort and paging, and version pruning over HTTP.
@@ -151,6 +155,38 @@ final class ImageSetAPITests: DICOMwebTestCase {
             }
             XCTAssertEqual(try store.blobs.list().count, 1, "the replaced bytes are freed from the set they left")
             XCTAssertTrue(try store.verify().isClean)
+        }
+    }
+
+    /// Frames by the ids the metadata document lists: the stored bytes, typed by their syntax.
+    func testImageSetFramesByIdFromTheMetadataDocument() async throws {
+        let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let table = try FrameTable(file: try DICOMFile.read(bytes: bytes))
+        let store = self.store!
+        try await withApp { client in
+            _ = try await self.stow(client, [bytes, try Self.instance(sop: "1.2.3.24.1")])
+            let sets = try store.index.imageSets(ImageSetFilter())
+            let set = try XCTUnwrap(sets.first { $0.frameCount == table.frames.count })
+            let other = try XCTUnwrap(sets.first { $0.id != set.id })
+            var ids: [String] = []
+            try await client.execute(uri: "/imagesets/\(set.id)/metadata", method: .get) { r in
+                var body = r.body
+                let json = try JSONSerialization.jsonObject(with: Data(try body.decompress(with: .gzip).readableBytesView)) as? [String: Any]
+                let series = ((json?["study"] as? [String: Any])?["series"] as? [[String: Any]]) ?? []
+                let frames = ((series.first?["instances"] as? [[String: Any]])?.first?["frames"] as? [[String: Any]]) ?? []
+                ids = frames.compactMap { $0["id"] as? String }
+            }
+            XCTAssertEqual(ids.count, table.frames.count)
+            let third = ids[2]
+            try await client.execute(uri: "/imagesets/\(set.id)/frames/\(third)", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertEqual(r.headers[.contentType], "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90")
+                XCTAssertEqual(Array(r.body.readableBytesView), try table.encodedFrame(2))
+            }
+            try await client.execute(uri: "/imagesets/\(other.id)/frames/\(third)", method: .get) { XCTAssertEqual($0.status, .notFound, "another set's frame") }
+            try await client.execute(uri: "/imagesets/\(set.id)/frames/999999.1", method: .get) { XCTAssertEqual($0.status, .notFound) }
+            try await client.execute(uri: "/imagesets/\(set.id)/frames/abc", method: .get) { XCTAssertEqual($0.status, .badRequest) }
         }
     }
 }
