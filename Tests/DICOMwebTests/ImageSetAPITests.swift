@@ -178,6 +178,13 @@ final class ImageSetAPITests: DICOMwebTestCase {
                 ids = frames.compactMap { $0["id"] as? String }
             }
             XCTAssertEqual(ids.count, table.frames.count)
+            try await client.execute(uri: "/imagesets/\(set.id)", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                let body = try XCTUnwrap(try Self.json(r.body) as? [String: Any])
+                XCTAssertEqual(body["id"] as? String, set.id)
+                XCTAssertEqual(body["state"] as? String, "ACTIVE")
+                XCTAssertEqual(body["frameCount"] as? Int, table.frames.count)
+            }
             let third = ids[2]
             try await client.execute(uri: "/imagesets/\(set.id)/frames/\(third)", method: .get) { r in
                 XCTAssertEqual(r.status, .ok)
