@@ -218,9 +218,14 @@ public struct FileBlobStore: BlobStore {
 
     public func commit(_ staged: StagedBlob) throws -> Bool {
         let final = path(staged.id)
-        if FileManager.default.fileExists(atPath: final) {
+        if access(final, F_OK) == 0 {
             unlink(staged.path)
             return false
+        }
+        // The shard folder usually exists: try the rename first, create the folder only when it is missing.
+        if rename(staged.path, final) == 0 { return true }
+        guard errno == ENOENT else {
+            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: errno \(errno)")
         }
         let dir = (final as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
