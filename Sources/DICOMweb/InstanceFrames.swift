@@ -32,25 +32,28 @@ final class InstanceFrames: @unchecked Sendable {
 
     func pixelDescription() throws -> PixelDescription { try PixelDescription(dataSet: try dataSet()) }
 
-    /// Frame `n` (from 1) as stored.
-    func stored(_ n: Int) throws -> [UInt8] {
+    /// Frame `n` (from 1) as stored, appended to `buffer`: range reads of the blob when the frame
+    /// lies in place (one copy), else located by parsing (deflated or bit-packed data, rare).
+    func stored(_ n: Int, into buffer: inout ByteBuffer) throws {
         guard n >= 1, n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
         if instance.framesInPlace {
-            return try records[n - 1].ranges.flatMap { try store.blobs.read(instance.framesBlob, range: $0) }
+            return try store.blobs.read(instance.framesBlob, ranges: records[n - 1].ranges, into: &buffer)
         }
-        // Deflated or bit-packed data: locate by parsing (rare).
         if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
         guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
-        return try table.encodedFrame(n - 1)
+        buffer.writeBytes(try table.encodedFrame(n - 1))
     }
 
-    /// Frame `n` as stored, appended to `buffer` with a single copy when it can be read in place.
-    func stored(_ n: Int, into buffer: inout ByteBuffer) throws {
-        guard instance.framesInPlace, n >= 1, n <= records.count else {
-            buffer.writeBytes(try stored(n))
-            return
-        }
-        try store.blobs.read(instance.framesBlob, ranges: records[n - 1].ranges, into: &buffer)
+    /// Frame `n` as stored, for a decoder.
+    func stored(_ n: Int) throws -> [UInt8] {
+        var buffer = ByteBuffer()
+        try stored(n, into: &buffer)
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Whether frames stored in `syntax` can be decoded: native ones always, others with a registered decoder.
+    static func canDecode(_ syntax: String) -> Bool {
+        (TransferSyntax(uid: syntax).map { !$0.isEncapsulated } ?? false) || PixelCodecs.decoder(for: syntax) != nil
     }
 
     /// Stored frame bytes decoded to native little-endian samples.

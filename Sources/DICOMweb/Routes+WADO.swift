@@ -133,10 +133,7 @@ extension DICOMwebService {
         let found = try instances(study: study, series: series, sop: sop)
         let target = try negotiateInstanceSyntax(request.headers[.accept])
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
-        if target != "*", let stuck = found.first(where: { i in
-            i.transferSyntaxUID != target && !(TransferSyntax(uid: i.transferSyntaxUID).map { !$0.isEncapsulated } ?? false)
-                && PixelCodecs.decoder(for: i.transferSyntaxUID) == nil
-        }) {
+        if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !InstanceFrames.canDecode($0.transferSyntaxUID) }) {
             throw DICOMwebError(.notAcceptable, "instance \(stuck.sopInstanceUID) is stored in \(stuck.transferSyntaxUID), which cannot be decoded to send in \(target)")
         }
         let store = self.store
@@ -159,13 +156,11 @@ extension DICOMwebService {
         }
         let writer = MultipartWriter()
         let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
-        @Sendable func partType(_ k: Int) -> String { "application/dicom; transfer-syntax=\(target == "*" ? found[k].transferSyntaxUID : target)" }
-        if found.count > 1 {
-            // A series or study: one instance in memory at a time.
-            return Response(status: .ok, headers: headers, body: writer.streamingBody(count: found.count, contentType: partType, part: part))
-        }
-        let body = [writer.partHeader(contentType: partType(0)), try part(0), writer.partEnd, writer.closing]
-        return Response(status: .ok, headers: headers, body: .init(contentsOf: body))
+        // A series or study streams, one instance in memory at a time.
+        let body = try writer.body(count: found.count, contentType: { k in
+            "application/dicom; transfer-syntax=\(target == "*" ? found[k].transferSyntaxUID : target)"
+        }, part: part)
+        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none fits.
@@ -220,14 +215,8 @@ extension DICOMwebService {
             return part
         }
         let writer = MultipartWriter()
-        let headers: HTTPFields = [.contentType: writer.contentType(type: mediaType)]
-        if numbers.count > 1 {
-            return Response(status: .ok, headers: headers,
-                            body: writer.streamingBody(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part))
-        }
-        // One frame (what viewers ask for): built first, so any error is a proper status.
-        let body = [writer.partHeader(contentType: "\(mediaType); transfer-syntax=\(ts)"), try part(0), writer.partEnd, writer.closing]
-        return Response(status: .ok, headers: headers, body: .init(contentsOf: body))
+        let body = try writer.body(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part)
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: body)
     }
 
     /// (media type, transfer syntax or "*") for frames (PS3.18 §8.7.3.5.3). application/octet-stream
