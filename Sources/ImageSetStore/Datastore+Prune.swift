@@ -32,8 +32,7 @@ extension Datastore {
         var report = PruneReport(versionsRemoved: result.versionsRemoved, instanceRowsRemoved: result.instanceRowsRemoved)
         for id in result.blobs.sorted(by: { $0.hex < $1.hex }) {
             let size = (try? blobs.localPath(id).flatMap { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }) ?? nil
-            let removed = try pending.removeIfUnused(id, isReferenced: { try index.isReferenced(id) }, remove: { try blobs.remove(id) })
-            if removed {
+            if try removeBlobIfUnused(id) {
                 report.blobsRemoved += 1
                 report.bytesFreed += size ?? 0
             }
@@ -44,20 +43,28 @@ extension Datastore {
     /// Removes the current instances of a study, series or instance in a new version of each image
     /// set holding them, then applies the retention rule. Returns how many instances were removed.
     public func remove(study: String, series: String? = nil, sop: String? = nil, reason: String = "DELETE") throws -> Int {
-        let sets = Set(try index.currentInstances(study: study, series: series, sop: sop).map(\.imageSetID))
         let removed = try index.removeInstances(study: study, series: series, sop: sop, reason: reason)
         scheduleMetadataRefresh()
-        // The removal has committed; pruning is best effort (what it leaves, the next prune frees).
-        if let keep = retainVersions {
-            for set in sets.sorted() { _ = try? prune(imageSetID: set, keep: keep) }
-        }
-        return removed
+        applyRetention(to: Set(removed.keys))
+        return removed.values.reduce(0, +)
     }
 
-    /// Applies the retention rule to the image sets where a commit replaced instances.
+    /// Applies the retention rule to the image sets where a commit replaced instances: the set each
+    /// replaced instance left and the one its replacement joined.
     func pruneAfterReplacement(_ outcomes: [IngestOutcome]) {
-        let sets = Set(outcomes.filter { $0.status == .replaced }.flatMap { [$0.replacedInImageSetID, $0.imageSetID].compactMap { $0 } })
+        applyRetention(to: Set(outcomes.filter { $0.status == .replaced }.flatMap { [$0.replacedInImageSetID, $0.imageSetID].compactMap { $0 } }))
+    }
+
+    /// Prunes `sets` to `retainVersions` when that is set. Best effort: the change that touched them
+    /// has committed, and what a failed prune leaves the next prune frees.
+    private func applyRetention(to sets: Set<String>) {
         guard !sets.isEmpty, let keep = retainVersions else { return }
         for set in sets.sorted() { _ = try? prune(imageSetID: set, keep: keep) }
+    }
+
+    /// Removes the blob when no in-flight ingest holds it and no row references it, ordered against
+    /// ingests of the same bytes by the pending-blob lock (`PendingBlobs.removeIfUnused`).
+    func removeBlobIfUnused(_ id: BlobID) throws -> Bool {
+        try pending.removeIfUnused(id, isReferenced: { try index.isReferenced(id) }, remove: { try blobs.remove(id) })
     }
 }

@@ -194,12 +194,10 @@ public final class Datastore: Sendable {
             // them: checked and removed under the pending lock, as pruning does.
             if let t = p.framesBlob {
                 pending.release(t)
-                if outcome.status == .failed { _ = try? pending.removeIfUnused(t, isReferenced: { try index.isReferenced(t) }, remove: { try blobs.remove(t) }) }
+                if outcome.status == .failed { _ = try? removeBlobIfUnused(t) }
             }
             pending.release(p.blob)
-            if outcome.status == .failed && isNew {
-                _ = try? pending.removeIfUnused(p.blob, isReferenced: { try index.isReferenced(p.blob) }, remove: { try blobs.remove(p.blob) })
-            }
+            if outcome.status == .failed && isNew { _ = try? removeBlobIfUnused(p.blob) }
         }
         pruneAfterReplacement(results)
         if !committed.isEmpty { scheduleMetadataRefresh() }

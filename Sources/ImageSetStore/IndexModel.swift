@@ -186,8 +186,9 @@ public protocol ImageSetIndex: Sendable {
     func isReferenced(_ blob: BlobID) throws -> Bool
     func search(_ query: SearchQuery) throws -> [SearchRow]
     /// Removes the current instances of a study (or one series, or one instance) in a new version
-    /// of each image set holding them; returns how many were removed. Rows stay for older versions.
-    func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> Int
+    /// of each image set holding them; returns how many were removed from each image set. Rows stay
+    /// for older versions.
+    func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> [String: Int]
     /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
     /// instance rows only those versions could see.
     func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult

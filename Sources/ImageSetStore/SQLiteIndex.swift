@@ -46,7 +46,7 @@ public struct SQLiteIndex: ImageSetIndex {
         }
     }
 
-    public func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> Int {
+    public func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> [String: Int] {
         try pool.write { db in
             var sql = "SELECT id, image_set_id, series_instance_uid FROM instance WHERE study_instance_uid = ? AND removed_version IS NULL"
             var args: [any DatabaseValueConvertible] = [study]
@@ -62,7 +62,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 batch.touchedSeries.insert([set, row["series_instance_uid"]])
             }
             try batch.finish(reason: reason)
-            return rows.count
+            return batch.removed
         }
     }
 
