@@ -146,16 +146,18 @@ public enum DICOMJSON {
     }
 }
 
-/// Appends JSON text to a byte buffer.
-struct JSONWriter {
-    var bytes: [UInt8] = []
+/// Appends JSON text to a byte buffer; also what the DICOMweb layer writes its other JSON with.
+public struct JSONWriter: Sendable {
+    public var bytes: [UInt8] = []
 
-    mutating func byte(_ b: UInt8) { bytes.append(b) }
-    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    public init() {}
+
+    public mutating func byte(_ b: UInt8) { bytes.append(b) }
+    public mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     /// A JSON string literal (RFC 8259 §7), written as bytes: UTF-8 passes through, only quotes,
     /// backslashes and control characters are escaped.
-    mutating func string(_ s: String) {
+    public mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
         let utf8 = s.utf8
         if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
