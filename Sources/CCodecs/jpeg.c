@@ -25,6 +25,15 @@ static void on_message(j_common_ptr cinfo, int level) {
     if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) e->truncated = 1;
 }
 
+/// Clears `e` and installs the handlers above; the result goes into the codec's `err`.
+static struct jpeg_error_mgr *init_errors(error_t_ *e) {
+    memset(e, 0, sizeof *e);
+    struct jpeg_error_mgr *mgr = jpeg_std_error(&e->pub);
+    e->pub.error_exit = on_error;
+    e->pub.emit_message = on_message;
+    return mgr;
+}
+
 int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
                         ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length) {
     *out = NULL;
@@ -32,10 +41,7 @@ int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size
     if (length < 4 || data[0] != 0xFF || data[1] != 0xD8) return ccodecs_fail(err, err_length, "not a JPEG stream (no SOI marker)");
     struct jpeg_decompress_struct cinfo;
     error_t_ e;
-    memset(&e, 0, sizeof e);
-    cinfo.err = jpeg_std_error(&e.pub);
-    e.pub.error_exit = on_error;
-    e.pub.emit_message = on_message;
+    cinfo.err = init_errors(&e);
     // Everything the jump may skip to is volatile or set before setjmp.
     uint8_t *volatile buf = NULL;
     if (setjmp(e.jump)) {
@@ -97,10 +103,7 @@ int ccodecs_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, 
     if (components != 1 && components != 3) return ccodecs_fail(err, err_length, "JPEG output has 1 or 3 components, not %u", components);
     struct jpeg_compress_struct cinfo;
     error_t_ e;
-    memset(&e, 0, sizeof e);
-    cinfo.err = jpeg_std_error(&e.pub);
-    e.pub.error_exit = on_error;
-    e.pub.emit_message = on_message;
+    cinfo.err = init_errors(&e);
     // jpeg_mem_dest owns and grows its buffer; on error it is freed here.
     unsigned char *volatile buf = NULL;
     unsigned long volatile size = 0;

@@ -141,18 +141,19 @@ extension SQLiteIndex {
         }
     }
 
+    /// The stored series document, when it is not pending (an empty `gzip` marks a pending one).
+    static let storedSeriesGzipSQL = "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0"
+
     public func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]? {
         try pool.read { db in
-            (try Data.fetchOne(db, sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0",
-                               arguments: [imageSetID, seriesInstanceUID])).map { [UInt8]($0) }
+            (try Data.fetchOne(db.cachedStatement(sql: Self.storedSeriesGzipSQL), arguments: [imageSetID, seriesInstanceUID])).map { [UInt8]($0) }
         }
     }
 
     public func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer {
         // One read transaction: the stored document and the rows it would be built from agree.
         let (gz, built) = try pool.read { db -> (Data?, ByteBuffer?) in
-            if let gz = try Data.fetchOne(db.cachedStatement(sql: "SELECT gzip FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ? AND length(gzip) > 0"),
-                                          arguments: [imageSetID, seriesInstanceUID]) {
+            if let gz = try Data.fetchOne(db.cachedStatement(sql: Self.storedSeriesGzipSQL), arguments: [imageSetID, seriesInstanceUID]) {
                 return (gz, nil)
             }
             return (nil, try SeriesMetadata.build(db, imageSetID: imageSetID, seriesInstanceUID: seriesInstanceUID))

@@ -4,7 +4,8 @@ import GRDB
 extension SQLiteIndex {
     /// QIDO-RS from the index alone: typed columns, counts by SQL, never a blob.
     public func search(_ q: SearchQuery) throws -> [SearchRow] {
-        var clauses: [String] = []
+        // Only active image sets are searched, at every level.
+        var clauses = ["s.state = 'ACTIVE'"]
         var args: [any DatabaseValueConvertible] = []
         for (tag, condition) in q.conditions.sorted(by: { $0.key < $1.key }) {
             guard let (column, kind) = SearchQuery.matchable[tag] else { continue }
@@ -18,7 +19,6 @@ extension SQLiteIndex {
         switch q.level {
         case .study:
             // A study is found through any of its active image sets and shown with its primary set's attributes.
-            clauses.insert("s.state = 'ACTIVE'", at: 0)
             if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = ?"); args.append(study) }
             select = """
                 WITH page AS (
@@ -34,7 +34,6 @@ extension SQLiteIndex {
                 FROM page ORDER BY page.study_date DESC, page.study_instance_uid
                 """
         case .series:
-            clauses.insert("s.state = 'ACTIVE'", at: 0)
             clauses.append("""
                 EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = se.image_set_id
                         AND i.series_instance_uid = se.series_instance_uid AND i.removed_version IS NULL)
@@ -54,7 +53,7 @@ extension SQLiteIndex {
                 FROM page ORDER BY page.study_instance_uid, page.series_number, page.series_instance_uid
                 """
         case .instance:
-            clauses.insert(contentsOf: ["i.removed_version IS NULL", "s.state = 'ACTIVE'"], at: 0)
+            clauses.append("i.removed_version IS NULL")
             if let study = q.studyInstanceUID { clauses.append("i.study_instance_uid = ?"); args.append(study) }
             if let series = q.seriesInstanceUID { clauses.append("i.series_instance_uid = ?"); args.append(series) }
             select = """
