@@ -100,6 +100,7 @@ public enum DICOMJSON {
         case .US, .SS, .UL, .SL, .SV:
             values((e.integers(bigEndian: ds.isBigEndian) ?? []).map { String($0) }, into: &w)
         default:
+            if writeASCIIStrings(e, into: &w) { return }
             var strings = e.strings(characterSet: ds.characterSet) ?? []
             if strings == [""] { strings = [] } // only padding: an empty value
             guard !strings.isEmpty else { return }
@@ -110,6 +111,50 @@ public enum DICOMJSON {
             }
             w.byte(UInt8(ascii: "]"))
         }
+    }
+
+    /// The usual string value, wholly printable ASCII, written straight from its bytes. Every
+    /// Specific Character Set maps these bytes to themselves (PS3.3 C.12.1.1.2; ISO 2022 needs an
+    /// ESC to leave them) and none needs JSON escaping, so the output equals the decoding path's
+    /// without a String per value. Returns false, having written nothing, for any other value.
+    private static func writeASCIIStrings(_ e: DataElement, into w: inout JSONWriter) -> Bool {
+        let trimsLeading: Bool
+        switch e.vr {
+        case .AE, .AS, .CS, .DA, .DT, .TM, .UI: trimsLeading = true
+        case .LO, .LT, .SH, .ST, .UC, .UR, .UT: trimsLeading = false
+        default: return false
+        }
+        let splits = !e.vr.isSingleValuedText
+        return e.withValueBytes { raw -> Bool in
+            // NUL only as padding at the very end (UI); quotes, controls, DEL and 8-bit bytes, and a
+            // backslash where it is not a delimiter, take the decoding path.
+            var end = raw.count
+            while end > 0 && raw[end - 1] == 0 { end -= 1 }
+            for i in 0..<end {
+                let b = raw[i]
+                if b < 0x20 || b > 0x7E || b == 0x22 || (b == 0x5C && !splits) { return false }
+            }
+            var ranges: [Range<Int>] = []
+            var start = 0
+            for i in 0...end where i == end || raw[i] == 0x5C {
+                var lo = start, hi = i
+                while hi > lo && raw[hi - 1] == 0x20 { hi -= 1 }
+                if trimsLeading { while lo < hi && raw[lo] == 0x20 { lo += 1 } }
+                ranges.append(lo..<hi)
+                start = i + 1
+            }
+            if ranges.count == 1 && ranges[0].isEmpty { return true }  // only padding: no Value
+            w.raw(",\"Value\":[")
+            for (n, r) in ranges.enumerated() {
+                if n > 0 { w.byte(UInt8(ascii: ",")) }
+                if r.isEmpty { w.raw("null"); continue }
+                w.byte(UInt8(ascii: "\""))
+                w.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[r]))
+                w.byte(UInt8(ascii: "\""))
+            }
+            w.byte(UInt8(ascii: "]"))
+            return true
+        } ?? false
     }
 
     private static func values(_ items: [String], into w: inout JSONWriter) {

@@ -60,6 +60,18 @@ public struct DataElement: Sendable {
         }
     }
 
+    /// Runs `body` over a primitive value's bytes where they lie, without copying them out of the
+    /// source; nil for sequences, fragments and a reference outside its storage.
+    public func withValueBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        switch value {
+        case .bytes(let b): return b.withUnsafeBytes(body)
+        case .bulk(let ref):
+            guard ref.offset >= 0, ref.length >= 0, ref.offset <= ref.storage.count - ref.length else { return nil }
+            return body(UnsafeRawBufferPointer(rebasing: ref.storage.bytes[ref.range]))
+        case .sequence, .fragments: return nil
+        }
+    }
+
     /// Length of a primitive value in bytes, without loading it.
     public var valueLength: Int? {
         switch value {

@@ -78,7 +78,7 @@ public struct SQLiteIndex: ImageSetIndex {
 
         mutating func version(for imageSet: String) throws -> Int {
             if let v = newVersion[imageSet] { return v }
-            let latest = try Int.fetchOne(db, sql: "SELECT latest_version FROM image_set WHERE id = ?", arguments: [imageSet]) ?? 0
+            let latest = try Int.fetchOne(db.cachedStatement(sql: "SELECT latest_version FROM image_set WHERE id = ?"), arguments: [imageSet]) ?? 0
             newVersion[imageSet] = latest + 1
             return latest + 1
         }
@@ -86,10 +86,10 @@ public struct SQLiteIndex: ImageSetIndex {
         mutating func place(_ p: PreparedInstance, policy: DuplicatePolicy) throws -> IngestOutcome {
             var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
                                         studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT i.id, i.image_set_id, i.blob_id, s.is_primary FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.sop_instance_uid = ? AND i.removed_version IS NULL
-                """, arguments: [p.sopInstanceUID]) {
+                """), arguments: [p.sopInstanceUID]) {
                 let existingSet: String = row["image_set_id"]
                 if (row["blob_id"] as String) == p.blob.hex {
                     outcome.status = .duplicate
@@ -103,8 +103,8 @@ public struct SQLiteIndex: ImageSetIndex {
                                     sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
                 }
                 let v = try version(for: existingSet)
-                try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
-                if let series = try String.fetchOne(db, sql: "SELECT series_instance_uid FROM instance WHERE id = ?", arguments: [row["id"] as Int64]) {
+                try db.cachedStatement(sql: "UPDATE instance SET removed_version = ? WHERE id = ?").execute(arguments: [v, row["id"] as Int64])
+                if let series = try String.fetchOne(db.cachedStatement(sql: "SELECT series_instance_uid FROM instance WHERE id = ?"), arguments: [row["id"] as Int64]) {
                     touchedSeries.insert([existingSet, series])
                 }
                 replaced[existingSet, default: 0] += 1
@@ -114,27 +114,27 @@ public struct SQLiteIndex: ImageSetIndex {
             let (setID, isPrimary, conflicts) = try imageSet(for: p)
             let v = try version(for: setID)
             let a = p.attributes
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
                     transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
                     frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, added_version, stored_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [setID, p.studyInstanceUID, p.seriesInstanceUID, p.sopInstanceUID, p.sopClassUID,
+                """).execute(arguments: [setID, p.studyInstanceUID, p.seriesInstanceUID, p.sopInstanceUID, p.sopClassUID,
                                  p.transferSyntaxUID, a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames,
                                  p.blob.hex, p.blobSize, p.framesInPlace, p.framesBlob?.hex, p.framesBlob == nil ? nil : p.framesBlobSize,
                                  p.framesTransferSyntaxUID, v, now])
             let instanceID = db.lastInsertedRowID
-            try db.execute(sql: "INSERT INTO instance_metadata(instance_id, json) VALUES (?, ?)", arguments: [instanceID, Data(p.metadataJSON)])
+            try db.cachedStatement(sql: "INSERT INTO instance_metadata(instance_id, json) VALUES (?, ?)").execute(arguments: [instanceID, Data(p.metadataJSON)])
             for f in p.frames {
                 let fragments = f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") }
-                try db.execute(sql: "INSERT INTO frame(instance_id, number, offset, length, fragments) VALUES (?, ?, ?, ?, ?)",
+                try db.cachedStatement(sql: "INSERT INTO frame(instance_id, number, offset, length, fragments) VALUES (?, ?, ?, ?, ?)").execute(
                                arguments: [instanceID, f.number, f.offset, f.length, fragments])
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO series(image_set_id, series_instance_uid, modality, series_number, series_description,
                     body_part_examined, performed_start_date, performed_start_time)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                """, arguments: [setID, p.seriesInstanceUID, a.modality, a.seriesNumber, a.seriesDescription,
+                """).execute(arguments: [setID, p.seriesInstanceUID, a.modality, a.seriesNumber, a.seriesDescription,
                                  a.bodyPartExamined, a.performedProcedureStepStartDate, a.performedProcedureStepStartTime])
             added[setID, default: 0] += 1
             touchedSeries.insert([setID, p.seriesInstanceUID])
@@ -147,14 +147,14 @@ public struct SQLiteIndex: ImageSetIndex {
         /// The primary image set of the study when the patient/study attributes agree with it;
         /// otherwise the non-primary set holding the same disagreement, created when needed.
         mutating func imageSet(for p: PreparedInstance) throws -> (String, Bool, [AttributeConflict]) {
-            guard let primary = try Row.fetchOne(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 1",
+            guard let primary = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 1"),
                                                  arguments: [p.studyInstanceUID]) else {
                 return (try create(p, primary: true, conflicts: []), true, [])
             }
             let reference = SQLiteIndex.attributes(primary)
             let conflicts = p.attributes.conflicts(with: reference)
             if conflicts.isEmpty { return (primary["id"], true, []) }
-            let candidates = try Row.fetchAll(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 0",
+            let candidates = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 0"),
                                               arguments: [p.studyInstanceUID])
             for c in candidates where SQLiteIndex.attributes(c).conflicts(with: p.attributes).isEmpty {
                 return (c["id"], false, conflicts)
@@ -166,12 +166,12 @@ public struct SQLiteIndex: ImageSetIndex {
             let id = SQLiteIndex.newImageSetID()
             let a = p.attributes
             let conflictJSON = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO image_set(id, study_instance_uid, is_primary, latest_version, created_at, updated_at,
                     patient_id, patient_name, patient_birth_date, patient_sex, study_date, study_time, accession_number,
                     study_id, study_description, referring_physician_name, institution_name, conflicts)
                 VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, p.studyInstanceUID, primary, now, now, a.patientID, a.patientName, a.patientBirthDate,
+                """).execute(arguments: [id, p.studyInstanceUID, primary, now, now, a.patientID, a.patientName, a.patientBirthDate,
                                  a.patientSex, a.studyDate, a.studyTime, a.accessionNumber, a.studyID, a.studyDescription,
                                  a.referringPhysicianName, a.institutionName, conflictJSON])
             return id
@@ -180,21 +180,21 @@ public struct SQLiteIndex: ImageSetIndex {
         func finish(reason: String) throws {
             for (setID, v) in newVersion {
                 // The previous version's count plus this batch's changes: no scan of the set's rows.
-                let previous = try Int.fetchOne(db, sql: """
+                let previous = try Int.fetchOne(db.cachedStatement(sql: """
                     SELECT instance_count FROM image_set_version WHERE image_set_id = ? ORDER BY version DESC LIMIT 1
-                    """, arguments: [setID]) ?? 0
+                    """), arguments: [setID]) ?? 0
                 let count = previous + (added[setID] ?? 0) - (replaced[setID] ?? 0) - (removed[setID] ?? 0)
                 var why = reason
                 if let n = added[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) added" }
                 if let n = replaced[setID] { why += ", \(n) replaced" }
                 if let n = removed[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) removed" }
-                try db.execute(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)",
+                try db.cachedStatement(sql: "INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count) VALUES (?, ?, ?, ?, ?)").execute(
                                arguments: [setID, v, now, why, count])
                 // A set left with no instance (by DELETE or by replacements that moved them to another
                 // set) is DELETED: searches skip it, its versions stay readable. Storing into it again
                 // brings it back.
                 let state = count == 0 ? ", state = 'DELETED'" : (added[setID] != nil ? ", state = 'ACTIVE'" : "")
-                try db.execute(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?", arguments: [v, now, setID])
+                try db.cachedStatement(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?").execute(arguments: [v, now, setID])
             }
             for key in touchedSeries {
                 guard let v = newVersion[key[0]] else { continue }

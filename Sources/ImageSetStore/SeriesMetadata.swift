@@ -14,18 +14,18 @@ import NIOCore
 enum SeriesMetadata {
     /// Called in the commit's transaction for each series it touched.
     static func markPending(_ db: Database, imageSetID: String, seriesInstanceUID: String, version: Int) throws {
-        let any = try Bool.fetchOne(db, sql: """
+        let any = try Bool.fetchOne(db.cachedStatement(sql: """
             SELECT EXISTS (SELECT 1 FROM instance WHERE image_set_id = ? AND series_instance_uid = ? AND removed_version IS NULL)
-            """, arguments: [imageSetID, seriesInstanceUID]) ?? false
+            """), arguments: [imageSetID, seriesInstanceUID]) ?? false
         guard any else {
-            try db.execute(sql: "DELETE FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ?",
+            try db.cachedStatement(sql: "DELETE FROM series_metadata WHERE image_set_id = ? AND series_instance_uid = ?").execute(
                            arguments: [imageSetID, seriesInstanceUID])
             return
         }
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO series_metadata(image_set_id, series_instance_uid, version, gzip) VALUES (?, ?, ?, X'')
             ON CONFLICT(image_set_id, series_instance_uid) DO UPDATE SET version = excluded.version, gzip = X''
-            """, arguments: [imageSetID, seriesInstanceUID, version])
+            """).execute(arguments: [imageSetID, seriesInstanceUID, version])
     }
 
     /// The current instances' JSON as one array, built from their rows.

@@ -51,6 +51,44 @@ final class DICOMJSONTests: XCTestCase {
         XCTAssertEqual(Array(json.keys).sorted(), Array(json.keys).sorted { $0 < $1 })
     }
 
+    /// ASCII string values are written from their bytes; each must come out as the decoding path
+    /// (`DataElement.strings`, then one JSON string per value) would write it.
+    func testASCIIStringValuesMatchTheDecodingPath() throws {
+        let samples: [String] = ["ABC", "ABC ", " A B ", "1.2.3\0", "1.2.3\0\0", "A\\B", "\\", "A\\", "  ",
+                                 "O'Brien", "say \"hi\"", "a\\b\\c  ", "x\u{0}y", "tab\there", "caf\u{E9}", "~}|{"]
+        let vrs: [VR] = [.AE, .AS, .CS, .DA, .DT, .TM, .UI, .LO, .LT, .SH, .ST, .UC, .UR, .UT]
+        var checked = 0
+        for vr in vrs {
+            for text in samples {
+                for charset in ["", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 13\\ISO 2022 IR 87", "GB18030"] {
+                    var bytes = Array(text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
+                    if bytes.count % 2 == 1 { bytes.append(vr == .UI ? 0 : 0x20) }
+                    let terms = charset.split(separator: "\\").map(String.init)
+                    let element = DataElement(tag: Tag(0x0009_1001), vr: vr, value: .bytes(bytes))
+                    let ds = DataSet(elements: [element], characterSet: SpecificCharacterSet(terms: terms))
+                    var expected = JSONWriter()
+                    var values = element.strings(characterSet: ds.characterSet) ?? []
+                    if values == [""] { values = [] }
+                    expected.raw("{\"vr\":\"\(vr.code)\"")
+                    if !values.isEmpty {
+                        expected.raw(",\"Value\":[")
+                        for (n, v) in values.enumerated() {
+                            if n > 0 { expected.raw(",") }
+                            if v.isEmpty { expected.raw("null") } else { expected.string(v) }
+                        }
+                        expected.raw("]")
+                    }
+                    expected.raw("}")
+                    let json = String(decoding: DICOMJSON.encode(ds), as: UTF8.self)
+                    let field = try XCTUnwrap(json.range(of: "\"00091001\":").map { String(json[$0.upperBound...].dropLast()) })
+                    XCTAssertEqual(field, String(decoding: expected.bytes, as: UTF8.self), "\(vr) \(charset) \(bytes)")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertEqual(checked, vrs.count * samples.count * 5)
+    }
+
     func testKeysAreInTagOrder() throws {
         let text = String(decoding: DICOMJSON.encode(try sample()), as: UTF8.self)
         let positions = ["00080005", "00100010", "00200013", "00280010", "7FE00010"].map { text.range(of: "\"\($0)\"")?.lowerBound }
