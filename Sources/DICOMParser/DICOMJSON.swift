@@ -27,8 +27,10 @@ public enum DICOMJSON {
             if !first { w.byte(UInt8(ascii: ",")) }
             first = false
             w.tag(e.tag)
-            w.raw(":{\"vr\":")
-            w.string(e.vr.code)
+            w.raw(":{\"vr\":\"")
+            w.byte(UInt8(e.vr.rawValue >> 8))
+            w.byte(UInt8(e.vr.rawValue & 0xFF))
+            w.byte(UInt8(ascii: "\""))
             encodeValue(e, in: ds, parent: path, options: options, into: &w)
             w.byte(UInt8(ascii: "}"))
         }
@@ -79,26 +81,25 @@ public enum DICOMJSON {
             }
             w.byte(UInt8(ascii: "]"))
         case .AT:
-            let tags = e.attributeTags(bigEndian: ds.isBigEndian) ?? []
-            values(tags.map { "\"\($0.hexString)\"" }, into: &w)
+            values(e.attributeTags(bigEndian: ds.isBigEndian) ?? [], into: &w) { w, t in w.tag(t) }
         case .IS, .DS:
             // Numbers where they parse; a value that is not a number is kept as a string so nothing is lost.
             var strings = e.strings() ?? []
             if strings == [""] { strings = [] }
-            values(strings.map { s in
-                if s.isEmpty { return "null" }
-                if e.vr == .IS, let n = Int64(s) { return String(n) }
-                if let d = Double(s), d.isFinite { return formatDouble(d, integral: e.vr == .IS) }
-                return JSONWriter.quoted(s)
-            }, into: &w)
+            values(strings, into: &w) { w, s in
+                if s.isEmpty { w.raw("null") }
+                else if e.vr == .IS, let n = Int64(s) { w.integer(n) }
+                else if let d = Double(s), d.isFinite { w.raw(formatDouble(d, integral: e.vr == .IS)) }
+                else { w.string(s) }
+            }
         case .FL, .OF:
-            values((e.floats(bigEndian: ds.isBigEndian) ?? []).map { formatDouble(Double($0), integral: false) }, into: &w)
+            values(e.floats(bigEndian: ds.isBigEndian) ?? [], into: &w) { w, f in w.raw(formatDouble(Double(f), integral: false)) }
         case .FD, .OD:
-            values((e.doubles(bigEndian: ds.isBigEndian) ?? []).map { formatDouble($0, integral: false) }, into: &w)
+            values(e.doubles(bigEndian: ds.isBigEndian) ?? [], into: &w) { w, d in w.raw(formatDouble(d, integral: false)) }
         case .UV:
-            values((e.unsigned64(bigEndian: ds.isBigEndian) ?? []).map { String($0) }, into: &w)
+            values(e.unsigned64(bigEndian: ds.isBigEndian) ?? [], into: &w) { w, n in w.unsigned(n) }
         case .US, .SS, .UL, .SL, .SV:
-            values((e.integers(bigEndian: ds.isBigEndian) ?? []).map { String($0) }, into: &w)
+            values(e.integers(bigEndian: ds.isBigEndian) ?? [], into: &w) { w, n in w.integer(n) }
         default:
             if writeASCIIStrings(e, into: &w) { return }
             var strings = e.strings(characterSet: ds.characterSet) ?? []
@@ -134,33 +135,39 @@ public enum DICOMJSON {
                 let b = raw[i]
                 if b < 0x20 || b > 0x7E || b == 0x22 || (b == 0x5C && !splits) { return false }
             }
-            var ranges: [Range<Int>] = []
             var start = 0
             for i in 0...end where i == end || raw[i] == 0x5C {
                 var lo = start, hi = i
                 while hi > lo && raw[hi - 1] == 0x20 { hi -= 1 }
                 if trimsLeading { while lo < hi && raw[lo] == 0x20 { lo += 1 } }
-                ranges.append(lo..<hi)
+                if start == 0 {
+                    if i == end && lo == hi { return true }  // one value, only padding: no Value
+                    w.raw(",\"Value\":[")
+                } else {
+                    w.byte(UInt8(ascii: ","))
+                }
+                if lo == hi {
+                    w.raw("null")
+                } else {
+                    w.byte(UInt8(ascii: "\""))
+                    w.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[lo..<hi]))
+                    w.byte(UInt8(ascii: "\""))
+                }
                 start = i + 1
-            }
-            if ranges.count == 1 && ranges[0].isEmpty { return true }  // only padding: no Value
-            w.raw(",\"Value\":[")
-            for (n, r) in ranges.enumerated() {
-                if n > 0 { w.byte(UInt8(ascii: ",")) }
-                if r.isEmpty { w.raw("null"); continue }
-                w.byte(UInt8(ascii: "\""))
-                w.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[r]))
-                w.byte(UInt8(ascii: "\""))
             }
             w.byte(UInt8(ascii: "]"))
             return true
         } ?? false
     }
 
-    private static func values(_ items: [String], into w: inout JSONWriter) {
+    /// `,"Value":[…]` with each item written by `write`; nothing for no items.
+    private static func values<T>(_ items: [T], into w: inout JSONWriter, _ write: (inout JSONWriter, T) -> Void) {
         guard !items.isEmpty else { return }
         w.raw(",\"Value\":[")
-        w.raw(items.joined(separator: ","))
+        for (n, item) in items.enumerated() {
+            if n > 0 { w.byte(UInt8(ascii: ",")) }
+            write(&w, item)
+        }
         w.byte(UInt8(ascii: "]"))
     }
 
@@ -224,6 +231,26 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// A decimal integer, without making a String.
+    public mutating func integer(_ n: Int64) {
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        unsigned(n.magnitude)
+    }
+
+    public mutating func unsigned(_ n: UInt64) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, on the stack
+        var count = 0
+        var rest = n
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[23 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(24 - count)...]))
+        }
+    }
+
     /// `"GGGGEEEE"`, without making a String.
     mutating func tag(_ tag: Tag) {
         let digits: StaticString = "0123456789ABCDEF"
@@ -232,12 +259,6 @@ public struct JSONWriter: Sendable {
             for shift in stride(from: 28, through: 0, by: -4) { bytes.append(d[Int((tag.rawValue >> UInt32(shift)) & 0xF)]) }
         }
         bytes.append(UInt8(ascii: "\""))
-    }
-
-    static func quoted(_ s: String) -> String {
-        var w = JSONWriter()
-        w.string(s)
-        return String(decoding: w.bytes, as: UTF8.self)
     }
 }
 
