@@ -23,6 +23,7 @@ public final class ByteStorage: @unchecked Sendable {
         case none
         case unmap
         case free
+        case keep([UInt8])
     }
 
     public var count: Int { bytes.count }
@@ -38,6 +39,7 @@ public final class ByteStorage: @unchecked Sendable {
         case .none: break
         case .unmap: munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
         case .free: base.deallocate()
+        case .keep: break
         }
         if fileDescriptor >= 0 { close(fileDescriptor) }
     }
@@ -64,6 +66,16 @@ public final class ByteStorage: @unchecked Sendable {
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
         memory.copyBytes(from: source)
         self.init(bytes: UnsafeRawBufferPointer(memory), release: .free)
+    }
+
+    /// The bytes of an array, without copying them: the storage keeps the array, unmutated, for as
+    /// long as it lives, so its elements stay where they are.
+    public convenience init(retaining array: [UInt8]) {
+        guard !array.isEmpty else {
+            self.init(bytes: UnsafeRawBufferPointer(start: nil, count: 0), release: .none)
+            return
+        }
+        self.init(bytes: array.withUnsafeBytes { $0 }, release: .keep(array))
     }
 
     /// Takes ownership of memory allocated with `UnsafeMutableRawBufferPointer.allocate`.

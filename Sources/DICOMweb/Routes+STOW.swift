@@ -20,7 +20,7 @@ extension DICOMwebService {
         guard let contentType = request.headers[.contentType].flatMap({ MediaType(Substring($0)) }) else {
             throw DICOMwebError(.unsupportedMediaType, "Content-Type is missing")
         }
-        var staged: [StagedBlob] = []
+        var candidates: [Datastore.Candidate] = []
         var rejected: [IngestOutcome] = []
         let limit = configuration.maximumRequestSize
         switch contentType.type {
@@ -30,7 +30,7 @@ extension DICOMwebService {
                 for try await buffer in request.body {
                     try buffer.withUnsafeReadableBytes { try writer.write($0) }
                 }
-                staged.append(try writer.finish())
+                candidates.append(store.prepare(try writer.finish(), expectedStudy: study))
             } catch let e as BlobStoreError where e.kind == .tooLarge {
                 writer.abort()
                 throw DICOMwebError(.contentTooLarge, e.description)
@@ -42,24 +42,25 @@ extension DICOMwebService {
             if let type = contentType["type"], type.lowercased() != "application/dicom" {
                 throw DICOMwebError(.unsupportedMediaType, "multipart/related type \(type) is not application/dicom")
             }
-            (staged, rejected) = try await receiveParts(request.body, boundary: boundary, limit: limit)
+            (candidates, rejected) = try await receiveParts(request.body, boundary: boundary, limit: limit, study: study)
         default:
             throw DICOMwebError(.unsupportedMediaType, "Content-Type \(contentType.type) is neither application/dicom nor multipart/related")
         }
-        guard !staged.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
-        let candidates = staged.map { store.prepare($0, expectedStudy: study) }
+        guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let outcomes = await store.storeGrouped(candidates, reason: "STOW-RS") + rejected
         return try stowResponse(outcomes, request: request, study: study)
     }
 
     /// Feeds the body to MultipartKit's streaming parser; each part's bytes go straight to a blob writer.
-    func receiveParts(_ body: RequestBody, boundary: String, limit: Int) async throws -> ([StagedBlob], [IngestOutcome]) {
+    /// A part is parsed as soon as it is complete, while its bytes are still in memory, so a request
+    /// holds at most one part's buffer however many parts it has.
+    func receiveParts(_ body: RequestBody, boundary: String, limit: Int, study: String?) async throws -> ([Datastore.Candidate], [IngestOutcome]) {
         final class State {
             var writer: BlobWriter?
             var partType: String?
             /// The part's media type, parsed once from its Content-Type (onBody runs many times per part).
             var isDICOM = true
-            var staged: [StagedBlob] = []
+            var candidates: [Datastore.Candidate] = []
             var rejected: [IngestOutcome] = []
             var error: (any Error)?
             var total = 0
@@ -96,7 +97,7 @@ extension DICOMwebService {
                 state.rejected.append(.failure(FailureReason.cannotUnderstand, "empty part"))
                 return
             }
-            do { state.staged.append(try writer.finish()) } catch { state.error = error }
+            do { state.candidates.append(self.store.prepare(try writer.finish(), expectedStudy: study)) } catch { state.error = error }
         }
         do {
             for try await buffer in body {
@@ -105,12 +106,12 @@ extension DICOMwebService {
             }
         } catch {
             state.writer?.abort()
-            for s in state.staged { store.blobs.discard(s) }
+            for c in state.candidates { store.discard(c) }
             if let e = error as? BlobStoreError, e.kind == .tooLarge { throw DICOMwebError(.contentTooLarge, e.description) }
             if error is DICOMwebError { throw error }
             throw DICOMwebError(.badRequest, "malformed multipart body: \(error)")
         }
-        return (state.staged, state.rejected)
+        return (state.candidates, state.rejected)
     }
 
     /// The STOW-RS response (PS3.18 Table 10.5.3-1): 200 all stored, 202 some, 409 none.

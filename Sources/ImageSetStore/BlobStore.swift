@@ -29,6 +29,19 @@ public struct StagedBlob: Sendable {
     public let size: Int
     /// Where the bytes are now; readable (e.g. memory-mapped for parsing) until committed or discarded.
     public let path: String
+    /// All the bytes, when they were still in memory after staging (one chunk, one part of up to
+    /// 1 MiB): parsed in place of opening and mapping `path` again. Dropped once parsed
+    /// (`withoutBytes`), so staged blobs waiting for their commit hold no memory.
+    public var bytes: [UInt8]? = nil
+
+    public init(id: BlobID, size: Int, path: String, bytes: [UInt8]? = nil) {
+        self.id = id
+        self.size = size
+        self.path = path
+        self.bytes = bytes
+    }
+
+    public var withoutBytes: StagedBlob { StagedBlob(id: id, size: size, path: path) }
 }
 
 /// Where instance bytes live. The file-system store is the embedded default; an object store
@@ -125,11 +138,14 @@ public final class BlobWriter {
     }
 
     public func finish() throws -> StagedBlob {
+        // A part that never filled the buffer is still wholly in it: hand it on for the parse.
+        let whole = size == pending.count && !pending.isEmpty ? pending : nil
         try flush()
         startWriteback(fd)
         close(fd)
         fd = -1
-        return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: path)
+        if whole != nil { pending = [] }
+        return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: path, bytes: whole)
     }
 
     public func abort() {
@@ -178,8 +194,12 @@ public struct FileBlobStore: BlobStore {
         guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
         var hasher = SHA256()
         var size = 0
+        var chunkCount = 0
+        var first: [UInt8] = []
         do {
             for try await chunk in chunks {
+                chunkCount += 1
+                first = chunkCount == 1 ? chunk : []
                 size += chunk.count
                 guard size <= limit else {
                     throw BlobStoreError(kind: .tooLarge, description: "the object exceeds the \(limit)-byte limit")
@@ -194,7 +214,8 @@ public struct FileBlobStore: BlobStore {
             unlink(temp)
             throw error
         }
-        return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: temp)
+        return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: temp,
+                          bytes: chunkCount == 1 ? first : nil)
     }
 
     public func makeWriter(limit: Int) throws -> BlobWriter {
@@ -213,7 +234,8 @@ public struct FileBlobStore: BlobStore {
             unlink(temp)
             throw error
         }
-        return StagedBlob(id: BlobID(digest: SHA256.hash(data: bytes)), size: bytes.count, path: temp)
+        return StagedBlob(id: BlobID(digest: SHA256.hash(data: bytes)), size: bytes.count, path: temp,
+                          bytes: bytes)
     }
 
     public func commit(_ staged: StagedBlob) throws -> Bool {

@@ -117,11 +117,17 @@ public final class Datastore: Sendable {
     }
 
     public func prepare(_ staged: StagedBlob, expectedStudy: String? = nil) -> Candidate {
-        var candidate = Candidate(staged: staged, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
+        var candidate = Candidate(staged: staged.withoutBytes, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
         if let target = transcodeOnIngest, case .success(let p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target {
             candidate.transcoded = InstancePreparation.transcodedCopy(of: staged, to: target, blobs: blobs)
         }
         return candidate
+    }
+
+    /// Drops a candidate that will not be stored (the request it came in failed): its staged blobs go.
+    public func discard(_ candidate: Candidate) {
+        blobs.discard(candidate.staged)
+        if let copy = candidate.transcoded { blobs.discard(copy.staged) }
     }
 
     /// Transfer syntax frames are transcoded to at ingest (HTJ2K lossless when enabled), or nil.

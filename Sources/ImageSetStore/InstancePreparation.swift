@@ -13,7 +13,7 @@ enum InstancePreparation {
     static func prepare(_ staged: StagedBlob, expectedStudy: String?) -> Result<PreparedInstance, IngestOutcome> {
         let file: DICOMFile
         do {
-            file = try DICOMFile.read(storage: try ByteStorage.map(path: staged.path))
+            file = try DICOMFile.read(storage: try staged.bytes.map(ByteStorage.init(retaining:)) ?? ByteStorage.map(path: staged.path))
         } catch {
             return .failure(.failure(FailureReason.cannotUnderstand, "cannot parse the object: \(error)"))
         }
@@ -69,12 +69,12 @@ extension InstancePreparation {
     /// A Part 10 copy with Pixel Data in `target`, staged, and its frames. Nil when the instance
     /// cannot be transcoded (unsupported layout, 1-bit data): frames are then served as stored.
     static func transcodedCopy(of staged: StagedBlob, to target: String, blobs: any BlobStore) -> TranscodedCopy? {
-        guard let file = try? DICOMFile.read(storage: try ByteStorage.map(path: staged.path)),
+        guard let file = try? DICOMFile.read(storage: try staged.bytes.map(ByteStorage.init(retaining:)) ?? ByteStorage.map(path: staged.path)),
               let (ds, syntax) = try? Transcoder.transcode(file, to: target),
               let bytes = try? DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta),
               let copy = try? DICOMFile.read(bytes: bytes), let table = try? FrameTable(file: copy),
               let stagedCopy = try? blobs.stage(bytes: bytes) else { return nil }
-        return TranscodedCopy(staged: stagedCopy, frames: records(table), transferSyntaxUID: target)
+        return TranscodedCopy(staged: stagedCopy.withoutBytes, frames: records(table), transferSyntaxUID: target)
     }
 
     /// The index's frame rows for a frame table: first byte, total length, and the fragment

@@ -107,10 +107,10 @@ final class ConcurrencyAndCrashTests: XCTestCase {
         let source = try StoreFixtures.temporaryFolder("crash-source")
         defer { try? FileManager.default.removeItem(atPath: source) }
         var originals: [String: [UInt8]] = [:]
-        // Large enough that an import takes a while: 240 instances with 256 KiB of private padding each.
+        // Large enough that an import takes a while: 400 instances with 256 KiB of private padding each.
         let padding = DataElement(tag: Tag(0x0009_1010), vr: .OB, value: .bytes(Array(repeating: 0x5A, count: 256 * 1024)))
         let creator = StoreFixtures.text(Tag(0x0009_0010), .LO, "TESSERA TEST")
-        for n in 1...240 {
+        for n in 1...400 {
             let sop = "1.2.3.6.\(n)"
             let bytes = try StoreFixtures.instance(sop: sop, extra: [creator, padding])
             originals[sop] = bytes
@@ -120,7 +120,7 @@ final class ConcurrencyAndCrashTests: XCTestCase {
             let data = "\(folder)/round-\(round)"
             let acknowledged = try runAndKill(tessera, ["import", source, "--data", data, "--batch", "8", "--jobs", "2",
                                                          "--print-outcomes", "--quiet"], afterLines: killAfterLines,
-                                          thenWait: UInt32(round) * 40_000)
+                                          thenWait: UInt32(round) * 20_000)
             XCTAssertLessThan(acknowledged.count, originals.count, "round \(round): the import finished before the kill")
             let store = try Datastore(folder: data)
             print("crash round \(round): killed after \(acknowledged.count) acknowledged; start-up swept \(store.startup.orphanBlobsRemoved) orphan(s), \(store.startup.stagedFilesRemoved) staged file(s)")

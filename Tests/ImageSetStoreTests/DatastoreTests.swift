@@ -177,6 +177,32 @@ final class DatastoreTests: XCTestCase {
         _ = store
     }
 
+    /// A blob staged in one piece keeps its bytes for the parse; one staged in several does not. Either
+    /// way the prepared instance is the same as when parsed from the staged file.
+    func testStagedBytesAreParsedLikeTheStagedFile() async throws {
+        let store = try Datastore(folder: folder)
+        let bytes = try StoreFixtures.instance(sop: "1.2.3.4.9")
+        let whole = try await store.blobs.stage(StoreFixtures.chunks(bytes, size: bytes.count), limit: 1 << 30)
+        XCTAssertEqual(whole.bytes, bytes)
+        let pieces = try await store.blobs.stage(StoreFixtures.chunks(bytes, size: 1000), limit: 1 << 30)
+        XCTAssertNil(pieces.bytes)
+        let writer = try store.blobs.makeWriter(limit: 1 << 30)
+        try bytes.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[..<100])); try writer.write(UnsafeRawBufferPointer(rebasing: $0[100...])) }
+        let written = try writer.finish()
+        XCTAssertEqual(written.bytes, bytes)
+        XCTAssertEqual(written.id, whole.id)
+
+        let fromMemory = try InstancePreparation.prepare(whole, expectedStudy: nil).get()
+        let fromFile = try InstancePreparation.prepare(whole.withoutBytes, expectedStudy: nil).get()
+        XCTAssertEqual(fromMemory.metadataJSON, fromFile.metadataJSON)
+        XCTAssertEqual(fromMemory.frames.map(\.offset), fromFile.frames.map(\.offset))
+        XCTAssertEqual(fromMemory.frames.map(\.length), fromFile.frames.map(\.length))
+        XCTAssertEqual(fromMemory.sopInstanceUID, "1.2.3.4.9")
+        // What waits for the commit holds no copy of the bytes.
+        XCTAssertNil(store.prepare(whole).staged.bytes)
+        for s in [whole, pieces, written] { store.blobs.discard(s) }
+    }
+
     func testMultiFrameFramesAreIndexedInPlace() async throws {
         let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
         let store = try Datastore(folder: folder)
