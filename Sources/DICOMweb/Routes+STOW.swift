@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import ImageSetStore
-import MultipartKit
 import NIOCore
 
 extension DICOMwebService {
@@ -39,6 +38,9 @@ extension DICOMwebService {
             guard let boundary = contentType["boundary"], !boundary.isEmpty else {
                 throw DICOMwebError(.badRequest, "multipart/related without a boundary")
             }
+            guard boundary.utf8.count <= 70 else {
+                throw DICOMwebError(.badRequest, "the multipart boundary is longer than 70 characters (RFC 2046 §5.1.1)")
+            }
             if let type = contentType["type"], type.lowercased() != "application/dicom" {
                 throw DICOMwebError(.unsupportedMediaType, "multipart/related type \(type) is not application/dicom")
             }
@@ -51,67 +53,61 @@ extension DICOMwebService {
         return try stowResponse(outcomes, request: request, study: study)
     }
 
-    /// Feeds the body to MultipartKit's streaming parser; each part's bytes go straight to a blob writer.
-    /// A part is parsed as soon as it is complete, while its bytes are still in memory, so a request
-    /// holds at most one part's buffer however many parts it has.
+    /// Reads the body part by part (`MultipartReader`); each part's bytes go straight to a blob
+    /// writer, and a part is parsed as soon as it is complete, while its bytes are still in memory,
+    /// so a request holds at most one part's buffer however many parts it has.
     func receiveParts(_ body: RequestBody, boundary: String, limit: Int, study: String?) async throws -> ([Datastore.Candidate], [IngestOutcome]) {
-        final class State {
-            var writer: BlobWriter?
-            var partType: String?
-            /// The part's media type, parsed once from its Content-Type (onBody runs many times per part).
-            var isDICOM = true
-            var candidates: [Datastore.Candidate] = []
-            var rejected: [IngestOutcome] = []
-            var error: (any Error)?
-            var total = 0
-        }
-        let state = State()
-        let parser = MultipartParser(boundary: boundary)
-        parser.onHeader = { name, value in
-            if name.lowercased() == "content-type" {
-                state.partType = value
-                state.isDICOM = (MediaType(Substring(value))?.type ?? "application/dicom") == "application/dicom"
-            }
-        }
-        parser.onBody = { buffer in
-            guard state.error == nil, state.isDICOM else { return }
-            do {
-                if state.writer == nil { state.writer = try self.store.blobs.makeWriter(limit: limit) }
-                state.total += buffer.readableBytes
-                guard state.total <= limit else {
-                    throw BlobStoreError(kind: .tooLarge, description: "the request exceeds the \(limit)-byte limit")
-                }
-                try buffer.withUnsafeReadableBytes { try state.writer?.write($0) }
-            } catch {
-                state.error = error
-            }
-        }
-        parser.onPartComplete = {
-            defer { state.writer = nil; state.partType = nil; state.isDICOM = true }
-            guard state.isDICOM else {
-                state.rejected.append(.failure(FailureReason.cannotUnderstand, "part of type \(state.partType ?? "") is not application/dicom"))
-                return
-            }
-            guard state.error == nil else { state.writer?.abort(); return }
-            guard let writer = state.writer else {
-                state.rejected.append(.failure(FailureReason.cannotUnderstand, "empty part"))
-                return
-            }
-            do { state.candidates.append(self.store.prepare(try writer.finish(), expectedStudy: study)) } catch { state.error = error }
-        }
+        var reader = MultipartReader(boundary: boundary)
+        var writer: BlobWriter?
+        var partType: String?
+        var isDICOM = true
+        var candidates: [Datastore.Candidate] = []
+        var rejected: [IngestOutcome] = []
+        var total = 0
         do {
             for try await buffer in body {
-                try parser.execute(buffer)
-                if let error = state.error { throw error }
+                total += buffer.readableBytes
+                guard total <= limit else {
+                    throw BlobStoreError(kind: .tooLarge, description: "the request exceeds the \(limit)-byte limit")
+                }
+                try buffer.withUnsafeReadableBytes { raw in
+                    try reader.read(raw) { event in
+                        switch event {
+                        case .headers(let fields):
+                            partType = fields.first { $0.name.lowercased() == "content-type" }?.value
+                            isDICOM = partType.map { (MediaType(Substring($0))?.type ?? "application/dicom") == "application/dicom" } ?? true
+                        case .body(let bytes):
+                            guard isDICOM else { return }
+                            if writer == nil { writer = try self.store.blobs.makeWriter(limit: limit) }
+                            try writer?.write(bytes)
+                        case .partEnd:
+                            defer { writer = nil; partType = nil; isDICOM = true }
+                            guard isDICOM else {
+                                rejected.append(.failure(FailureReason.cannotUnderstand, "part of type \(partType ?? "") is not application/dicom"))
+                                return
+                            }
+                            guard let w = writer else {
+                                rejected.append(.failure(FailureReason.cannotUnderstand, "empty part"))
+                                return
+                            }
+                            candidates.append(self.store.prepare(try w.finish(), expectedStudy: study))
+                        }
+                    }
+                }
             }
         } catch {
-            state.writer?.abort()
-            for c in state.candidates { store.discard(c) }
+            writer?.abort()
+            for c in candidates { store.discard(c) }
             if let e = error as? BlobStoreError, e.kind == .tooLarge { throw DICOMwebError(.contentTooLarge, e.description) }
             if error is DICOMwebError { throw error }
             throw DICOMwebError(.badRequest, "malformed multipart body: \(error)")
         }
-        return (state.candidates, state.rejected)
+        if reader.isInsidePart {
+            // The body stopped inside a part: the parts before it stand, this one is reported.
+            writer?.abort()
+            rejected.append(.failure(FailureReason.cannotUnderstand, "the body ended inside a part, before its closing boundary"))
+        }
+        return (candidates, rejected)
     }
 
     /// The STOW-RS response (PS3.18 Table 10.5.3-1): 200 all stored, 202 some, 409 none.

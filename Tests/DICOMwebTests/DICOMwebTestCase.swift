@@ -42,7 +42,7 @@ class DICOMwebTestCase: XCTestCase, @unchecked Sendable {
 
     /// The demo CT with new identifiers, as Part 10 bytes.
     static func instance(sop: String, study: String = study, series: String = series, patientName: String = "DOE^JANE",
-                         modality: String = "CT", studyDate: String = "20240115") throws -> [UInt8] {
+                         modality: String = "CT", studyDate: String = "20240115", extra: [DataElement] = []) throws -> [UInt8] {
         let path = Corpus.packageRoot.appendingPathComponent("TestImages/demo/ct-1.dcm").path
         var ds = try DICOMFile.read(path: path).dataSet
         ds.set(text(0x0020_000D, .UI, study))
@@ -51,6 +51,7 @@ class DICOMwebTestCase: XCTestCase, @unchecked Sendable {
         ds.set(text(0x0010_0010, .PN, patientName))
         ds.set(text(0x0008_0060, .CS, modality))
         ds.set(text(0x0008_0020, .DA, studyDate))
+        for e in extra { ds.set(e) }
         return try DICOMWriter.part10(ds, transferSyntax: .explicitVRLittleEndian)
     }
 

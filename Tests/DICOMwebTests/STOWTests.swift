@@ -1,4 +1,5 @@
 import DICOMCore
+import DICOMParser
 @testable import DICOMweb
 import Foundation
 import HTTPTypes
@@ -72,6 +73,41 @@ final class STOWTests: DICOMwebTestCase {
             try await client.execute(uri: "/dicomweb/studies/not..a.uid", method: .post, headers: [.contentType: "application/dicom"],
                                      body: ByteBuffer(string: "x")) { XCTAssertEqual($0.status, .badRequest) }
         }
+    }
+
+    /// A body cut inside its last part keeps the complete parts and reports the cut one; a binary
+    /// part full of CRs and near-delimiters arrives byte for byte.
+    func testACutBodyKeepsItsCompletePartsAndReportsTheRest() async throws {
+        let whole = try Self.instance(sop: "1.2.3.10.8", extra: [Self.nearDelimiters])
+        var full = Self.multipart([whole, try Self.instance(sop: "1.2.3.10.9")])
+        full.moveWriterIndex(to: full.writerIndex - 200)
+        let body = full
+        try await withApp { client in
+            try await client.execute(uri: "/dicomweb/studies", method: .post,
+                                     headers: [.contentType: "multipart/related; type=\"application/dicom\"; boundary=XyZ-boundary"],
+                                     body: body) { r in
+                XCTAssertEqual(r.status, .accepted)
+                let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])
+                let failed = try XCTUnwrap((json["00081198"] as? [String: Any])?["Value"] as? [[String: Any]])
+                XCTAssertEqual(((failed[0]["00081197"] as? [String: Any])?["Value"] as? [Int])?.first, 0xC000)
+            }
+            try await client.execute(uri: "/dicomweb/studies", method: .post,
+                                     headers: [.contentType: "multipart/related; boundary=" + String(repeating: "b", count: 71)],
+                                     body: ByteBuffer(string: "x")) { XCTAssertEqual($0.status, .badRequest) }
+        }
+        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.10.8"))
+        XCTAssertEqual(try store.blobs.read(record.blob), whole)
+        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.10.9"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/blobs/tmp"), [])
+    }
+
+    /// A private OB value of CRs, CRLFs and every proper prefix of the test boundary's delimiter.
+    static var nearDelimiters: DataElement {
+        let delimiter = Array("\r\n--XyZ-boundary".utf8)
+        var value: [UInt8] = []
+        for k in 1..<delimiter.count { value += delimiter[..<k]; value += [0x0D, 0x0D, 0x0A] }
+        if value.count % 2 == 1 { value.append(0) }
+        return DataElement(tag: Tag(0x0009_1010), vr: .OB, value: .bytes(value))
     }
 
     func testOversizedBodiesGet413() async throws {

@@ -1,0 +1,215 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A streaming reader of multipart bodies (RFC 2046 §5.1.1) that hands each part's bytes over in
+/// the largest runs it can, straight out of the buffers it is fed.
+///
+/// Why not MultipartKit's parser: it walks the body byte by byte and, at every CR it cannot yet
+/// rule out as the start of a boundary, allocates a buffer for the bytes seen so far; a 16-bit
+/// CT frame has a CR every few hundred bytes, and the parser was a fifth of the server's CPU under
+/// STOW load. Here the delimiter is found with `memmem`, and only a possible partial delimiter at
+/// the end of a buffer (fewer bytes than the delimiter) is kept between calls: memory stays
+/// bounded by the header cap whatever the body's size.
+struct MultipartReader {
+    enum Event {
+        /// A part starts; its header fields, names as sent.
+        case headers([(name: String, value: String)])
+        /// Some of the current part's bytes, valid only during the call.
+        case body(UnsafeRawBufferPointer)
+        /// The current part is complete: the delimiter after it was read.
+        case partEnd
+    }
+
+    struct Error: Swift.Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Header fields of one part may not exceed this many bytes.
+    static let maximumHeaderSize = 16 * 1024
+
+    private enum State {
+        /// Before the first delimiter; what is read is dropped.
+        case preamble
+        /// Just after a delimiter: `--` closes the body, else transport padding and CRLF.
+        case afterDelimiter
+        case headers
+        case body
+        case epilogue
+    }
+
+    /// CRLF "--" boundary. The first delimiter may come without its CRLF: the reader starts with
+    /// a CRLF in `carry`, as if one had been read.
+    private let delimiter: [UInt8]
+    private var state = State.preamble
+    /// Bytes of a possible delimiter at the end of the last buffer (body and preamble), or of
+    /// unfinished header lines and delimiter suffixes: never more than the header cap.
+    private var carry: [UInt8] = [0x0D, 0x0A]
+
+    init(boundary: String) {
+        delimiter = Array("\r\n--\(boundary)".utf8)
+    }
+
+    /// True between a part's delimiter and the next one: a body that ends here cut a part short.
+    var isInsidePart: Bool {
+        switch state {
+        case .headers, .body: return true
+        case .preamble, .afterDelimiter, .epilogue: return false
+        }
+    }
+
+    /// Reads the next buffer of the body, reporting what it completes through `handle`.
+    mutating func read(_ buffer: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws {
+        var input = buffer
+        while !input.isEmpty {
+            switch state {
+            case .epilogue:
+                return
+            case .preamble, .body:
+                input = try scanForDelimiter(input, handle)
+            case .afterDelimiter:
+                input = try readAfterDelimiter(input, handle)
+            case .headers:
+                input = try readHeaders(input, handle)
+            }
+        }
+    }
+
+    /// Body (or preamble) bytes up to the next delimiter. Returns the input left after it, empty
+    /// when the delimiter is not in this buffer.
+    private mutating func scanForDelimiter(_ input: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws -> UnsafeRawBufferPointer {
+        let emits: Bool
+        if case .body = state { emits = true } else { emits = false }
+        if !carry.isEmpty {
+            // A delimiter that starts in `carry` ends within the next `delimiter.count` bytes, so
+            // this small window settles whether it does.
+            let window = carry + input.prefix(delimiter.count)
+            let found = window.withUnsafeBytes { Self.find(delimiter, in: $0) }
+            if let p = found {
+                if emits && p > 0 { try window.withUnsafeBytes { try handle(.body(UnsafeRawBufferPointer(rebasing: $0[..<p]))) } }
+                let consumed = p + delimiter.count - carry.count
+                carry = []
+                state = .afterDelimiter
+                if emits { try handle(.partEnd) }
+                return UnsafeRawBufferPointer(rebasing: input[consumed...])
+            }
+            if input.count < delimiter.count {
+                // Not enough new bytes to decide: keep what may still begin a delimiter.
+                let keep = Self.partialMatchLength(delimiter, atEndOf: window)
+                if emits && window.count > keep {
+                    try window.withUnsafeBytes { try handle(.body(UnsafeRawBufferPointer(rebasing: $0[..<(window.count - keep)]))) }
+                }
+                carry = Array(window.suffix(keep))
+                return UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+            if emits { try carry.withUnsafeBytes { try handle(.body($0)) } }
+            carry = []
+        }
+        if let p = Self.find(delimiter, in: input) {
+            if emits && p > 0 { try handle(.body(UnsafeRawBufferPointer(rebasing: input[..<p]))) }
+            state = .afterDelimiter
+            if emits { try handle(.partEnd) }
+            return UnsafeRawBufferPointer(rebasing: input[(p + delimiter.count)...])
+        }
+        let keep = Self.partialMatchLength(delimiter, atEndOf: input)
+        if emits && input.count > keep { try handle(.body(UnsafeRawBufferPointer(rebasing: input[..<(input.count - keep)]))) }
+        carry = Array(input.suffix(keep))
+        return UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// `--` (the close delimiter) or transport padding then CRLF (a new part).
+    private mutating func readAfterDelimiter(_ input: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws -> UnsafeRawBufferPointer {
+        var i = 0
+        while i < input.count {
+            carry.append(input[i])
+            i += 1
+            if carry.count >= 2 && carry[0] == UInt8(ascii: "-") && carry[1] == UInt8(ascii: "-") {
+                carry = []
+                state = .epilogue
+                return UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+            if carry.last == 0x0A {
+                // Transport padding (spaces, tabs) then CRLF.
+                let padding = carry.dropLast(2)
+                guard carry.count >= 2, carry[carry.count - 2] == 0x0D,
+                      padding.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else {
+                    throw Error(description: "a boundary delimiter is followed by neither -- nor CRLF")
+                }
+                carry = []
+                state = .headers
+                return UnsafeRawBufferPointer(rebasing: input[i...])
+            }
+            guard carry.count <= 1024 else { throw Error(description: "a boundary delimiter is followed by too much padding") }
+        }
+        return UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// Header lines up to the empty line.
+    private mutating func readHeaders(_ input: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws -> UnsafeRawBufferPointer {
+        var i = 0
+        while i < input.count {
+            carry.append(input[i])
+            i += 1
+            let n = carry.count
+            // An empty first line (no fields) or CRLF CRLF ends the header block.
+            let ended = (n == 2 && carry[0] == 0x0D && carry[1] == 0x0A)
+                || (n >= 4 && carry[n - 4] == 0x0D && carry[n - 3] == 0x0A && carry[n - 2] == 0x0D && carry[n - 1] == 0x0A)
+            if ended {
+                let fields = try Self.fields(carry)
+                carry = []
+                state = .body
+                try handle(.headers(fields))
+                return UnsafeRawBufferPointer(rebasing: input[i...])
+            }
+            guard n <= Self.maximumHeaderSize else {
+                throw Error(description: "a part's header fields exceed \(Self.maximumHeaderSize) bytes")
+            }
+        }
+        return UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// `Name: value` lines (RFC 5322 §2.2; a line starting with white space continues the last).
+    private static func fields(_ block: [UInt8]) throws -> [(name: String, value: String)] {
+        var fields: [(name: String, value: String)] = []
+        var lines = String(decoding: block, as: UTF8.self).components(separatedBy: "\r\n")
+        while lines.last == "" { lines.removeLast() }
+        for line in lines {
+            if let first = line.first, first == " " || first == "\t", !fields.isEmpty {
+                fields[fields.count - 1].value += " " + line.trimmingCharacters(in: .whitespaces)
+                continue
+            }
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                throw Error(description: "a part has a malformed header line")
+            }
+            fields.append((String(line[..<colon]).trimmingCharacters(in: .whitespaces),
+                           String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+        }
+        return fields
+    }
+
+    /// Offset of the first `needle` in `haystack`.
+    static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Int? {
+        guard let base = haystack.baseAddress, haystack.count >= needle.count else { return nil }
+        return needle.withUnsafeBytes { n -> Int? in
+            guard let needleBase = n.baseAddress, let found = libcMemmem(base, haystack.count, needleBase, n.count) else { return nil }
+            return base.distance(to: UnsafeRawPointer(found))
+        }
+    }
+
+    /// The length of the longest suffix of `bytes` that is a proper prefix of `needle`.
+    static func partialMatchLength(_ needle: [UInt8], atEndOf bytes: some Collection<UInt8>) -> Int {
+        let tail = Array(bytes.suffix(needle.count - 1))
+        var length = tail.count
+        while length > 0 {
+            // Every candidate starts with the delimiter's CR, which rules out most at once.
+            if tail[tail.count - length] == needle[0], tail[(tail.count - length)...].elementsEqual(needle[..<length]) { return length }
+            length -= 1
+        }
+        return 0
+    }
+}
+
+/// glibc declares memmem only under _GNU_SOURCE, which Swift's Glibc module does not set.
+@_silgen_name("memmem")
+private func libcMemmem(_ haystack: UnsafeRawPointer, _ haystackLength: Int, _ needle: UnsafeRawPointer, _ needleLength: Int) -> UnsafeMutableRawPointer?
