@@ -52,19 +52,11 @@ final class InstanceFrames: @unchecked Sendable {
     }
 
     /// Whether frames stored in `syntax` can be decoded: native ones always, others with a registered decoder.
-    static func canDecode(_ syntax: String) -> Bool {
-        (TransferSyntax(uid: syntax).map { !$0.isEncapsulated } ?? false) || PixelCodecs.decoder(for: syntax) != nil
-    }
+    static func canDecode(_ syntax: String) -> Bool { PixelCodecs.canDecode(syntax) }
 
     /// Stored frame bytes decoded to native little-endian samples.
     func decode(_ bytes: [UInt8]) throws -> DecodedFrame {
-        let d = try pixelDescription()
-        if let ts = TransferSyntax(uid: syntax), !ts.isEncapsulated {
-            return try NativeCodec().decode(bytes, description: d, bigEndian: ts.isBigEndian)
-        }
-        guard let decoder = PixelCodecs.decoder(for: syntax) else {
-            throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded")
-        }
-        return try decoder.decode(bytes, description: d)
+        guard Self.canDecode(syntax) else { throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded") }
+        return try PixelCodecs.decode(bytes, transferSyntax: syntax, description: try pixelDescription())
     }
 }

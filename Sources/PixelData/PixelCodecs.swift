@@ -24,17 +24,29 @@ public enum PixelCodecs {
     public static var encodableTransferSyntaxes: [String] { encoders.keys.sorted() }
 }
 
-extension FrameTable {
-    /// Frame `index` (0-based) decoded to native little-endian samples, interleaved.
-    public func decodeFrame(_ index: Int) throws(DICOMError) -> DecodedFrame {
-        let encoded = try encodedFrame(index)
-        let uid = transferSyntax.uid
-        if !transferSyntax.isEncapsulated || uid == "1.2.840.10008.1.2.1.98" {
-            return try NativeCodec().decode(encoded, description: description, bigEndian: transferSyntax.isBigEndian)
+extension PixelCodecs {
+    /// Whether frames stored in this transfer syntax can be decoded (`decode` below).
+    public static func canDecode(_ uid: String) -> Bool {
+        (TransferSyntax(uid: uid).map { !$0.isEncapsulated } ?? false) || decoders[uid] != nil
+    }
+
+    /// One stored frame decoded to native little-endian samples, interleaved: the one rule every
+    /// caller uses. Uncompressed syntaxes go through `NativeCodec` with their byte order (the
+    /// registry's entry cannot know it is big endian), the others through their registered decoder.
+    public static func decode(_ encoded: [UInt8], transferSyntax uid: String, description: PixelDescription) throws(DICOMError) -> DecodedFrame {
+        if let syntax = TransferSyntax(uid: uid), !syntax.isEncapsulated {
+            return try NativeCodec().decode(encoded, description: description, bigEndian: syntax.isBigEndian)
         }
-        guard let decoder = PixelCodecs.decoder(for: uid) else {
+        guard let decoder = decoders[uid] else {
             throw DICOMError(.unsupportedTransferSyntax, message: "no decoder for transfer syntax \(uid)")
         }
         return try decoder.decode(encoded, description: description)
+    }
+}
+
+extension FrameTable {
+    /// Frame `index` (0-based) decoded to native little-endian samples, interleaved.
+    public func decodeFrame(_ index: Int) throws(DICOMError) -> DecodedFrame {
+        try PixelCodecs.decode(try encodedFrame(index), transferSyntax: transferSyntax.uid, description: description)
     }
 }
