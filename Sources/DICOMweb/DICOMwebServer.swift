@@ -24,9 +24,23 @@ public func buildApplication(store: Datastore, configuration: DICOMwebConfigurat
     let router = buildRouter(store: store, configuration: configuration)
     return Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
         logger: logger
     )
+}
+
+/// Lets a connection read up to 1 MiB per `read(2)` (NIO's default stops at 64 KiB). A STOW-RS
+/// body then reaches the multipart reader and the blob writer in a few large buffers instead of
+/// many small ones, each of which costs a trip through the channel pipeline and the request body's
+/// async sequence. The allocator still starts small and only grows for connections that fill it.
+final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(
+            ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
+    }
 }
 
 public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<BasicRequestContext> {
