@@ -79,7 +79,7 @@ let package = Package(
             ]
         ),
         // Tools: the reader's libFuzzer target and the parsing benchmark (Docs/fuzzing.md, Docs/performance.md).
-        .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser", "PixelData"], path: "Tools/Fuzz"),
+        .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser", "PixelData", "DICOMweb"], path: "Tools/Fuzz"),
         .executableTarget(name: "tessera-bench", dependencies: ["DICOMParser", "PixelData"], path: "Tools/Benchmark"),
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),

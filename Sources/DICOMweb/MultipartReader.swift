@@ -12,8 +12,8 @@ import Glibc
 /// STOW load. Here the delimiter is found with `memmem`, and only a possible partial delimiter at
 /// the end of a buffer (fewer bytes than the delimiter) is kept between calls: memory stays
 /// bounded by the header cap whatever the body's size.
-struct MultipartReader {
-    enum Event {
+package struct MultipartReader {
+    package enum Event {
         /// A part starts; its header fields, names as sent.
         case headers([(name: String, value: String)])
         /// Some of the current part's bytes, valid only during the call.
@@ -22,12 +22,12 @@ struct MultipartReader {
         case partEnd
     }
 
-    struct Error: Swift.Error, CustomStringConvertible {
-        let description: String
+    package struct Error: Swift.Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Header fields of one part may not exceed this many bytes.
-    static let maximumHeaderSize = 16 * 1024
+    package static let maximumHeaderSize = 16 * 1024
 
     private enum State {
         /// Before the first delimiter; what is read is dropped.
@@ -47,12 +47,12 @@ struct MultipartReader {
     /// unfinished header lines and delimiter suffixes: never more than the header cap.
     private var carry: [UInt8] = [0x0D, 0x0A]
 
-    init(boundary: String) {
+    package init(boundary: String) {
         delimiter = Array("\r\n--\(boundary)".utf8)
     }
 
     /// True between a part's delimiter and the next one: a body that ends here cut a part short.
-    var isInsidePart: Bool {
+    package var isInsidePart: Bool {
         switch state {
         case .headers, .body: return true
         case .preamble, .afterDelimiter, .epilogue: return false
@@ -60,7 +60,7 @@ struct MultipartReader {
     }
 
     /// Reads the next buffer of the body, reporting what it completes through `handle`.
-    mutating func read(_ buffer: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws {
+    package mutating func read(_ buffer: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws {
         var input = buffer
         while !input.isEmpty {
             switch state {

@@ -2,6 +2,7 @@
 // -sanitize=fuzzer by Tools/fuzz; a plain build gives a runner that replays inputs given as paths.
 import DICOMCore
 import DICOMParser
+import DICOMweb
 import PixelData
 
 /// One input through every reading path: full read, header-only read, and (when readable) a
@@ -32,6 +33,7 @@ func exercise(_ bytes: UnsafeRawBufferPointer) {
         }
     }
     exerciseCodecs(bytes)
+    exerciseMultipart(bytes)
     _ = try? DICOMFile.read(storage: storage, options: .headerOnly)
     _ = try? DICOMJSON.decode(UnsafeRawBufferPointer(bytes))
 }
@@ -47,6 +49,34 @@ func exerciseCodecs(_ bytes: UnsafeRawBufferPointer) {
                              bitsStored: color ? 8 : 12, highBit: color ? 7 : 11, pixelRepresentation: Int(selector >> 6) & 1,
                              planarConfiguration: 0, photometricInterpretation: color ? "RGB" : "MONOCHROME2", numberOfFrames: 1)
     _ = try? codec.decode(Array(bytes.dropFirst()), description: d)
+}
+
+/// The raw input as a STOW-RS body: the first byte picks the size of the pieces it arrives in, so
+/// delimiters and header blocks split at every place. The reader must end or fail, with what it
+/// keeps between pieces bounded; part bytes are counted, not kept.
+func exerciseMultipart(_ bytes: UnsafeRawBufferPointer) {
+    guard let selector = bytes.first else { return }
+    let piece = Int(selector) % 61 + 1
+    var reader = MultipartReader(boundary: "fuzz-b")
+    var parts = 0, partBytes = 0
+    var offset = 1
+    while offset < bytes.count {
+        let end = min(bytes.count, offset + piece)
+        do {
+            try reader.read(UnsafeRawBufferPointer(rebasing: bytes[offset..<end])) { event in
+                switch event {
+                case .headers: parts += 1
+                case .body(let b): partBytes += b.count
+                case .partEnd: break
+                }
+            }
+        } catch {
+            return
+        }
+        offset = end
+    }
+    precondition(partBytes <= bytes.count, "a reader handed over more bytes than it was given")
+    _ = (parts, reader.isInsidePart)
 }
 
 #if FUZZING
