@@ -138,13 +138,19 @@ public final class BlobWriter {
     }
 
     public func finish() throws -> StagedBlob {
-        // A part that never filled the buffer is still wholly in it: hand it on for the parse.
-        let whole = size == pending.count && !pending.isEmpty ? pending : nil
-        try flush()
+        // A part that never filled the buffer is still wholly in it: hand it on for the parse (taken
+        // out of `pending` first, so that emptying the buffer does not copy it).
+        var whole: [UInt8]? = nil
+        if size == pending.count && !pending.isEmpty {
+            whole = pending
+            pending = []
+            try whole?.withUnsafeBytes { try writeThrough($0) }
+        } else {
+            try flush()
+        }
         startWriteback(fd)
         close(fd)
         fd = -1
-        if whole != nil { pending = [] }
         return StagedBlob(id: BlobID(digest: hasher.finalize()), size: size, path: path, bytes: whole)
     }
 
