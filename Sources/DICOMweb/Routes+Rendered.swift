@@ -35,14 +35,6 @@ extension DICOMwebService {
         }
     }
 
-    static func frameList(_ text: String) throws -> [Int] {
-        let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: " ")) }
-        guard !numbers.isEmpty, numbers.count <= 1000, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw DICOMwebError(.badRequest, "frame list '\(text.prefix(80))' is not a comma-separated list of numbers from 1")
-        }
-        return numbers.compactMap { $0 }
-    }
-
     /// A representative image: the middle instance (by Instance Number) of the study's first series
     /// (by Series Instance UID order, as the index lists them), and the middle frame of a multi-frame instance.
     func thumbnail(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {

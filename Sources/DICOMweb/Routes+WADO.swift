@@ -182,6 +182,15 @@ extension DICOMwebService {
 
     // MARK: Frames
 
+    /// The `{frames}` path segment (frames, rendered frames): 1 to 1,000 numbers from 1.
+    static func frameList(_ text: String) throws -> [Int] {
+        let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: " ")) }
+        guard !numbers.isEmpty, numbers.count <= 1000, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw DICOMwebError(.badRequest, "frame list '\(text.prefix(80))' is not a comma-separated list of numbers from 1")
+        }
+        return numbers.compactMap { $0 }
+    }
+
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) throws -> Response {
         guard let instance = try instances(study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
