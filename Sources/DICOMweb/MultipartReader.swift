@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A streaming reader of multipart bodies (RFC 2046 §5.1.1) that hands each part's bytes over in
 /// the largest runs it can, straight out of the buffers it is fed.
@@ -85,7 +82,7 @@ package struct MultipartReader {
             // A delimiter that starts in `carry` ends within the next `delimiter.count` bytes, so
             // this small window settles whether it does.
             let window = carry + input.prefix(delimiter.count)
-            let found = window.withUnsafeBytes { Self.find(delimiter, in: $0) }
+            let found = window.withUnsafeBytes { ByteSearch.find(delimiter, in: $0) }
             if let p = found {
                 if emits && p > 0 { try window.withUnsafeBytes { try handle(.body(UnsafeRawBufferPointer(rebasing: $0[..<p]))) } }
                 let consumed = p + delimiter.count - carry.count
@@ -106,7 +103,7 @@ package struct MultipartReader {
             if emits { try carry.withUnsafeBytes { try handle(.body($0)) } }
             carry = []
         }
-        if let p = Self.find(delimiter, in: input) {
+        if let p = ByteSearch.find(delimiter, in: input) {
             if emits && p > 0 { try handle(.body(UnsafeRawBufferPointer(rebasing: input[..<p]))) }
             state = .afterDelimiter
             if emits { try handle(.partEnd) }
@@ -188,15 +185,6 @@ package struct MultipartReader {
         return fields
     }
 
-    /// Offset of the first `needle` in `haystack`.
-    static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Int? {
-        guard let base = haystack.baseAddress, haystack.count >= needle.count else { return nil }
-        return needle.withUnsafeBytes { n -> Int? in
-            guard let needleBase = n.baseAddress, let found = libcMemmem(base, haystack.count, needleBase, n.count) else { return nil }
-            return base.distance(to: UnsafeRawPointer(found))
-        }
-    }
-
     /// The length of the longest suffix of `bytes` that is a proper prefix of `needle`.
     static func partialMatchLength(_ needle: [UInt8], atEndOf bytes: some Collection<UInt8>) -> Int {
         let tail = Array(bytes.suffix(needle.count - 1))
@@ -209,7 +197,3 @@ package struct MultipartReader {
         return 0
     }
 }
-
-/// glibc declares memmem only under _GNU_SOURCE, which Swift's Glibc module does not set.
-@_silgen_name("memmem")
-private func libcMemmem(_ haystack: UnsafeRawPointer, _ haystackLength: Int, _ needle: UnsafeRawPointer, _ needleLength: Int) -> UnsafeMutableRawPointer?

@@ -7,9 +7,6 @@ import Hummingbird
 import ImageSetStore
 import NIOCore
 import PixelData
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension DICOMwebService {
     func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
@@ -101,25 +98,20 @@ extension DICOMwebService {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
-    /// Every occurrence of `placeholder` in `buffer` replaced, scanning bytes (memchr-speed) rather than
+    /// Every occurrence of `placeholder` in `buffer` replaced, scanning bytes rather than
     /// round-tripping megabytes of JSON through String.
     static func replacing(_ placeholder: String, with replacement: String, in buffer: ByteBuffer) -> ByteBuffer {
         let needle = Array(placeholder.utf8), with = Array(replacement.utf8)
         var out = ByteBuffer()
         buffer.withUnsafeReadableBytes { raw in
-            guard let base = raw.baseAddress, !needle.isEmpty else { return }
             out.reserveCapacity(raw.count + raw.count / 8)
-            var start = 0, scan = 0
-            // memchr for the first byte, then compare the rest (glibc's memmem needs _GNU_SOURCE).
-            while scan + needle.count <= raw.count, let hit = memchr(base + scan, Int32(needle[0]), raw.count - needle.count + 1 - scan) {
-                let at = base.distance(to: UnsafeRawPointer(hit))
-                guard memcmp(base + at, needle, needle.count) == 0 else { scan = at + 1; continue }
-                out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: at - start))
+            var start = 0
+            while let at = ByteSearch.find(needle, in: UnsafeRawBufferPointer(rebasing: raw[start...])) {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<(start + at)]))
                 out.writeBytes(with)
-                start = at + needle.count
-                scan = start
+                start += at + needle.count
             }
-            out.writeBytes(UnsafeRawBufferPointer(start: base + start, count: raw.count - start))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start...]))
         }
         return out
     }
