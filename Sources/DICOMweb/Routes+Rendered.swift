@@ -20,15 +20,7 @@ extension DICOMwebService {
             try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                               sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: false)
         }
-        group.get("studies/:study/thumbnail") { r, c in
-            try self.thumbnail(r, study: c.parameters.require("study"), series: nil, sop: nil)
-        }
-        group.get("studies/:study/series/:series/thumbnail") { r, c in
-            try self.thumbnail(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
-        }
-        group.get("\(instancePath)/thumbnail") { r, c in
-            try self.thumbnail(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
-        }
+        onEachLevel(of: group, .get, "/thumbnail") { try self.thumbnail($0, study: $1, series: $2, sop: $3) }
         group.get("\(instancePath)/frames/:frames/thumbnail") { r, c in
             try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                               sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: true)

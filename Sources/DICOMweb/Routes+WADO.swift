@@ -10,27 +10,9 @@ import PixelData
 
 extension DICOMwebService {
     func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
-        group.get("studies/:study") { r, c in try self.retrieve(r, study: c.parameters.require("study"), series: nil, sop: nil) }
-        group.get("studies/:study/series/:series") { r, c in
-            try self.retrieve(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
-        }
-        group.get("studies/:study/series/:series/instances/:sop") { r, c in
-            try self.retrieve(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
-        }
-        group.delete("studies/:study") { r, c in try self.delete(r, study: c.parameters.require("study"), series: nil, sop: nil) }
-        group.delete("studies/:study/series/:series") { r, c in
-            try self.delete(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
-        }
-        group.delete("studies/:study/series/:series/instances/:sop") { r, c in
-            try self.delete(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
-        }
-        group.get("studies/:study/metadata") { r, c in try self.metadata(r, study: c.parameters.require("study"), series: nil, sop: nil) }
-        group.get("studies/:study/series/:series/metadata") { r, c in
-            try self.metadata(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: nil)
-        }
-        group.get("studies/:study/series/:series/instances/:sop/metadata") { r, c in
-            try self.metadata(r, study: c.parameters.require("study"), series: c.parameters.require("series"), sop: c.parameters.require("sop"))
-        }
+        onEachLevel(of: group, .get) { try self.retrieve($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .delete) { try self.delete($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .get, "/metadata") { try self.metadata($0, study: $1, series: $2, sop: $3) }
         group.get("studies/:study/series/:series/instances/:sop/frames/:frames") { r, c in
             try self.frames(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                             sop: c.parameters.require("sop"), list: c.parameters.require("frames"))
@@ -48,6 +30,18 @@ extension DICOMwebService {
         let found = try store.index.currentInstances(study: study, series: series, sop: sop)
         guard !found.isEmpty else { throw DICOMwebError(.notFound, "no such \(sop != nil ? "instance" : series != nil ? "series" : "study")") }
         return found
+    }
+
+    /// Registers `handle` at study, series and instance level (`studies/:study`, then
+    /// `/series/:series`, then `/instances/:sop`, each followed by `suffix`); series and SOP are nil
+    /// above their level.
+    func onEachLevel(of group: RouterGroup<BasicRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
+                     _ handle: @escaping @Sendable (Request, String, String?, String?) throws -> Response) {
+        for path in ["studies/:study", "studies/:study/series/:series", "studies/:study/series/:series/instances/:sop"] {
+            group.on(RouterPath(path + suffix), method: method) { r, c in
+                try handle(r, try c.parameters.require("study"), c.parameters.get("series"), c.parameters.get("sop"))
+            }
+        }
     }
 
     // MARK: Delete
