@@ -66,7 +66,7 @@ package struct MultipartReader {
             case .preamble, .body:
                 input = try scanForDelimiter(input, handle)
             case .afterDelimiter:
-                input = try readAfterDelimiter(input, handle)
+                input = try readAfterDelimiter(input)
             case .headers:
                 input = try readHeaders(input, handle)
             }
@@ -115,55 +115,55 @@ package struct MultipartReader {
         return UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
-    /// `--` (the close delimiter) or transport padding then CRLF (a new part).
-    private mutating func readAfterDelimiter(_ input: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws -> UnsafeRawBufferPointer {
-        var i = 0
-        while i < input.count {
+    /// Moves input bytes into `carry` one at a time until `isComplete(carry)`; returns the input
+    /// after that byte, or nil when the input ran out first. `carry` may not grow past `limit`.
+    private mutating func collect(_ input: UnsafeRawBufferPointer, limit: Int, tooLong: @autoclosure () -> String,
+                                  until isComplete: ([UInt8]) -> Bool) throws -> UnsafeRawBufferPointer? {
+        for i in input.indices {
             carry.append(input[i])
-            i += 1
-            if carry.count >= 2 && carry[0] == UInt8(ascii: "-") && carry[1] == UInt8(ascii: "-") {
-                carry = []
-                state = .epilogue
-                return UnsafeRawBufferPointer(start: nil, count: 0)
-            }
-            if carry.last == 0x0A {
-                // Transport padding (spaces, tabs) then CRLF.
-                let padding = carry.dropLast(2)
-                guard carry.count >= 2, carry[carry.count - 2] == 0x0D,
-                      padding.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else {
-                    throw Error(description: "a boundary delimiter is followed by neither -- nor CRLF")
-                }
-                carry = []
-                state = .headers
-                return UnsafeRawBufferPointer(rebasing: input[i...])
-            }
-            guard carry.count <= 1024 else { throw Error(description: "a boundary delimiter is followed by too much padding") }
+            if isComplete(carry) { return UnsafeRawBufferPointer(rebasing: input[(i + 1)...]) }
+            guard carry.count <= limit else { throw Error(description: tooLong()) }
         }
-        return UnsafeRawBufferPointer(start: nil, count: 0)
+        return nil
+    }
+
+    /// `--` (the close delimiter) or transport padding then CRLF (a new part).
+    private mutating func readAfterDelimiter(_ input: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
+        let closes: ([UInt8]) -> Bool = { $0.count >= 2 && $0[0] == UInt8(ascii: "-") && $0[1] == UInt8(ascii: "-") }
+        guard let rest = try collect(input, limit: 1024, tooLong: "a boundary delimiter is followed by too much padding",
+                                     until: { closes($0) || $0.last == 0x0A }) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        defer { carry = [] }
+        if closes(carry) {
+            state = .epilogue
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        // Transport padding (spaces, tabs) then CRLF.
+        guard carry.count >= 2, carry[carry.count - 2] == 0x0D, carry.dropLast(2).allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else {
+            throw Error(description: "a boundary delimiter is followed by neither -- nor CRLF")
+        }
+        state = .headers
+        return rest
     }
 
     /// Header lines up to the empty line.
     private mutating func readHeaders(_ input: UnsafeRawBufferPointer, _ handle: (Event) throws -> Void) throws -> UnsafeRawBufferPointer {
-        var i = 0
-        while i < input.count {
-            carry.append(input[i])
-            i += 1
-            let n = carry.count
-            // An empty first line (no fields) or CRLF CRLF ends the header block.
-            let ended = (n == 2 && carry[0] == 0x0D && carry[1] == 0x0A)
-                || (n >= 4 && carry[n - 4] == 0x0D && carry[n - 3] == 0x0A && carry[n - 2] == 0x0D && carry[n - 1] == 0x0A)
-            if ended {
-                let fields = try Self.fields(carry)
-                carry = []
-                state = .body
-                try handle(.headers(fields))
-                return UnsafeRawBufferPointer(rebasing: input[i...])
-            }
-            guard n <= Self.maximumHeaderSize else {
-                throw Error(description: "a part's header fields exceed \(Self.maximumHeaderSize) bytes")
-            }
+        // An empty first line (no fields) or CRLF CRLF ends the header block.
+        let ended: ([UInt8]) -> Bool = { c in
+            let n = c.count
+            return (n == 2 && c[0] == 0x0D && c[1] == 0x0A)
+                || (n >= 4 && c[n - 4] == 0x0D && c[n - 3] == 0x0A && c[n - 2] == 0x0D && c[n - 1] == 0x0A)
         }
-        return UnsafeRawBufferPointer(start: nil, count: 0)
+        guard let rest = try collect(input, limit: Self.maximumHeaderSize,
+                                     tooLong: "a part's header fields exceed \(Self.maximumHeaderSize) bytes", until: ended) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        let fields = try Self.fields(carry)
+        carry = []
+        state = .body
+        try handle(.headers(fields))
+        return rest
     }
 
     /// `Name: value` lines (RFC 5322 §2.2; a line starting with white space continues the last).
