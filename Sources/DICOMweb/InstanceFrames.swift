@@ -51,12 +51,9 @@ final class InstanceFrames: @unchecked Sendable {
         return Array(buffer.readableBytesView)
     }
 
-    /// Whether frames stored in `syntax` can be decoded: native ones always, others with a registered decoder.
-    static func canDecode(_ syntax: String) -> Bool { PixelCodecs.canDecode(syntax) }
-
     /// Stored frame bytes decoded to native little-endian samples.
     func decode(_ bytes: [UInt8]) throws -> DecodedFrame {
-        guard Self.canDecode(syntax) else { throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded") }
+        guard PixelCodecs.canDecode(syntax) else { throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded") }
         return try PixelCodecs.decode(bytes, transferSyntax: syntax, description: try pixelDescription())
     }
 }

@@ -119,7 +119,7 @@ extension DICOMwebService {
         let found = try instances(study: study, series: series, sop: sop)
         let target = try negotiateInstanceSyntax(request.headers[.accept])
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
-        if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !InstanceFrames.canDecode($0.transferSyntaxUID) }) {
+        if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !PixelCodecs.canDecode($0.transferSyntaxUID) }) {
             throw DICOMwebError(.notAcceptable, "instance \(stuck.sopInstanceUID) is stored in \(stuck.transferSyntaxUID), which cannot be decoded to send in \(target)")
         }
         let store = self.store
