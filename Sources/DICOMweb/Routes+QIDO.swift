@@ -28,6 +28,8 @@ extension DICOMwebService {
         var query = SearchQuery(level: level)
         query.studyInstanceUID = study
         query.seriesInstanceUID = series
+        query.scope = try Self.scope(request)
+        let linkQuery = Self.scopeQuery(query.scope)
         var include: Set<Tag> = []
         var includeAll = false
         var ignored: [String] = []
@@ -40,6 +42,8 @@ extension DICOMwebService {
             case "offset":
                 guard let n = Int(v), n >= 0 else { throw DICOMwebError(.badRequest, "offset '\(v)' is not a non-negative integer") }
                 query.offset = n
+            case "imageSetId":
+                continue  // read by scope(_:)
             case "fuzzymatching":
                 guard v == "true" || v == "false" else { throw DICOMwebError(.badRequest, "fuzzymatching is true or false") }
                 query.fuzzyMatching = v == "true"
@@ -71,7 +75,7 @@ extension DICOMwebService {
                     guard let raw = UInt32(key, radix: 16) else { continue }
                     let tag = Tag(raw)
                     if include.contains(tag) || (includeAll && Self.belongs(tag, to: level)) {
-                        json[key] = Self.resolvingBulkURIs(value, root: root)
+                        json[key] = Self.resolvingBulkURIs(value, root: root, suffix: linkQuery)
                     }
                 }
             }
@@ -88,7 +92,7 @@ extension DICOMwebService {
             case .instance:
                 retrieve += "/series/\(row.seriesInstanceUID ?? "")/instances/\(row.sopInstanceUID ?? "")"
             }
-            json["00081190"] = ["vr": "UR", "Value": [retrieve]]
+            json["00081190"] = ["vr": "UR", "Value": [retrieve + linkQuery]]
             results.append(json)
         }
         let body = JSONOutput.serialize(results)
@@ -151,10 +155,10 @@ extension DICOMwebService {
         }
     }
 
-    static func resolvingBulkURIs(_ value: Any, root: String) -> Any {
-        if let s = value as? String, s.hasPrefix(BulkURI.prefix) { return root + s.dropFirst(BulkURI.prefix.count) }
-        if let d = value as? [String: Any] { return d.mapValues { resolvingBulkURIs($0, root: root) } }
-        if let a = value as? [Any] { return a.map { resolvingBulkURIs($0, root: root) } }
+    static func resolvingBulkURIs(_ value: Any, root: String, suffix: String) -> Any {
+        if let s = value as? String, s.hasPrefix(BulkURI.prefix) { return root + s.dropFirst(BulkURI.prefix.count) + suffix }
+        if let d = value as? [String: Any] { return d.mapValues { resolvingBulkURIs($0, root: root, suffix: suffix) } }
+        if let a = value as? [Any] { return a.map { resolvingBulkURIs($0, root: root, suffix: suffix) } }
         return value
     }
 }

@@ -30,7 +30,7 @@ extension DICOMwebService {
     /// A representative image: the middle instance (by Instance Number) of the study's first series
     /// (by Series Instance UID order, as the index lists them), and the middle frame of a multi-frame instance.
     func thumbnail(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        let found = try instances(study: study, series: series, sop: sop).filter { ($0.attributes.rows ?? 0) > 0 }
+        let found = try instances(request, study: study, series: series, sop: sop).filter { ($0.attributes.rows ?? 0) > 0 }
         guard let firstSeries = found.first?.seriesInstanceUID else { throw DICOMwebError(.notFound, "nothing in it has pixel data") }
         let candidates = found.filter { $0.seriesInstanceUID == firstSeries }
         let chosen = candidates[candidates.count / 2]
@@ -39,7 +39,7 @@ extension DICOMwebService {
     }
 
     func rendered(_ request: Request, study: String, series: String, sop: String, frames: [Int], thumbnail: Bool) throws -> Response {
-        guard let instance = try instances(study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         return try rendered(request, instance: instance, frames: frames, thumbnail: thumbnail)
     }
 

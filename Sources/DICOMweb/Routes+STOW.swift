@@ -50,6 +50,12 @@ extension DICOMwebService {
         }
         guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let outcomes = await store.storeGrouped(candidates, reason: "STOW-RS") + rejected
+        for o in outcomes where o.status != .failed && o.isPrimary == false {
+            // Keywords and ids only: the conflicting values are patient data and stay out of logs.
+            context.logger.warning("stored in a non-primary image set", metadata: [
+                "sop": "\(o.sopInstanceUID ?? "")", "study": "\(o.studyInstanceUID ?? "")", "imageSet": "\(o.imageSetID ?? "")",
+                "conflicts": "\(Self.conflictKeywords(o))"])
+        }
         return try stowResponse(outcomes, request: request, study: study)
     }
 
@@ -110,11 +116,23 @@ extension DICOMwebService {
         return (candidates, rejected)
     }
 
-    /// The STOW-RS response (PS3.18 Table 10.5.3-1): 200 all stored, 202 some, 409 none.
+    /// Warning Reason (0008,1196) of an instance stored in a non-primary image set because its
+    /// patient/study attributes conflict with the study's primary set. PS3.18 Annex I.2.1 allows codes
+    /// beyond the three it names; none of those (coercion, elements discarded, SOP class mismatch) says this.
+    static let nonPrimaryWarningReason = 0xB100
+
+    /// The conflicting attributes' keywords, comma-separated (never their values).
+    static func conflictKeywords(_ o: IngestOutcome) -> String {
+        o.conflicts.isEmpty ? "patient/study attributes" : o.conflicts.map(\.keyword).joined(separator: ", ")
+    }
+
+    /// The STOW-RS response (PS3.18 §10.5.3, Table 10.5.3-1): 200 all stored, 202 some stored with
+    /// warnings or failures for others, 409 none.
     func stowResponse(_ outcomes: [IngestOutcome], request: Request, study: String?) throws -> Response {
         let root = root(request)
         var referenced: [[String: Any]] = []
         var failed: [[String: Any]] = []
+        var warnings: [String] = []
         for o in outcomes {
             var item: [String: Any] = [:]
             if let c = o.sopClassUID { item["00081150"] = ["vr": "UI", "Value": [c]] }
@@ -123,8 +141,15 @@ extension DICOMwebService {
                 item["00081197"] = ["vr": "US", "Value": [Int(o.reasonCode ?? FailureReason.processingFailure)]]
                 failed.append(item)
             } else {
+                // A non-primary instance is not part of the study as DICOMweb serves it: its URL names its image set.
+                let nonPrimary = o.isPrimary == false
+                let scope = nonPrimary ? o.imageSetID.map { "?imageSetId=\($0)" } ?? "" : ""
                 if let st = o.studyInstanceUID, let se = o.seriesInstanceUID, let s = o.sopInstanceUID {
-                    item["00081190"] = ["vr": "UR", "Value": ["\(root)/studies/\(st)/series/\(se)/instances/\(s)"]]
+                    item["00081190"] = ["vr": "UR", "Value": ["\(root)/studies/\(st)/series/\(se)/instances/\(s)\(scope)"]]
+                }
+                if nonPrimary {
+                    item["00081196"] = ["vr": "US", "Value": [Self.nonPrimaryWarningReason]]
+                    warnings.append("\(o.sopInstanceUID ?? "an instance") was stored in non-primary image set \(o.imageSetID ?? "") because its \(Self.conflictKeywords(o)) conflict with the study's primary image set")
                 }
                 referenced.append(item)
             }
@@ -135,12 +160,22 @@ extension DICOMwebService {
         }
         if !referenced.isEmpty { body["00081199"] = ["vr": "SQ", "Value": referenced] }
         if !failed.isEmpty { body["00081198"] = ["vr": "SQ", "Value": failed] }
-        let status: HTTPResponse.Status = failed.isEmpty ? .ok : (referenced.isEmpty ? .conflict : .accepted)
+        let status: HTTPResponse.Status = failed.isEmpty && warnings.isEmpty ? .ok : (referenced.isEmpty ? .conflict : .accepted)
         let data = JSONOutput.serialize(body)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if let reason = outcomes.first(where: { $0.status == .failed })?.message {
-            headers[HTTPField.Name("Warning")!] = "299 tessera \"\(reason.replacingOccurrences(of: "\"", with: "'").prefix(200))\""
+            headers.append(Self.warning(reason))
+        }
+        // At most a few: a 1,000-part request must not make a 1,000-line header (the body lists every one).
+        for w in warnings.prefix(8) { headers.append(Self.warning(w)) }
+        if warnings.count > 8 {
+            headers.append(Self.warning("\(warnings.count - 8) more instances were stored in non-primary image sets (WarningReason in the response body)"))
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: data))
+    }
+
+    /// A `Warning: 299` header field (RFC 7234 §5.5) with a quoted, bounded text.
+    static func warning(_ text: String) -> HTTPField {
+        HTTPField(name: HTTPField.Name("Warning")!, value: "299 tessera \"\(text.replacingOccurrences(of: "\"", with: "'").prefix(300))\"")
     }
 }

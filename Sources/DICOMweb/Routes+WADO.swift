@@ -23,13 +23,37 @@ extension DICOMwebService {
         }
     }
 
-    func instances(study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
+    /// The current instances a request addresses, in the image sets it may see (`scope(_:)`): 400 for
+    /// a malformed UID, 404 when there are none.
+    func instances(_ request: Request, study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
         for uid in [study, series, sop].compactMap({ $0 }) where !UID.isValid(uid) {
             throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
         }
-        let found = try store.index.currentInstances(study: study, series: series, sop: sop)
-        guard !found.isEmpty else { throw DICOMwebError(.notFound, "no such \(sop != nil ? "instance" : series != nil ? "series" : "study")") }
+        let scope = try Self.scope(request)
+        let found = try store.index.currentInstances(study: study, series: series, sop: sop, scope: scope)
+        guard !found.isEmpty else {
+            let what = sop != nil ? "instance" : series != nil ? "series" : "study"
+            if case .imageSet(let id) = scope { throw DICOMwebError(.notFound, "no such \(what) in image set \(id)") }
+            throw DICOMwebError(.notFound, "no such \(what)")
+        }
         return found
+    }
+
+    /// The image sets a DICOMweb request sees: the primary set of each study, unless `imageSetId`
+    /// names one (a non-primary set holding instances whose patient/study attributes conflict).
+    static func scope(_ request: Request) throws -> ImageSetScope {
+        guard let raw = request.uri.queryParameters["imageSetId"] else { return .primary }
+        let id = String(raw).lowercased()
+        guard id.utf8.count == 32, id.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw DICOMwebError(.badRequest, "imageSetId '\(raw.prefix(80))' is not an image set id (32 hexadecimal digits)")
+        }
+        return .imageSet(id)
+    }
+
+    /// What links in a response append so that they stay in the request's image set.
+    static func scopeQuery(_ scope: ImageSetScope) -> String {
+        if case .imageSet(let id) = scope { return "?imageSetId=\(id)" }
+        return ""
     }
 
     /// Registers `handle` at study, series and instance level (`studies/:study`, then
@@ -49,8 +73,8 @@ extension DICOMwebService {
     /// Removes a study, series or instance in a new version of its image sets (PS3.18 §10.7).
     /// Blobs stay while a retained version references them (Docs/store.md, "Versions and retention").
     func delete(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        _ = try instances(study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
-        let removed = try store.remove(study: study, series: series, sop: sop, reason: "DELETE")
+        _ = try instances(request, study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
+        let removed = try store.remove(study: study, series: series, sop: sop, scope: try Self.scope(request), reason: "DELETE")
         let body = ByteBuffer(string: "{\"removedInstances\":\(removed)}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
@@ -60,7 +84,7 @@ extension DICOMwebService {
     /// Study, series or instance metadata (PS3.18 §10.4.1.1.2). Series documents are stored gzipped;
     /// placeholders become absolute bulk data URLs for this request's root.
     func metadata(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        let found = try instances(study: study, series: series, sop: sop)
+        let found = try instances(request, study: study, series: series, sop: sop)
         var json = ByteBuffer()
         json.writeString("[")
         if sop != nil {
@@ -83,7 +107,7 @@ extension DICOMwebService {
             }
         }
         json.writeString("]")
-        var body = Self.replacing(BulkURI.prefix, with: root(request), in: json)
+        var body = Self.replacing(BulkURI.prefix, with: root(request), in: json, appendingToURL: Self.scopeQuery(try Self.scope(request)))
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if request.headers[.acceptEncoding]?.contains("gzip") == true && body.readableBytes > 1024 {
             body = try body.compress(with: .gzip)
@@ -93,9 +117,11 @@ extension DICOMwebService {
     }
 
     /// Every occurrence of `placeholder` in `buffer` replaced, scanning bytes rather than
-    /// round-tripping megabytes of JSON through String.
-    static func replacing(_ placeholder: String, with replacement: String, in buffer: ByteBuffer) -> ByteBuffer {
-        let needle = Array(placeholder.utf8), with = Array(replacement.utf8)
+    /// round-tripping megabytes of JSON through String. A non-empty `suffix` is added at the end of
+    /// each URL the placeholder starts (before the JSON string's closing quote).
+    static func replacing(_ placeholder: String, with replacement: String, in buffer: ByteBuffer,
+                          appendingToURL suffix: String = "") -> ByteBuffer {
+        let needle = Array(placeholder.utf8), with = Array(replacement.utf8), tail = Array(suffix.utf8)
         var out = ByteBuffer()
         buffer.withUnsafeReadableBytes { raw in
             out.reserveCapacity(raw.count + raw.count / 8)
@@ -104,6 +130,11 @@ extension DICOMwebService {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<(start + at)]))
                 out.writeBytes(with)
                 start += at + needle.count
+                if !tail.isEmpty, let quote = raw[start...].firstIndex(of: UInt8(ascii: "\"")) {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<quote]))
+                    out.writeBytes(tail)
+                    start = quote
+                }
             }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start...]))
         }
@@ -116,7 +147,7 @@ extension DICOMwebService {
     /// transfer syntax the Accept header asks for: `*` as stored, else Explicit VR LE by default,
     /// or a lossless syntax Tessera encodes.
     func retrieve(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        let found = try instances(study: study, series: series, sop: sop)
+        let found = try instances(request, study: study, series: series, sop: sop)
         let target = try negotiateInstanceSyntax(request.headers[.accept])
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
         if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !PixelCodecs.canDecode($0.transferSyntaxUID) }) {
@@ -179,7 +210,7 @@ extension DICOMwebService {
 
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) throws -> Response {
-        guard let instance = try instances(study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         let numbers = try Self.frameList(list)
         let records = try store.index.frames(of: instance.id)
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
@@ -244,7 +275,7 @@ extension DICOMwebService {
 
     /// A bulk value by tag path; sequences resolve through their first item containing the tag.
     func bulkdata(_ request: Request, study: String, series: String?, sop: String, path: String) throws -> Response {
-        guard let instance = try instances(study: study, series: series, sop: sop).first,
+        guard let instance = try instances(request, study: study, series: series, sop: sop).first,
               let file = store.blobs.localPath(instance.blob) else { throw DICOMwebError(.notFound, "no such instance") }
         let tags = try path.split(separator: "/").map { part -> Tag in
             guard part.count == 8, let raw = UInt32(part, radix: 16) else { throw DICOMwebError(.badRequest, "'\(part.prefix(20))' is not a tag") }

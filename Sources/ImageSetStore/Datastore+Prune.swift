@@ -40,10 +40,12 @@ extension Datastore {
         return report
     }
 
-    /// Removes the current instances of a study, series or instance in a new version of each image
-    /// set holding them, then applies the retention rule. Returns how many instances were removed.
-    public func remove(study: String, series: String? = nil, sop: String? = nil, reason: String = "DELETE") throws -> Int {
-        let removed = try index.removeInstances(study: study, series: series, sop: sop, reason: reason)
+    /// Removes the current instances of a study, series or instance (in the primary image set, or in
+    /// the one `scope` names) in a new version of each image set holding them, then applies the
+    /// retention rule. Returns how many instances were removed.
+    public func remove(study: String, series: String? = nil, sop: String? = nil, scope: ImageSetScope = .primary,
+                       reason: String = "DELETE") throws -> Int {
+        let removed = try index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason)
         scheduleMetadataRefresh()
         applyRetention(to: Set(removed.keys))
         return removed.values.reduce(0, +)

@@ -120,6 +120,15 @@ public struct InstanceRecord: Sendable, Hashable {
     public var framesTransferSyntaxUID: String
 }
 
+/// Which image sets a DICOMweb request sees. By default the primary set of each study, as in AWS
+/// HealthImaging: an instance whose patient/study attributes conflict with its study's primary set is
+/// kept in a non-primary set and must never appear as part of the study (another patient's image in
+/// this patient's study). A non-primary set is reached only by naming it.
+public enum ImageSetScope: Sendable, Hashable {
+    case primary
+    case imageSet(String)
+}
+
 public struct ImageSetFilter: Sendable {
     public var patientID: String?
     public var studyInstanceUID: String?
@@ -185,15 +194,16 @@ public protocol ImageSetIndex: Sendable {
     func referencedBlobs() throws -> [BlobID: Int]
     func isReferenced(_ blob: BlobID) throws -> Bool
     func search(_ query: SearchQuery) throws -> [SearchRow]
-    /// Removes the current instances of a study (or one series, or one instance) in a new version
-    /// of each image set holding them; returns how many were removed from each image set. Rows stay
+    /// Removes the current instances of a study (or one series, or one instance) that `scope` sees,
+    /// in a new version of each image set holding them; returns how many were removed from each image set. Rows stay
     /// for older versions.
-    func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> [String: Int]
+    func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int]
     /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
     /// instance rows only those versions could see.
     func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult
-    /// Current instances of a study, optionally narrowed to a series and an instance, across image sets.
-    func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord]
+    /// Current instances of a study, optionally narrowed to a series and an instance, in the active
+    /// image sets `scope` selects.
+    func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord]
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws
 }

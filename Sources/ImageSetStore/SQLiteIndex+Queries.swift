@@ -94,15 +94,27 @@ extension SQLiteIndex {
                               framesTransferSyntaxUID: row["frames_transfer_syntax_uid"] ?? row["transfer_syntax_uid"])
     }
 
-    public func currentInstances(study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
+    public func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord] {
         try pool.read { db in
             var sql = "SELECT i.* FROM instance i JOIN image_set s ON s.id = i.image_set_id WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND s.state = 'ACTIVE'"
             var args: [any DatabaseValueConvertible] = [study]
+            let (scopeSQL, scopeArgs) = Self.scopeClause(scope, imageSet: "s")
+            sql += " AND " + scopeSQL
+            args += scopeArgs
             if let series { sql += " AND i.series_instance_uid = ?"; args.append(series) }
             if let sop { sql += " AND i.sop_instance_uid = ?"; args.append(sop) }
             sql += " ORDER BY i.series_instance_uid, i.instance_number, i.sop_instance_uid"
             // Cached statements on the request paths: preparing (and GRDB's authorizer) cost more than the query.
             return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: StatementArguments(args)).compactMap(Self.instance)
+        }
+    }
+
+    /// The SQL condition (and its arguments) selecting the image sets `scope` sees, on the image_set
+    /// table aliased `imageSet`.
+    static func scopeClause(_ scope: ImageSetScope, imageSet: String) -> (String, [any DatabaseValueConvertible]) {
+        switch scope {
+        case .primary: ("\(imageSet).is_primary = 1", [])
+        case .imageSet(let id): ("\(imageSet).id = ?", [id])
         }
     }
 

@@ -4,9 +4,12 @@ import GRDB
 extension SQLiteIndex {
     /// QIDO-RS from the index alone: typed columns, counts by SQL, never a blob.
     public func search(_ q: SearchQuery) throws -> [SearchRow] {
-        // Only active image sets are searched, at every level.
-        var clauses = ["s.state = 'ACTIVE'"]
-        var args: [any DatabaseValueConvertible] = []
+        // Only active image sets are searched, at every level, and of those only the ones the scope
+        // sees (primary sets unless one is named): a study is matched and shown by its primary set's
+        // attributes alone, so an instance of another patient never lends the study its Patient ID.
+        let (scopeSQL, scopeArgs) = Self.scopeClause(q.scope, imageSet: "s")
+        var clauses = ["s.state = 'ACTIVE'", scopeSQL]
+        var args: [any DatabaseValueConvertible] = scopeArgs
         for (tag, condition) in q.conditions.sorted(by: { $0.key < $1.key }) {
             guard let (column, kind) = SearchQuery.matchable[tag] else { continue }
             let (sql, values) = Self.clause(column: column, kind: kind, condition: condition, fuzzy: q.fuzzyMatching)
@@ -18,20 +21,21 @@ extension SQLiteIndex {
         // so a search never walks every instance), then computes counts for that page only.
         switch q.level {
         case .study:
-            // A study is found through any of its active image sets and shown with its primary set's attributes.
+            // One row per image set in scope; counts, modalities and the representative instance come
+            // from that set alone.
             if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = ?"); args.append(study) }
             select = """
                 WITH page AS (
-                  SELECT p.* FROM image_set p
-                  WHERE p.is_primary = 1 AND p.study_instance_uid IN (SELECT s.study_instance_uid FROM image_set s WHERE \(clauses.joined(separator: " AND ")))
-                  ORDER BY p.study_date DESC, p.study_instance_uid LIMIT ? OFFSET ?)
+                  SELECT s.* FROM image_set s WHERE \(clauses.joined(separator: " AND "))
+                  ORDER BY s.study_date DESC, s.study_instance_uid, s.id LIMIT ? OFFSET ?)
                 SELECT page.*,
-                  (SELECT MIN(id) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS rep,
-                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS n_series,
-                  (SELECT COUNT(*) FROM instance WHERE study_instance_uid = page.study_instance_uid AND removed_version IS NULL) AS n_instances,
-                  (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM series x JOIN image_set y ON y.id = x.image_set_id
-                     WHERE y.study_instance_uid = page.study_instance_uid AND x.modality != '') AS modalities
-                FROM page ORDER BY page.study_date DESC, page.study_instance_uid
+                  (SELECT MIN(id) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS rep,
+                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS n_series,
+                  (SELECT COUNT(*) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS n_instances,
+                  (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM series x WHERE x.image_set_id = page.id AND x.modality != ''
+                     AND EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = x.image_set_id
+                                 AND i.series_instance_uid = x.series_instance_uid AND i.removed_version IS NULL)) AS modalities
+                FROM page ORDER BY page.study_date DESC, page.study_instance_uid, page.id
                 """
         case .series:
             clauses.append("""
@@ -42,15 +46,13 @@ extension SQLiteIndex {
             if let series = q.seriesInstanceUID { clauses.append("se.series_instance_uid = ?"); args.append(series) }
             select = """
                 WITH page AS (
-                  -- MAX(s.is_primary) makes SQLite take the bare columns from the primary set's row when a
-                  -- series spans the primary set and a conflict set.
-                  SELECT s.*, se.*, MAX(s.is_primary) AS primary_rank FROM series se JOIN image_set s ON s.id = se.image_set_id
+                  SELECT s.*, se.* FROM series se JOIN image_set s ON s.id = se.image_set_id
                   WHERE \(clauses.joined(separator: " AND "))
-                  GROUP BY se.series_instance_uid ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid LIMIT ? OFFSET ?)
+                  ORDER BY s.study_instance_uid, se.series_number, se.series_instance_uid, se.image_set_id LIMIT ? OFFSET ?)
                 SELECT page.*,
-                  (SELECT MIN(id) FROM instance WHERE series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS rep,
-                  (SELECT COUNT(*) FROM instance WHERE series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS n_series_instances
-                FROM page ORDER BY page.study_instance_uid, page.series_number, page.series_instance_uid
+                  (SELECT MIN(id) FROM instance WHERE image_set_id = page.image_set_id AND series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS rep,
+                  (SELECT COUNT(*) FROM instance WHERE image_set_id = page.image_set_id AND series_instance_uid = page.series_instance_uid AND removed_version IS NULL) AS n_series_instances
+                FROM page ORDER BY page.study_instance_uid, page.series_number, page.series_instance_uid, page.image_set_id
                 """
         case .instance:
             clauses.append("i.removed_version IS NULL")
@@ -82,7 +84,8 @@ extension SQLiteIndex {
             let marks = values.map { _ in "?" }.joined(separator: ", ")
             // Uncorrelated, so it runs once: a correlated EXISTS made SQLite walk every series of the
             // modality for each image set (1,000,000 row visits on a 100,000-instance index).
-            return ("s.study_instance_uid IN (SELECT n.study_instance_uid FROM series m JOIN image_set n ON n.id = m.image_set_id WHERE m.modality IN (\(marks)))", values)
+            // The image set's own series: a modality of a conflicting set's series is not the study's.
+            return ("s.id IN (SELECT m.image_set_id FROM series m WHERE m.modality IN (\(marks)))", values)
         }
         switch condition {
         case .anyOf(let values):

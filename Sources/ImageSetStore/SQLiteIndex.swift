@@ -46,12 +46,16 @@ public struct SQLiteIndex: ImageSetIndex {
         }
     }
 
-    public func removeInstances(study: String, series: String?, sop: String?, reason: String) throws -> [String: Int] {
+    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int] {
         try pool.write { db in
-            var sql = "SELECT id, image_set_id, series_instance_uid FROM instance WHERE study_instance_uid = ? AND removed_version IS NULL"
-            var args: [any DatabaseValueConvertible] = [study]
-            if let series { sql += " AND series_instance_uid = ?"; args.append(series) }
-            if let sop { sql += " AND sop_instance_uid = ?"; args.append(sop) }
+            let (scopeSQL, scopeArgs) = Self.scopeClause(scope, imageSet: "s")
+            var sql = """
+                SELECT i.id, i.image_set_id, i.series_instance_uid FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND \(scopeSQL)
+                """
+            var args: [any DatabaseValueConvertible] = [study] + scopeArgs
+            if let series { sql += " AND i.series_instance_uid = ?"; args.append(series) }
+            if let sop { sql += " AND i.sop_instance_uid = ?"; args.append(sop) }
             let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
             var batch = Batch(db: db, now: Date().timeIntervalSince1970)
             for row in rows {
@@ -156,10 +160,33 @@ public struct SQLiteIndex: ImageSetIndex {
             if conflicts.isEmpty { return (primary["id"], true, []) }
             let candidates = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM image_set WHERE study_instance_uid = ? AND is_primary = 0"),
                                               arguments: [p.studyInstanceUID])
-            for c in candidates where SQLiteIndex.attributes(c).conflicts(with: p.attributes).isEmpty {
-                return (c["id"], false, conflicts)
+            let matching = candidates.first { SQLiteIndex.attributes($0).conflicts(with: p.attributes).isEmpty }
+            // A primary set that holds nothing (all deleted, or replaced by instances that moved) no longer
+            // speaks for the study: the study is re-sent with corrected patient data, say. The arriving
+            // instance's set becomes primary, so the corrected study is what DICOMweb serves; nothing of
+            // the old primary can be mixed into it, since it has no current instance.
+            if try !Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE image_set_id = ? AND removed_version IS NULL)"),
+                                  arguments: [primary["id"] as String])! {
+                let id = try matching.map { $0["id"] as String } ?? create(p, primary: false, conflicts: [])
+                try promote(id, study: p.studyInstanceUID, attributes: p.attributes)
+                return (id, true, [])
             }
+            if let matching { return (matching["id"], false, conflicts) }
             return (try create(p, primary: false, conflicts: conflicts), false, conflicts)
+        }
+
+        /// Makes `id` the study's primary image set; every other set of the study becomes non-primary,
+        /// its conflicts recomputed against the new primary's attributes.
+        func promote(_ id: String, study: String, attributes: InstanceAttributes) throws {
+            // Demote first: at most one primary per study (the unique index image_set_one_primary).
+            try db.execute(sql: "UPDATE image_set SET is_primary = 0 WHERE study_instance_uid = ?", arguments: [study])
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ?", arguments: [study]) {
+                let other: String = row["id"]
+                let conflicts = other == id ? [] : SQLiteIndex.attributes(row).conflicts(with: attributes)
+                try db.execute(sql: "UPDATE image_set SET conflicts = ? WHERE id = ?", arguments: [
+                    String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self), other])
+            }
+            try db.execute(sql: "UPDATE image_set SET is_primary = 1 WHERE id = ?", arguments: [id])
         }
 
         func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) throws -> String {

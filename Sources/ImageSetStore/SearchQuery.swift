@@ -16,6 +16,8 @@ public struct SearchQuery: Sendable {
     public var studyInstanceUID: String?
     public var seriesInstanceUID: String?
     public var fuzzyMatching = false
+    /// The image sets searched: primary sets only unless one is named.
+    public var scope = ImageSetScope.primary
     public var limit = 100
     public var offset = 0
 

@@ -133,9 +133,9 @@ final class ImageSetAPITests: DICOMwebTestCase {
         }
     }
 
-    /// A replacement that carries other patient attributes moves the instance to a conflict set:
-    /// the set it left is empty, so it is DELETED and searches stop finding the old name; with
-    /// retention, the old bytes are freed.
+    /// A replacement that carries other patient attributes moves the instance to another set: the
+    /// set it left is empty, so it is DELETED and no longer primary (the new set is: nothing of the old
+    /// one can mix into it), and searches stop finding the old name; with retention, the old bytes are freed.
     func testReplacementThatMovesSetsEmptiesAndPrunesTheOldSet() async throws {
         let store = self.store!
         try store.setPolicy(.replace)
@@ -146,8 +146,10 @@ final class ImageSetAPITests: DICOMwebTestCase {
             _ = try await self.stow(client, [renamed])
             let sets = try store.index.imageSets(ImageSetFilter())
             XCTAssertEqual(sets.count, 2)
-            XCTAssertEqual(sets.first { $0.isPrimary }?.state, "DELETED")
-            XCTAssertEqual(sets.first { !$0.isPrimary }?.instanceCount, 1)
+            XCTAssertEqual(sets.first { !$0.isPrimary }?.state, "DELETED")
+            XCTAssertEqual(sets.first { $0.isPrimary }?.instanceCount, 1)
+            XCTAssertEqual(sets.first { $0.isPrimary }?.attributes.patientName, "ROE^JOHN")
+            XCTAssertEqual(sets.first { !$0.isPrimary }?.conflicts.map(\.keyword), ["PatientName"])
             for (name, count) in [("DOE*", 0), ("ROE*", 1)] {
                 try await client.execute(uri: "/dicomweb/studies?PatientName=\(name)", method: .get) { r in
                     XCTAssertEqual((try Self.json(r.body) as? [Any])?.count, count, name)

@@ -93,7 +93,7 @@ final class ConcurrencyAndCrashTests: XCTestCase {
             await pruner
             let report = try store.verify()
             XCTAssertTrue(report.missing.isEmpty, "round \(round): \(report.missing)")
-            XCTAssertEqual(try store.index.currentInstances(study: "1.2.826.0.1.3680043.9.7433.1", series: nil, sop: nil).count, 6)
+            XCTAssertEqual(try store.index.currentInstances(study: "1.2.826.0.1.3680043.9.7433.1", series: nil, sop: nil, scope: .primary).count, 6)
         }
         try store.prune(keep: 1)
         XCTAssertTrue(try store.verify().isClean)
