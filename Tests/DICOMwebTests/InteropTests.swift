@@ -41,6 +41,7 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(report["retrieved_identical"] as? Int, paths.count)
         XCTAssertGreaterThanOrEqual(report["frames_checked"] as? Int ?? 0, paths.count)
         XCTAssertEqual(report["rendered_checked"] as? Int, paths.count, "every file has pixels")
+        XCTAssertEqual(report["conflict_checked"] as? Int, 1, "a conflicting instance stays out of its study")
         print("interop: \(report)")
     }
 }

@@ -4,8 +4,11 @@
 Usage: dicomweb_interop.py URL FILE...   (URL is the DICOMweb root, e.g. http://127.0.0.1:8080/dicomweb)
 Stores the files (STOW-RS), searches them (QIDO-RS), retrieves each instance, its metadata, its
 frames, rendered images and its Pixel Data bulk data (WADO-RS), and compares with the originals:
-instance bytes exactly, metadata values, frames and decoded pixels, rendered sizes and formats. Prints a JSON report; exits 1 on any mismatch.
+instance bytes exactly, metadata values, frames and decoded pixels, rendered sizes and formats; then
+stores an instance of the first study with another Patient ID and checks it stays out of the study
+(non-primary image set) and is reached by imageSetId. Prints a JSON report; exits 1 on any mismatch.
 """
+import copy
 import json
 import sys
 import warnings
@@ -87,6 +90,31 @@ for path, ds in zip(paths, datasets):
         bulk = client.retrieve_bulkdata(meta["7FE00010"]["BulkDataURI"]) if "BulkDataURI" in meta.get("7FE00010", {}) else None
         if bulk is None:
             problems.append(f"{path}: no BulkDataURI for Pixel Data")
+
+# Patient safety: an instance of the first study with another Patient ID is stored in a non-primary
+# image set (WarningReason 0xB100) and never shows up in the study; imageSetId reaches it.
+first = datasets[0]
+other = copy.deepcopy(first)
+other.SOPInstanceUID = pydicom.uid.generate_uid()
+other.file_meta.MediaStorageSOPInstanceUID = other.SOPInstanceUID
+other.PatientID = "INTEROP-OTHER-PATIENT"
+response = client.store_instances(datasets=[other])
+items = list(getattr(response, "ReferencedSOPSequence", []))
+if len(items) != 1 or items[0].get("WarningReason") != 0xB100:
+    problems.append(f"conflicting instance: no WarningReason 0xB100 in {items}")
+else:
+    url = str(items[0].RetrieveURL)
+    set_id = url.split("imageSetId=")[-1] if "imageSetId=" in url else None
+    study = str(first.StudyInstanceUID)
+    hits = client.search_for_instances(study_instance_uid=study)
+    if any(h["00080018"]["Value"][0] == str(other.SOPInstanceUID) for h in hits):
+        problems.append("conflicting instance listed in its study")
+    if client.search_for_studies(search_filters={"PatientID": "INTEROP-OTHER-PATIENT"}):
+        problems.append("the study is found by the conflicting Patient ID")
+    scoped = client.search_for_studies(search_filters={"imageSetId": set_id}) if set_id else []
+    if [s["00100020"]["Value"][0] for s in scoped] != ["INTEROP-OTHER-PATIENT"]:
+        problems.append(f"imageSetId={set_id} does not reach the non-primary set: {scoped}")
+    report["conflict_checked"] = 1
 
 report["problems"] = problems
 print(json.dumps(report))
