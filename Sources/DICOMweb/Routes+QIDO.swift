@@ -25,6 +25,10 @@ extension DICOMwebService {
 
     /// QIDO-RS (PS3.18 §10.6), answered from the index.
     func search(_ request: Request, level: SearchQuery.Level, study: String?, series: String?) throws -> Response {
+        // A UID in the path is checked like one in the query: 400, not an empty answer.
+        for uid in [study, series].compactMap({ $0 }) where !UID.isValid(uid) {
+            throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
+        }
         var query = SearchQuery(level: level)
         query.studyInstanceUID = study
         query.seriesInstanceUID = series
@@ -33,12 +37,13 @@ extension DICOMwebService {
         var include: Set<Tag> = []
         var includeAll = false
         var ignored: [String] = []
+        var limit: Int?
         for (key, value) in request.uri.queryParameters {
             let k = String(key), v = String(value)
             switch k {
             case "limit":
                 guard let n = Int(v), n >= 0 else { throw DICOMwebError(.badRequest, "limit '\(v)' is not a non-negative integer") }
-                query.limit = min(n, 10_000)
+                limit = n
             case "offset":
                 guard let n = Int(v), n >= 0 else { throw DICOMwebError(.badRequest, "offset '\(v)' is not a non-negative integer") }
                 query.offset = n
@@ -54,6 +59,8 @@ extension DICOMwebService {
                         throw DICOMwebError(.badRequest, "includefield '\(name)' is not a DICOM keyword or tag")
                     }
                     include.insert(tag)
+                    // A private element comes with the creator of its block (PS3.18 §10.6.3.3.1).
+                    if let creator = tag.privateCreatorTag { include.insert(creator) }
                 }
             default:
                 guard let tag = Self.attributeTag(k) else {
@@ -63,7 +70,20 @@ extension DICOMwebService {
                 query.conditions[tag] = try Self.condition(for: tag, value: v)
             }
         }
-        let rows = try store.index.search(query)
+        // Without `limit` a page holds the default, beyond the maximum it is clamped; one row more
+        // than the page tells whether matches remain (PS3.18 §8.3.4.4.1).
+        let page = min(limit ?? SearchQuery.defaultLimit, SearchQuery.maximumLimit)
+        query.limit = page + 1
+        var rows = try store.index.search(query)
+        let truncated = rows.count > page
+        if truncated { rows.removeLast(rows.count - page) }
+        var warnings: [String] = []
+        let clamped = limit.map { $0 > SearchQuery.maximumLimit } ?? false
+        if clamped { warnings.append("limit \(limit ?? 0) exceeds the maximum of \(SearchQuery.maximumLimit) results per response") }
+        // Only when the server chose the page size: a client that set `limit` asked for that page.
+        if truncated && (limit == nil || clamped) {
+            warnings.append("There are additional results that can be requested with offset=\(query.offset + page)")
+        }
         let root = root(request)
         var results: [[String: Any]] = []
         for row in rows {
@@ -98,8 +118,9 @@ extension DICOMwebService {
         let body = JSONOutput.serialize(results)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if !ignored.isEmpty {
-            headers[HTTPField.Name("Warning")!] = "299 tessera \"The fields \(ignored.joined(separator: ", ")) could not be matched at this level and were ignored\""
+            warnings.append("The fields \(ignored.joined(separator: ", ")) could not be matched at this level and were ignored")
         }
+        for warning in warnings { headers.append(HTTPField(name: HTTPField.Name("Warning")!, value: "299 tessera \"\(warning)\"")) }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
@@ -149,7 +170,15 @@ extension DICOMwebService {
         let vr = DataDictionary.vr(for: tag).description
         guard !value.isEmpty else { return ["vr": vr] }
         switch vr {
-        case "PN": return ["vr": vr, "Value": [["Alphabetic": value]]]
+        case "PN":
+            // Component groups as DICOM JSON has them (PS3.18 §F.2.2), as DICOMJSON.encode writes them.
+            return ["vr": vr, "Value": value.split(separator: "\\", omittingEmptySubsequences: false).map { name -> Any in
+                var name = Substring(name)
+                while name.hasSuffix("=") { name = name.dropLast() }
+                guard !name.isEmpty else { return NSNull() }
+                let groups = name.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+                return Dictionary(uniqueKeysWithValues: zip(["Alphabetic", "Ideographic", "Phonetic"], groups))
+            }]
         case "IS", "US", "UL", "SS", "SL": return ["vr": vr, "Value": [Int(value) ?? 0]]
         default: return ["vr": vr, "Value": value.split(separator: "\\", omittingEmptySubsequences: false).map(String.init)]
         }

@@ -112,6 +112,31 @@ extension SQLiteIndex {
                 CREATE INDEX instance_current_study ON instance(study_instance_uid, series_instance_uid) WHERE removed_version IS NULL;
                 """)
         }
+        // Person names get folded keys (SearchQuery.personNameKey) to match on: SQLite's LIKE
+        // folds ASCII letters only. A stored column rather than a registered SQL function, so
+        // that a search never calls into Swift per row and `DOE*` is a range of the key's index
+        // (GLOB on a BINARY column); existing rows are backfilled here.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: """
+                ALTER TABLE image_set ADD COLUMN patient_name_key TEXT NOT NULL DEFAULT '';
+                ALTER TABLE image_set ADD COLUMN referring_physician_name_key TEXT NOT NULL DEFAULT '';
+                """)
+            let update = try db.makeStatement(sql: "UPDATE image_set SET patient_name_key = ?, referring_physician_name_key = ? WHERE rowid = ?")
+            var last: Int64 = 0
+            while true {
+                // In pages, so a large index is not read into memory at once.
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT rowid, patient_name, referring_physician_name FROM image_set WHERE rowid > ? ORDER BY rowid LIMIT 10000
+                    """, arguments: [last])
+                guard let end = rows.last else { break }
+                for r in rows {
+                    try update.execute(arguments: [SearchQuery.personNameKey(r["patient_name"]),
+                                                   SearchQuery.personNameKey(r["referring_physician_name"]), r["rowid"] as Int64])
+                }
+                last = end["rowid"]
+            }
+            try db.execute(sql: "CREATE INDEX image_set_patient_name_key ON image_set(patient_name_key)")
+        }
         return m
     }
 }

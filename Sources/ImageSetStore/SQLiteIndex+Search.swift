@@ -103,21 +103,17 @@ extension SQLiteIndex {
             case .integer:
                 return ("\(column) = ?", [Int(value) ?? Int.min])
             case .personName:
-                // Case-insensitive; LIKE with escaped % and _, and * ? as wildcards.
-                var pattern = ""
-                for ch in value {
-                    switch ch {
-                    case "%", "_", "\\": pattern += "\\\(ch)"
-                    case "*": pattern += "%"
-                    case "?": pattern += "_"
-                    default: pattern.append(ch)
-                    }
-                }
-                if fuzzy {
-                    // Any name component that starts with the value.
-                    return ("(' ' || REPLACE(REPLACE(\(column), '^', ' '), '=', ' ')) LIKE ? ESCAPE '\\'", ["% " + pattern + "%"])
-                }
-                return ("\(column) LIKE ? ESCAPE '\\'", [pattern])
+                // The column is the folded key and the value is folded alike, so GLOB (case-sensitive,
+                // `*` and `?` are DICOM's wildcards too, `[` escaped) matches case-insensitively in
+                // every script, and a pattern with a literal prefix is a range of the key's index.
+                let key = SearchQuery.personNameKey(value).replacingOccurrences(of: "[", with: "[[]")
+                guard fuzzy else { return ("\(column) GLOB ?", [key]) }
+                // Fuzzy: every word of the value (split at ^, =, \ and spaces) begins some word of the
+                // name, in any order: `fam^giv` finds `Family^Given^^^`, `john` finds `Smith^John`.
+                let words = key.split(whereSeparator: { "^=\\ ".contains($0) }).map { "* \($0)*" }
+                guard !words.isEmpty else { return ("1", []) }
+                let spaced = "(' ' || REPLACE(REPLACE(REPLACE(\(column), '^', ' '), '=', ' '), '\\', ' '))"
+                return ("(" + words.map { _ in "\(spaced) GLOB ?" }.joined(separator: " AND ") + ")", words)
             default:
                 if wildcard {
                     let glob = value.replacingOccurrences(of: "[", with: "[[]")

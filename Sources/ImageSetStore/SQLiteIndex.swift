@@ -196,11 +196,13 @@ public struct SQLiteIndex: ImageSetIndex {
             try db.cachedStatement(sql: """
                 INSERT INTO image_set(id, study_instance_uid, is_primary, latest_version, created_at, updated_at,
                     patient_id, patient_name, patient_birth_date, patient_sex, study_date, study_time, accession_number,
-                    study_id, study_description, referring_physician_name, institution_name, conflicts)
-                VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    study_id, study_description, referring_physician_name, institution_name, conflicts,
+                    patient_name_key, referring_physician_name_key)
+                VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [id, p.studyInstanceUID, primary, now, now, a.patientID, a.patientName, a.patientBirthDate,
                                  a.patientSex, a.studyDate, a.studyTime, a.accessionNumber, a.studyID, a.studyDescription,
-                                 a.referringPhysicianName, a.institutionName, conflictJSON])
+                                 a.referringPhysicianName, a.institutionName, conflictJSON,
+                                 SearchQuery.personNameKey(a.patientName), SearchQuery.personNameKey(a.referringPhysicianName)])
             return id
         }
 

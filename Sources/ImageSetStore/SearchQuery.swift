@@ -1,4 +1,5 @@
 import DICOMCore
+import Foundation
 
 /// A QIDO-RS search, already parsed: which level, which attributes must match how.
 public struct SearchQuery: Sendable {
@@ -18,14 +19,37 @@ public struct SearchQuery: Sendable {
     public var fuzzyMatching = false
     /// The image sets searched: primary sets only unless one is named.
     public var scope = ImageSetScope.primary
-    public var limit = 100
+    public var limit = SearchQuery.defaultLimit
     public var offset = 0
+
+    /// The page size without `limit`, and the most one response holds (PS3.18 §8.3.4.4.1 maxResults).
+    public static let defaultLimit = 100
+    public static let maximumLimit = 10_000
 
     public init(level: Level) { self.level = level }
 
+    /// The form of a person name that the index matches against (the `*_name_key` columns): per
+    /// value, trailing empty components and component groups dropped (PS3.5 §6.2.1.1 makes
+    /// `A^B^^^` and `A^B` the same name), then Unicode case folding and NFC, so that any
+    /// letter matches its other case (`ДОЕ` / `Дое`, `MÜLLER` / `müller`, `Σ` / `ς`), which
+    /// SQLite's LIKE does for ASCII only. Query values are folded the same way.
+    public static func personNameKey(_ name: String) -> String {
+        name.split(separator: "\\", omittingEmptySubsequences: false).map { value in
+            var groups = value.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).map { group in
+                var g = Substring(group)
+                while g.hasSuffix("^") { g = g.dropLast() }
+                return String(g)
+            }
+            while groups.count > 1, groups.last?.isEmpty == true { groups.removeLast() }
+            return groups.joined(separator: "=")
+        }.joined(separator: "\\").folding(options: .caseInsensitive, locale: nil).precomposedStringWithCanonicalMapping
+    }
+
     /// Attributes that can be matched at each level, and how they are stored.
     public static let matchable: [Tag: (column: String, kind: ColumnKind)] = [
-        Tag(0x0010_0010): ("s.patient_name", .personName),
+        // Person names match on their folded keys (personNameKey); the values returned come from
+        // the unfolded columns.
+        Tag(0x0010_0010): ("s.patient_name_key", .personName),
         Tag(0x0010_0020): ("s.patient_id", .text),
         Tag(0x0010_0030): ("s.patient_birth_date", .dateOrTime),
         Tag(0x0010_0040): ("s.patient_sex", .text),
@@ -35,7 +59,7 @@ public struct SearchQuery: Sendable {
         Tag(0x0020_0010): ("s.study_id", .text),
         Tag(0x0020_000D): ("s.study_instance_uid", .uid),
         Tag(0x0008_1030): ("s.study_description", .text),
-        Tag(0x0008_0090): ("s.referring_physician_name", .personName),
+        Tag(0x0008_0090): ("s.referring_physician_name_key", .personName),
         Tag(0x0008_0080): ("s.institution_name", .text),
         Tag(0x0008_0060): ("se.modality", .text),
         Tag(0x0020_000E): ("se.series_instance_uid", .uid),
