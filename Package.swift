@@ -41,7 +41,10 @@ let package = Package(
             linkerSettings: [.linkedLibrary("openjph")]
         ),
         // C glue over those libraries (memory streams, longjmp error handling); see include/ccodecs.h.
-        .target(name: "CCodecs", dependencies: ["COpenJPEG", "CJPEG", "CCharLS"]),
+        // 12-bit JPEG goes through DCMTK's libijg12 (Debian: libdcmtk-dev); it has no pkg-config file
+        // and Debian ships no headers for it, so DCMTK's are in Sources/CCodecs/ijg12 and the library
+        // is named directly.
+        .target(name: "CCodecs", dependencies: ["COpenJPEG", "CJPEG", "CCharLS"], linkerSettings: [.linkedLibrary("ijg12")]),
         .target(
             name: "PixelData",
             dependencies: ["DICOMParser", "CCodecs", "COpenJPH", .product(name: "CompressNIO", package: "compress-nio"),

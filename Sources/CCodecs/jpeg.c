@@ -5,34 +5,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 #include "common.h"
-
-// libjpeg's default error handler exits the process; this one jumps back with the message.
-typedef struct {
-    struct jpeg_error_mgr pub;
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-    int truncated;
-} error_t_;
-
-static void on_error(j_common_ptr cinfo) {
-    error_t_ *e = (error_t_ *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, e->message);
-    longjmp(e->jump, 1);
-}
-static void on_message(j_common_ptr cinfo, int level) {
-    error_t_ *e = (error_t_ *)cinfo->err;
-    // A stream that ends early decodes as grey padding with only a warning: treat it as the error it is.
-    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) e->truncated = 1;
-}
-
-/// Clears `e` and installs the handlers above; the result goes into the codec's `err`.
-static struct jpeg_error_mgr *init_errors(error_t_ *e) {
-    memset(e, 0, sizeof *e);
-    struct jpeg_error_mgr *mgr = jpeg_std_error(&e->pub);
-    e->pub.error_exit = on_error;
-    e->pub.emit_message = on_message;
-    return mgr;
-}
+#include "jpeg_errors.h"
 
 int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
                         ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length) {
@@ -57,18 +30,13 @@ int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size
         return ccodecs_fail(err, err_length, "%d-bit JPEG is not supported by this libjpeg", cinfo.data_precision);
     }
     int comps = cinfo.num_components;
-    if (comps != 1 && comps != 3) {
+    if (ccodecs_jpeg_check(comps, cinfo.image_width, cinfo.image_height, max_samples, err, err_length)) {
         jpeg_destroy_decompress(&cinfo);
-        return ccodecs_fail(err, err_length, "JPEG with %d components is not supported", comps);
+        return 1;
     }
     if (comps == 3 && assume_rgb && !cinfo.saw_JFIF_marker && !cinfo.saw_Adobe_marker) cinfo.jpeg_color_space = JCS_RGB;
     int transformed = comps == 3 && cinfo.jpeg_color_space == JCS_YCbCr;
     cinfo.out_color_space = comps == 3 ? JCS_RGB : JCS_GRAYSCALE;
-    uint64_t total = (uint64_t)cinfo.image_width * cinfo.image_height * comps;
-    if (total == 0 || total > max_samples) {
-        jpeg_destroy_decompress(&cinfo);
-        return ccodecs_fail(err, err_length, "JPEG image of %ux%ux%d exceeds the frame's size", cinfo.image_width, cinfo.image_height, comps);
-    }
     jpeg_start_decompress(&cinfo);
     size_t stride = (size_t)cinfo.output_width * cinfo.output_components;
     buf = malloc(stride * cinfo.output_height);
@@ -78,21 +46,10 @@ int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_decompress(&cinfo);
-    info->width = cinfo.output_width;
-    info->height = cinfo.output_height;
-    info->components = (uint32_t)cinfo.output_components;
-    info->precision = 8;
-    info->is_signed = 0;
-    info->bytes_per_sample = 1;
-    info->color_transformed = transformed;
+    uint32_t width = cinfo.output_width, height = cinfo.output_height;
+    int out_comps = cinfo.output_components;
     jpeg_destroy_decompress(&cinfo);
-    if (e.truncated) {
-        free(buf);
-        return ccodecs_fail(err, err_length, "libjpeg: the JPEG stream ends before the image is complete");
-    }
-    *out = buf;
-    *out_length = stride * info->height;
-    return 0;
+    return ccodecs_jpeg_result(buf, width, height, out_comps, 8, transformed, e.truncated, "libjpeg", info, out, out_length, err, err_length);
 }
 
 int ccodecs_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t components, int quality,

@@ -145,17 +145,21 @@ public struct OpenJPEGCodec: PixelDecoder, PixelEncoder {
     }
 }
 
-/// 8-bit JPEG baseline and extended (processes 1 and 2/4) through libjpeg.
+/// JPEG baseline and extended (processes 1 and 2/4): 8-bit samples through libjpeg(-turbo), 12-bit
+/// samples (process 4, Bits Stored > 8) through DCMTK's libijg12. The stream's frame header says
+/// which, not the data set: Bits Stored may say 12 over an 8-bit stream (it is widened), and the
+/// two libraries each refuse the other's precision.
 public struct LibJPEGCodec: PixelDecoder {
     public init() {}
     public var transferSyntaxUIDs: [String] { ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"] }
 
     public func decode(_ encoded: [UInt8], description d: PixelDescription) throws(DICOMError) -> DecodedFrame {
         // DICOM says RGB: a stream without JFIF/Adobe markers holds RGB components, untransformed.
-        let assumeRGB = d.photometricInterpretation == "RGB"
+        let assumeRGB: Int32 = d.photometricInterpretation == "RGB" ? 1 : 0
         let output = try encoded.withUnsafeBufferPointer { (src) throws(DICOMError) -> CodecOutput in
-            try CodecOutput.call { info, out, length, err, errLength in
-                ccodecs_jpeg_decode(src.baseAddress, src.count, assumeRGB ? 1 : 0, d.samplesPerFrame, info, out, length, err, errLength)
+            let decode = ccodecs_jpeg_sof_precision(src.baseAddress, src.count) == 12 ? ccodecs_jpeg12_decode : ccodecs_jpeg_decode
+            return try CodecOutput.call { info, out, length, err, errLength in
+                decode(src.baseAddress, src.count, assumeRGB, d.samplesPerFrame, info, out, length, err, errLength)
             }
         }
         var frame = try output.frame(for: d, signednessFromStream: false)

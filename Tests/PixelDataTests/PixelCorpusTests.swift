@@ -9,8 +9,11 @@ import XCTest
 /// reference decoders (Tools/oracles/pydicom_pixels.py), must be byte-identical.
 final class PixelCorpusTests: XCTestCase {
     /// Files pydicom decodes that Tessera refuses on purpose, with the reason (Docs/conformance.md).
-    static let expectedRefusals: [String: String] = [
-        "JPGExtended.dcm": "12-bit JPEG (process 4): Debian's libjpeg-turbo 2.1 is built for 8-bit samples only",
+    static let expectedRefusals: [String: String] = [:]
+    /// Lossy files whose reference decoder rounds differently from Tessera's library: 16-bit samples
+    /// within ±1 of pydicom's, and identical to DCMTK's in the test named.
+    static let withinOne: [String: String] = [
+        "JPGExtended.dcm": "12-bit JPEG: pylibjpeg-libjpeg's IDCT is not IJG 6b's (libijg12); JPEG12Tests matches dcmdjpeg exactly",
     ]
 
     func testEveryFrameMatchesPydicom() throws {
@@ -57,6 +60,13 @@ final class PixelCorpusTests: XCTestCase {
             let mine = ours.reduce(into: [UInt8]()) { $0 += $1.bytes }
             if mine.count != reference.count {
                 failures.append("\(name): \(mine.count) bytes decoded, pydicom \(reference.count) (itemsize \(expected["itemsize"] ?? "?"))")
+            } else if Self.withinOne[name] != nil {
+                let off = (0..<mine.count / 2).filter { i in
+                    let a = Int(mine[2 * i]) | Int(mine[2 * i + 1]) << 8
+                    let b = Int(reference[reference.startIndex + 2 * i]) | Int(reference[reference.startIndex + 2 * i + 1]) << 8
+                    return abs(a - b) > 1
+                }
+                if off.isEmpty { matched += 1; framesCompared += ours.count } else { failures.append("\(name): \(off.count) samples differ by more than 1") }
             } else if let i = mine.indices.first(where: { mine[$0] != reference[reference.startIndex + $0] }) {
                 let diffs = mine.indices.filter { mine[$0] != reference[reference.startIndex + $0] }.count
                 failures.append("\(name): differs at byte \(i) of \(mine.count) (\(diffs) bytes differ)")

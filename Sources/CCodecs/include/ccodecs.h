@@ -1,6 +1,6 @@
 // C glue for the codec libraries whose APIs Swift cannot call directly: OpenJPEG needs
-// stream callbacks over memory, libjpeg reports errors by longjmp, CharLS's output layout
-// follows the stream's interleave mode. Each function is reentrant; none prints anything.
+// stream callbacks over memory, libjpeg (8-bit) and libijg12 (12-bit) report errors by longjmp,
+// CharLS's output layout follows the stream's interleave mode. Each function is reentrant; none prints anything.
 #ifndef CCODECS_H
 #define CCODECS_H
 #include <stddef.h>
@@ -29,6 +29,15 @@ int ccodecs_j2k_encode(const uint8_t *samples, size_t length, const ccodecs_info
 /// `assume_rgb`: a 3-component stream without JFIF/Adobe markers holds RGB, not YCbCr.
 int ccodecs_jpeg_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
                         ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// Decodes 12-bit lossy JPEG (processes 2 and 4) with DCMTK's libijg12 to gray or RGB, as 16-bit
+/// little-endian samples (precision 12); otherwise as ccodecs_jpeg_decode.
+int ccodecs_jpeg12_decode(const uint8_t *data, size_t length, int assume_rgb, size_t max_samples,
+                          ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// The sample precision P of a JPEG stream's frame header (T.81 B.2.2), or -1 when no SOF marker
+/// precedes the first scan or the stream ends first.
+int ccodecs_jpeg_sof_precision(const uint8_t *data, size_t length);
 
 /// Encodes 8-bit gray (1 component) or interleaved RGB (3) pixels as baseline JPEG at `quality` (1-100),
 /// for rendered images. The output is malloc'ed (free with ccodecs_free).
