@@ -104,7 +104,7 @@ struct VerifyCommand: ParsableCommand {
             ingest, as a writer's start-up does. Exit status 1 when anything is missing, corrupt or unreferenced.
             """)
 
-    @Option(help: "The data folder.") var data: String
+    @Option(help: "The data folder (read only unless --repair).") var data: String
     @Flag(help: "Remove unreferenced blobs and staged files first (takes the folder's lock).") var repair = false
 
     func run() throws {

@@ -24,7 +24,7 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: "Files and folders to import.")
     var paths: [String]
 
-    @Option(help: "The data folder.")
+    @Option(help: "The data folder (created when missing).")
     var data: String
 
     @Option(help: "Files read and parsed at once.")
