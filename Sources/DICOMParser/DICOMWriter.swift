@@ -8,7 +8,8 @@ import NIOCore
 public enum DICOMWriter {
     /// Tessera's implementation identification in the file meta group (a UUID-derived 2.25 UID).
     public static let implementationClassUID = "2.25.188741369211948312452406381045226739317"
-    public static let implementationVersionName = "TESSERA_0_1"
+    /// `TESSERA_<major>_<minor>` (SH, at most 16 characters).
+    public static let implementationVersionName = "TESSERA_" + TesseraVersion.string.split(separator: ".").prefix(2).joined(separator: "_")
 
     /// A complete Part 10 file: preamble, `DICM`, a file meta group made for `dataSet`, the data set.
     /// Meta elements in `meta` (e.g. Source AE Title) are kept; the UIDs and version are always rewritten.

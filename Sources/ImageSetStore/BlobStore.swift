@@ -104,7 +104,7 @@ public final class BlobWriter {
         self.path = path
         self.limit = limit
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
         pending.reserveCapacity(Self.flushSize)
     }
 
@@ -132,7 +132,7 @@ public final class BlobWriter {
         while off < bytes.count {
             let n = Glibc.write(fd, base + off, bytes.count - off)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: errno \(errno)") }
+            guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: \(DataFolderError.errnoText())") }
             off += n
         }
     }
@@ -187,6 +187,9 @@ public struct FileBlobStore: BlobStore {
         try FileManager.default.createDirectory(atPath: root + "/tmp", withIntermediateDirectories: true)
     }
 
+    /// For reading only: creates nothing.
+    public init(existingRoot root: String) { self.root = root }
+
     func path(_ id: BlobID) -> String {
         let h = id.hex
         return "\(root)/\(h.prefix(2))/\(h.dropFirst(2).prefix(2))/\(h)"
@@ -197,7 +200,7 @@ public struct FileBlobStore: BlobStore {
     public func stage(_ chunks: some AsyncSequence<[UInt8], any Error>, limit: Int) async throws -> StagedBlob {
         let temp = "\(tmp)/\(UUID().uuidString).part"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
         var hasher = SHA256()
         var size = 0
         var chunkCount = 0
@@ -231,7 +234,7 @@ public struct FileBlobStore: BlobStore {
     public func stage(bytes: [UInt8]) throws -> StagedBlob {
         let temp = "\(tmp)/\(UUID().uuidString).part"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: errno \(errno)") }
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
         do {
             try Self.writeAll(fd, bytes)
             close(fd)
@@ -253,12 +256,12 @@ public struct FileBlobStore: BlobStore {
         // The shard folder usually exists: try the rename first, create the folder only when it is missing.
         if rename(staged.path, final) == 0 { return true }
         guard errno == ENOENT else {
-            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: errno \(errno)")
+            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: \(DataFolderError.errnoText())")
         }
         let dir = (final as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         guard rename(staged.path, final) == 0 else {
-            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: errno \(errno)")
+            throw BlobStoreError(kind: .io, description: "cannot move the blob into place: \(DataFolderError.errnoText())")
         }
         return true
     }
@@ -266,9 +269,9 @@ public struct FileBlobStore: BlobStore {
     /// syncfs(2) on the blob file system: staged contents and renamed names reach the disk together.
     public func sync() throws {
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot open \(root): errno \(errno)") }
+        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot open \(root): \(DataFolderError.errnoText())") }
         defer { close(fd) }
-        guard linuxSyncfs(fd) == 0 else { throw BlobStoreError(kind: .io, description: "syncfs failed: errno \(errno)") }
+        guard linuxSyncfs(fd) == 0 else { throw BlobStoreError(kind: .io, description: "syncfs failed: \(DataFolderError.errnoText())") }
     }
 
     public func discard(_ staged: StagedBlob) { unlink(staged.path) }
@@ -320,7 +323,7 @@ public struct FileBlobStore: BlobStore {
 
     public func remove(_ id: BlobID) throws {
         if unlink(path(id)) != 0 && errno != ENOENT {
-            throw BlobStoreError(kind: .io, description: "cannot remove blob \(id): errno \(errno)")
+            throw BlobStoreError(kind: .io, description: "cannot remove blob \(id): \(DataFolderError.errnoText())")
         }
     }
 
@@ -351,7 +354,7 @@ public struct FileBlobStore: BlobStore {
             while off < raw.count {
                 let n = write(fd, base + off, raw.count - off)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: errno \(errno)") }
+                guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: \(DataFolderError.errnoText())") }
                 off += n
             }
         }

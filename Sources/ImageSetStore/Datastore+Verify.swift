@@ -15,8 +15,10 @@ extension Datastore {
     /// Re-hashes every blob the index references and compares it with its id and recorded size.
     public func verify(progress: ((Int, Int) -> Void)? = nil) throws -> VerifyReport {
         var report = VerifyReport()
-        let referenced = try index.referencedBlobs()
+        // Listed before the index is read: a writer moves a blob in before its row commits, so a
+        // blob listed here and still unreferenced below is a leftover (or an ingest mid-commit).
         let present = Set(try blobs.list())
+        let referenced = try index.referencedBlobs()
         report.unreferenced = present.filter { referenced[$0] == nil }.sorted { $0.hex < $1.hex }
         for (n, (id, size)) in referenced.sorted(by: { $0.key.hex < $1.key.hex }).enumerated() {
             progress?(n, referenced.count)

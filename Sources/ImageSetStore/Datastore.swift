@@ -7,12 +7,15 @@ import Glibc
 #endif
 
 /// One data folder: `index.sqlite` (the index), `blobs/` (instance bytes by content hash) and a
-/// lock that keeps a second process out. Ingest, grouping and the start-up sweep live here.
+/// lock that keeps a second writer out. Ingest, grouping and the start-up sweep live here.
+/// Opened `.readOnly`, it takes no lock and changes nothing: readers share the folder with a writer.
 public final class Datastore: Sendable {
     public let folder: String
     public let index: any ImageSetIndex
     public let blobs: any BlobStore
-    let lock: FolderLock
+    /// Nil for a read-only open.
+    let lock: FolderLock?
+    public let access: Access
     let pending = PendingBlobs()
     let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
     let groupCommit = GroupCommit()
@@ -20,23 +23,42 @@ public final class Datastore: Sendable {
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
 
+    public enum Access: Sendable {
+        /// Creates the folder when missing, takes its lock, migrates the index and sweeps orphans.
+        case readWrite
+        /// The folder must exist with an index of this binary's schema; nothing is created,
+        /// locked, migrated, swept or refreshed (SQLite WAL lets it read beside a writer).
+        case readOnly
+    }
+
     public struct StartupReport: Sendable {
         public var orphanBlobsRemoved = 0
         public var stagedFilesRemoved = 0
         public var missingBlobs: [BlobID] = []
     }
 
-    /// Opens (creating when needed) the data folder, takes its lock and sweeps orphans.
-    public init(folder: String, maximumInstanceSize: Int = 4 << 30) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
+    /// sweeps orphans; read-only only reads (see `Access`).
+    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite) throws {
         self.folder = folder
-        self.lock = try FolderLock(path: folder + "/lock")
-        let fileBlobs = try FileBlobStore(root: folder + "/blobs")
-        self.blobs = fileBlobs
-        self.index = try SQLiteIndex(path: folder + "/index.sqlite")
+        self.access = access
         self.maximumInstanceSize = maximumInstanceSize
-        self.startup = try Self.sweep(index: index, blobs: fileBlobs)
-        scheduleMetadataRefresh()  // what a previous process left pending
+        switch access {
+        case .readOnly:
+            try DataFolderError.checkExisting(folder)
+            self.lock = nil
+            self.blobs = FileBlobStore(existingRoot: folder + "/blobs")
+            self.index = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
+            self.startup = StartupReport()
+        case .readWrite:
+            try DataFolderError.createFolder(folder)
+            self.lock = try FolderLock(folder: folder)
+            let fileBlobs = try FileBlobStore(root: folder + "/blobs")
+            self.blobs = fileBlobs
+            self.index = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
+            self.startup = try Self.sweep(index: index, blobs: fileBlobs)
+            scheduleMetadataRefresh()  // what a previous process left pending
+        }
     }
 
     /// Compresses the series metadata documents that commits left pending, now (see `SeriesMetadata`).
@@ -278,19 +300,32 @@ final class DebouncedWork: @unchecked Sendable {
     }
 }
 
-/// An exclusive `flock` on the data folder for the life of the process: the sweep and the
-/// pending-blob bookkeeping assume one process writes a folder at a time.
+/// An exclusive `flock` on the data folder for the life of the writing process: the sweep and the
+/// pending-blob bookkeeping assume one process writes a folder at a time. The holder's pid is
+/// written into the file, so the next one can say who has it.
 final class FolderLock: Sendable {
     let fd: Int32
-    init(path: String) throws {
+    init(folder: String) throws {
+        let path = folder + "/lock"
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot open \(path): errno \(errno)") }
+        guard fd >= 0 else { throw DataFolderError("cannot open \(path): \(DataFolderError.errnoText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = Self.holder(fd)
             close(fd)
-            throw BlobStoreError(kind: .io, description: "the data folder is in use by another Tessera process (\(path) is locked)")
+            throw DataFolderError.inUse(folder, pid: holder)
         }
+        let pid = Array("\(getpid())\n".utf8)
+        if ftruncate(fd, 0) == 0 { _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) } }
     }
     deinit { close(fd) }
+
+    /// The pid the holder wrote, if it did.
+    static func holder(_ fd: Int32) -> Int32? {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        return Int32(String(decoding: buffer[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
 }
 
 /// A file's bytes as an async sequence of 1 MiB chunks.
@@ -307,7 +342,7 @@ public struct FileChunks: AsyncSequence, Sendable {
             if done { return nil }
             if fd < 0 {
                 fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "cannot open \(path)") }
+                guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "cannot read \(path): \(DataFolderError.errnoText())") }
             }
             // Uninitialized: zero-filling a 1 MiB buffer per chunk cost as much as reading into it.
             var n = 0
@@ -318,7 +353,7 @@ public struct FileChunks: AsyncSequence, Sendable {
             if n <= 0 {
                 close(fd)
                 done = true
-                if n < 0 { throw BlobStoreError(kind: .io, description: "cannot read \(path): errno \(errno)") }
+                if n < 0 { throw BlobStoreError(kind: .io, description: "cannot read \(path): \(DataFolderError.errnoText())") }
                 return nil
             }
             return buffer

@@ -62,6 +62,9 @@ public struct IngestOutcome: Sendable, Hashable {
     public var replacedInImageSetID: String?
     public var isPrimary: Bool?
     public var conflicts: [AttributeConflict] = []
+    /// Set on a rejected duplicate SOP Instance UID whose stored copy is in another transfer syntax
+    /// (the same instance, differently encoded): the stored copy's syntax.
+    public var storedTransferSyntaxUID: String?
 
     public static func failure(_ code: UInt16, _ message: String, sop: String? = nil, sopClass: String? = nil,
                                study: String? = nil) -> IngestOutcome {

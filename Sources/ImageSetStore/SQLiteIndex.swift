@@ -6,14 +6,35 @@ import GRDB
 public struct SQLiteIndex: ImageSetIndex {
     let pool: DatabasePool
 
-    public init(path: String) throws {
+    /// Opens the index. Read-write migrates it to this binary's schema; read-only never writes
+    /// (no WAL set-up, no migration) and refuses a schema other than this binary's. `folder`
+    /// names the data folder in errors.
+    public init(path: String, readOnly: Bool = false, folder: String? = nil) throws {
         var config = Configuration()
         config.busyMode = .timeout(30)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")  // an acknowledged commit survives power loss
+        config.readonly = readOnly
+        if !readOnly {
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")  // an acknowledged commit survives power loss
+            }
         }
         pool = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(pool)
+        let migrator = Self.migrator
+        let (newer, complete) = try pool.read { db in (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db)) }
+        let name = folder ?? path
+        // Migrating a schema this binary does not know could damage what a newer version wrote.
+        if newer {
+            throw DataFolderError("the data folder \(name) was written by a newer Tessera (its index has migrations this binary "
+                                  + "does not know); use that version or a later one")
+        }
+        if readOnly {
+            if !complete {
+                throw DataFolderError("the data folder \(name) has an older index schema; run `tessera import` or `tessera serve` "
+                                      + "on it once (they upgrade it), then retry")
+            }
+        } else {
+            try migrator.migrate(pool)
+        }
     }
 
     // MARK: Writing
@@ -91,7 +112,7 @@ public struct SQLiteIndex: ImageSetIndex {
             var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
                                         studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
             if let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT i.id, i.image_set_id, i.blob_id, s.is_primary FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                SELECT i.id, i.image_set_id, i.blob_id, i.transfer_syntax_uid, s.is_primary FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.sop_instance_uid = ? AND i.removed_version IS NULL
                 """), arguments: [p.sopInstanceUID]) {
                 let existingSet: String = row["image_set_id"]
@@ -102,9 +123,17 @@ public struct SQLiteIndex: ImageSetIndex {
                     return outcome
                 }
                 guard policy == .replace else {
-                    return .failure(FailureReason.duplicateSOPInstance,
-                                    "SOP Instance \(p.sopInstanceUID) is already stored with different content",
-                                    sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
+                    // Another transfer syntax is another encoding of the same instance (a media
+                    // copy, say), told apart without decoding pixels; the stored copy stays.
+                    let stored: String = row["transfer_syntax_uid"]
+                    let otherEncoding = stored != p.transferSyntaxUID
+                    var failure = IngestOutcome.failure(
+                        FailureReason.duplicateSOPInstance,
+                        otherEncoding ? "SOP Instance \(p.sopInstanceUID) is already stored in transfer syntax \(stored) (this copy: \(p.transferSyntaxUID))"
+                                      : "SOP Instance \(p.sopInstanceUID) is already stored with different content",
+                        sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
+                    if otherEncoding { failure.storedTransferSyntaxUID = stored }
+                    return failure
                 }
                 let v = try version(for: existingSet)
                 try db.cachedStatement(sql: "UPDATE instance SET removed_version = ? WHERE id = ?").execute(arguments: [v, row["id"] as Int64])

@@ -23,6 +23,11 @@ struct DumpCommand: ParsableCommand {
         options.stopBeforePixelData = stopBeforePixels
         for (n, path) in files.enumerated() {
             if files.count > 1 { print(n == 0 ? "# File: \(path)" : "\n# File: \(path)") }
+            if let why = Diagnostics.unreadable(path) {
+                Diagnostics.line(why)
+                failed = true
+                continue
+            }
             var partial: DICOMFile? = nil
             do throws(DICOMError) {
                 let storage = try ByteStorage.map(path: path)
@@ -35,13 +40,5 @@ struct DumpCommand: ParsableCommand {
             }
         }
         if failed { throw ExitCode.failure }
-    }
-}
-
-enum Diagnostics {
-    /// One line on stderr naming the file, the byte offset and what was wrong.
-    static func report(path: String, error: DICOMError) {
-        let line = Array("tessera: \(path): \(error)\n".utf8)
-        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 }

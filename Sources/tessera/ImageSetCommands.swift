@@ -13,26 +13,20 @@ enum AdminJSON {
         FileHandle.standardOutput.write(data)
     }
 
-    static func open(_ folder: String) throws -> Datastore {
-        do { return try Datastore(folder: folder) } catch {
-            FileHandle.standardError.write(Data("tessera: \(folder): \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-    }
 }
 
 struct ImageSetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "imagesets", abstract: "List the image sets of a data folder.")
 
-    @Option(help: "The data folder.") var data: String
-    @Option(name: .customLong("patient-id")) var patientID: String?
-    @Option(name: .customLong("study-uid")) var studyUID: String?
-    @Option var accession: String?
-    @Option var limit = 1000
-    @Flag var json = false
+    @Option(help: "The data folder (read only: nothing is created or changed).") var data: String
+    @Option(name: .customLong("patient-id"), help: "Only image sets of this Patient ID.") var patientID: String?
+    @Option(name: .customLong("study-uid"), help: "Only image sets of this Study Instance UID.") var studyUID: String?
+    @Option(help: "Only image sets of this Accession Number.") var accession: String?
+    @Option(help: "Most image sets listed.") var limit = 1000
+    @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
-        let store = try AdminJSON.open(data)
+        let store = try Diagnostics.open(data, access: .readOnly)
         var filter = ImageSetFilter()
         filter.patientID = patientID
         filter.studyInstanceUID = studyUID
@@ -53,9 +47,9 @@ struct ImageSetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "imageset", abstract: "Show one image set: series, instances, versions and conflicts.")
 
     @Argument(help: "The image set ID.") var id: String
-    @Option(help: "The data folder.") var data: String
+    @Option(help: "The data folder (read only: nothing is created or changed).") var data: String
     @Option(help: "The version to show (default: the latest).") var version: Int?
-    @Flag var json = false
+    @Flag(help: "Print JSON instead of text.") var json = false
 
     struct Detail: Encodable {
         var imageSet: ImageSetSummary
@@ -70,17 +64,11 @@ struct ImageSetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try AdminJSON.open(data)
-        guard let set = try store.index.imageSet(id) else {
-            FileHandle.standardError.write(Data("tessera: no image set \(id) in \(data)\n".utf8))
-            throw ExitCode.failure
-        }
+        let store = try Diagnostics.open(data, access: .readOnly)
+        guard let set = try store.index.imageSet(id) else { throw Diagnostics.fail("no image set \(id) in \(data)") }
         let versions = try store.index.versions(of: id)
         let shown = version ?? set.version
-        guard versions.contains(where: { $0.version == shown }) else {
-            FileHandle.standardError.write(Data("tessera: image set \(id) has no version \(shown)\n".utf8))
-            throw ExitCode.failure
-        }
+        guard versions.contains(where: { $0.version == shown }) else { throw Diagnostics.fail("image set \(id) has no version \(shown)") }
         let instances = try store.index.instances(of: id, version: shown)
         var series: [Detail.Series] = []
         for i in instances {
@@ -106,20 +94,39 @@ struct ImageSetCommand: ParsableCommand {
 }
 
 struct VerifyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Check every blob against the index (size and SHA-256).")
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every blob against the index (size and SHA-256).",
+        discussion: """
+            Only reads, so it runs beside `tessera serve`; blobs an ingest or prune is writing at that moment \
+            can show as unreferenced or missing (run it again to confirm). --repair takes the folder's lock \
+            (no server may run) and removes blobs no index row references and files staged by an interrupted \
+            ingest, as a writer's start-up does. Exit status 1 when anything is missing, corrupt or unreferenced.
+            """)
 
-    @Option(help: "The data folder.") var data: String
+    @Option(help: "The data folder (read only unless --repair).") var data: String
+    @Flag(help: "Remove unreferenced blobs and staged files first (takes the folder's lock).") var repair = false
 
     func run() throws {
-        let store = try AdminJSON.open(data)
+        let store = try Diagnostics.open(data, access: repair ? .readWrite : .readOnly)
+        if repair {
+            let s = store.startup
+            print("removed \(s.orphanBlobsRemoved) unreferenced blob(s) and \(s.stagedFilesRemoved) staged file(s)")
+        }
         let report = try store.verify()
         print("checked \(report.blobsChecked) blobs, \(report.bytesChecked) bytes")
-        if store.startup.orphanBlobsRemoved > 0 { print("start-up sweep removed \(store.startup.orphanBlobsRemoved) orphan blob(s)") }
         for id in report.missing { print("missing: \(id)") }
         for id in report.corrupt { print("corrupt (hash differs): \(id)") }
         for id in report.wrongSize { print("wrong size: \(id)") }
         for id in report.unreferenced { print("unreferenced: \(id)") }
-        if !report.isClean { throw ExitCode.failure }
+        if !report.isClean {
+            if let holder = store.writerElsewhere() {
+                print("note: \(holder) has the folder open; an ingest or prune in progress can account for unreferenced or missing blobs")
+            } else if !report.unreferenced.isEmpty {
+                print("`tessera verify --repair --data \(data)` removes the unreferenced blob(s)")
+            }
+            throw ExitCode.failure
+        }
         print("ok")
     }
 }
@@ -135,19 +142,16 @@ struct PruneCommand: ParsableCommand {
     @Option(name: .customLong("image-set"), help: "Prune one image set (default: all).") var imageSet: String?
     @Option(help: "Versions to keep per image set.") var keep = 1
     @Option(help: "Versions DELETE and replacement keep from now on (0: all).") var retain: Int?
-    @Flag var json = false
+    @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
-        let store = try AdminJSON.open(data)
+        let store = try Diagnostics.open(data, access: .readWrite)
         if let retain {
             guard retain >= 0 else { throw ValidationError("--retain is 0 (keep all) or more") }
             try store.setRetainVersions(retain == 0 ? nil : retain)
         }
         guard keep >= 1 else { throw ValidationError("--keep is at least 1: an image set always keeps its latest version") }
-        if let imageSet, try store.index.imageSet(imageSet) == nil {
-            FileHandle.standardError.write(Data("tessera: no image set \(imageSet)\n".utf8))
-            throw ExitCode.failure
-        }
+        if let imageSet, try store.index.imageSet(imageSet) == nil { throw Diagnostics.fail("no image set \(imageSet)") }
         let report = try store.prune(imageSetID: imageSet, keep: keep)
         if json { return try AdminJSON.write(report) }
         print("removed \(report.versionsRemoved) version(s), \(report.instanceRowsRemoved) instance row(s), "

@@ -18,6 +18,7 @@ struct JSONCommand: ParsableCommand {
     var bulkDataThreshold = 1024
 
     func run() throws {
+        try Diagnostics.checkReadable([file])
         do throws(DICOMError) {
             // Values over the threshold stay in place, so each has a byte range for its URI.
             var readOptions = ReadOptions()
