@@ -121,6 +121,7 @@ final class StoreCLIReadOnlyTests: XCTestCase {
             XCTAssertEqual(r.status, 1, err)
             XCTAssertTrue(err.hasPrefix("tessera: the data folder \(data) was written by a newer Tessera"), err)
         }
+        let applied = try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") } ?? 0
         try db.write { db in
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v999-from-the-future'")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE rowid = (SELECT max(rowid) FROM grdb_migrations)")
@@ -129,6 +130,6 @@ final class StoreCLIReadOnlyTests: XCTestCase {
         let err = String(decoding: older.err, as: UTF8.self)
         XCTAssertEqual(older.status, 1, err)
         XCTAssertTrue(err.hasPrefix("tessera: the data folder \(data) has an older index schema"), err)
-        XCTAssertEqual(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") }, 1, "nothing migrated it")
+        XCTAssertEqual(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") }, applied - 2, "nothing migrated it")
     }
 }
