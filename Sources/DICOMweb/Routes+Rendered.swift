@@ -1,4 +1,5 @@
 import DICOMCore
+import DICOMParser
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -19,6 +20,12 @@ extension DICOMwebService {
         group.get("\(instancePath)/frames/:frames/rendered") { r, c in
             try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                               sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: false)
+        }
+        // A study or series renders every frame of its image instances (PS3.18 §10.4.1.1.3).
+        for path in ["studies/:study", "studies/:study/series/:series"] {
+            group.get(RouterPath(path + "/rendered")) { r, c in
+                try self.renderedAll(r, study: c.parameters.require("study"), series: c.parameters.get("series"))
+            }
         }
         onEachLevel(of: group, .get, "/thumbnail") { try self.thumbnail($0, study: $1, series: $2, sop: $3) }
         group.get("\(instancePath)/frames/:frames/thumbnail") { r, c in
@@ -52,7 +59,8 @@ extension DICOMwebService {
         let records = try store.index.frames(of: instance.id)
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
         let source = InstanceFrames(store: store, instance: instance, records: records)
-        let display = DisplayAttributes(dataSet: try source.dataSet())
+        let header = try source.dataSet()
+        let display = DisplayAttributes(dataSet: header)
         let d = try source.pixelDescription()
         if let problem = options.viewport?.problem(imageWidth: d.columns, imageHeight: d.rows) { throw DICOMwebError(.badRequest, problem) }
         if let beyond = frames.first(where: { $0 > records.count }) {
@@ -66,15 +74,7 @@ extension DICOMwebService {
         }
         let chosen = options
         @Sendable func image(_ i: Int) throws -> ByteBuffer {
-            let n = frames[i]
-            let image: RenderedImage
-            do {
-                image = try Renderer.render(try source.decode(try source.stored(n)), display: display, options: chosen)
-            } catch let error as DICOMError {
-                // The pixels are there but cannot be shown as asked (an unusable palette, say).
-                throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")
-            }
-            return ByteBuffer(bytes: mediaType == "image/png" ? try image.png() : try image.jpeg(quality: chosen.quality))
+            try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType)
         }
         if frames.count == 1 {
             return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: try image(0)))
@@ -84,20 +84,97 @@ extension DICOMwebService {
                         body: writer.streamingBody(count: frames.count, contentType: { _ in mediaType }, part: image))
     }
 
+    /// Frame `n` of `source` rendered and encoded. An enhanced multi-frame object's frame has its own
+    /// rescale and window (PS3.3 C.7.6.16.2.9, C.7.6.16.2.10), which PS3.18 §8.3.5.1 rendering applies.
+    static func renderedFrame(_ n: Int, of source: InstanceFrames, header: DataSet, display: DisplayAttributes,
+                              options: RenderingOptions, mediaType: String) throws -> ByteBuffer {
+        let image: RenderedImage
+        do {
+            image = try Renderer.render(try source.decode(try source.stored(n)), display: display.frame(n - 1, of: header), options: options)
+        } catch let error as DICOMError {
+            // The pixels are there but cannot be shown as asked (an unusable palette, say).
+            throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")
+        }
+        return ByteBuffer(bytes: mediaType == "image/png" ? try image.png() : try image.jpeg(quality: options.quality))
+    }
+
+    /// A rendered study or series: multipart/related, one image per frame of each instance with pixel
+    /// data, in the index's order. JPEG and PNG hold one image each, so a single-part Accept is a 406
+    /// (PS3.18 §10.4.4, the note to Table 10.4.4-1). The whole response fits the per-request bound,
+    /// checked from the indexed sizes before it starts; it then streams, one instance's header and
+    /// one image in memory at a time.
+    func renderedAll(_ request: Request, study: String, series: String?) throws -> Response {
+        let query = request.uri.queryParameters
+        let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init), multipartOnly: true)
+        let options = try Self.renderingOptions(query)
+        let found = try instances(request, study: study, series: series, sop: nil).filter { ($0.attributes.rows ?? 0) > 0 && ($0.attributes.columns ?? 0) > 0 }
+        guard !found.isEmpty else { throw DICOMwebError(.notFound, "nothing in it has pixel data") }
+        // Part p is frame p - starts[k] + 1 of instance k, for the last k with starts[k] <= p.
+        var starts: [Int] = []
+        var count = 0, total = 0
+        for (k, i) in found.enumerated() {
+            let rows = i.attributes.rows ?? 0, columns = i.attributes.columns ?? 0
+            if let problem = options.viewport?.problem(imageWidth: columns, imageHeight: rows) {
+                throw DICOMwebError(.badRequest, "instance \(i.sopInstanceUID): \(problem)")
+            }
+            let size = options.viewport?.outputSize(sourceWidth: abs(options.viewport?.source?.width ?? columns),
+                                                    sourceHeight: abs(options.viewport?.source?.height ?? rows)) ?? (columns, rows)
+            let frames = max(i.attributes.numberOfFrames ?? 1, 1)
+            total += frames * size.0 * size.1
+            guard total <= Self.maximumRenderedPixels else {
+                throw DICOMwebError(.badRequest, "the \(series == nil ? "study" : "series") renders to more than \(Self.maximumRenderedPixels) pixels; ask for a smaller viewport or fewer instances")
+            }
+            starts.append(count)
+            count += frames
+        }
+        let store = self.store
+        // The instance being rendered: parts of one instance are adjacent, so its header is read once.
+        final class Current: @unchecked Sendable {  // used by the one streaming body only
+            var index = -1
+            var source: InstanceFrames?, header: DataSet?, display = DisplayAttributes()
+        }
+        let current = Current()
+        let chosen = options, offsets = starts
+        @Sendable func image(_ p: Int) throws -> ByteBuffer {
+            var k = max(current.index, 0)
+            while k + 1 < offsets.count && offsets[k + 1] <= p { k += 1 }
+            let n = p - offsets[k] + 1
+            if current.index != k {
+                let records = try store.index.frames(of: found[k].id)
+                let source = InstanceFrames(store: store, instance: found[k], records: records)
+                let header = try source.dataSet()
+                (current.index, current.source, current.header, current.display) = (k, source, header, DisplayAttributes(dataSet: header))
+            }
+            guard let source = current.source, let header = current.header else { throw DICOMwebError(.internalServerError, "no instance") }
+            return try Self.renderedFrame(n, of: source, header: header, display: current.display, options: chosen, mediaType: mediaType)
+        }
+        let writer = MultipartWriter()
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
+                        body: try writer.body(count: count, contentType: { _ in mediaType }, part: image))
+    }
+
     /// Most pixels one rendered request may produce (frames × output size): 64 megapixels.
     static let maximumRenderedPixels = 1 << 26
 
     /// image/jpeg (the default) or image/png, from the `accept` query parameter (which wins,
-    /// PS3.18 §8.3.3.1) or the Accept header.
-    static func renderedMediaType(accept: String?, query: String?) throws -> String {
+    /// PS3.18 §8.3.3.1) or the Accept header, single part or as the type of multipart/related.
+    /// `multipartOnly` (studies, series) ignores single-part types (PS3.18 §10.4.4).
+    static func renderedMediaType(accept: String?, query: String?, multipartOnly: Bool = false) throws -> String {
         for range in MediaType.accept(query ?? accept) {
-            switch range.type {
+            var type = range.type
+            if type == "multipart/related" || type == "multipart/*" {
+                type = range["type"]?.lowercased() ?? "image/jpeg"
+            } else if multipartOnly && type != "*/*" {
+                continue
+            }
+            switch type {
             case "image/jpeg", "image/*", "*/*": return "image/jpeg"
             case "image/png": return "image/png"
             default: continue
             }
         }
-        throw DICOMwebError(.notAcceptable, "rendered images are image/jpeg or image/png")
+        throw DICOMwebError(.notAcceptable, multipartOnly ? "a rendered study or series is multipart/related; type=\"image/jpeg\" or \"image/png\""
+                                                          : "rendered images are image/jpeg or image/png")
     }
 
     /// `window=center,width[,function]`, `viewport=vw,vh[,sx,sy,sw,sh]`, `quality=1..100` (PS3.18 §8.3.5.1).

@@ -84,6 +84,7 @@ extension DICOMwebService {
     /// Study, series or instance metadata (PS3.18 §10.4.1.1.2). Series documents are stored gzipped;
     /// placeholders become absolute bulk data URLs for this request's root.
     func metadata(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+        if let xml = try metadataXML(request, study: study, series: series, sop: sop) { return xml }  // Routes+MetadataXML.swift
         let found = try instances(request, study: study, series: series, sop: sop)
         var json = ByteBuffer()
         json.writeString("[")

@@ -103,12 +103,45 @@ public struct DisplayAttributes: Sendable {
     public init(dataSet ds: DataSet) {
         if let s = ds.doubles(Tag(0x0028_1053))?.first, s.isFinite, s != 0 { rescaleSlope = s }
         if let i = ds.doubles(Tag(0x0028_1052))?.first, i.isFinite { rescaleIntercept = i }
+        windows = Self.windows(ds)
+        palette = Self.palette(ds)
+    }
+
+    /// These attributes for frame `index` (from 0) of an enhanced multi-frame object: the Pixel Value
+    /// Transformation (PS3.3 C.7.6.16.2.9) and Frame VOI LUT (C.7.6.16.2.10) functional groups of
+    /// that frame's Per-frame Functional Groups item, else of the Shared Functional Groups item, replace
+    /// the top-level Rescale and Window attributes; a group in neither leaves them as they are.
+    public func frame(_ index: Int, of ds: DataSet) -> DisplayAttributes {
+        var out = self
+        if let pvt = Self.functionalGroup(Tag(0x0028_9145), frame: index, of: ds) {
+            out.rescaleSlope = 1
+            out.rescaleIntercept = 0
+            if let s = pvt.doubles(Tag(0x0028_1053))?.first, s.isFinite, s != 0 { out.rescaleSlope = s }
+            if let i = pvt.doubles(Tag(0x0028_1052))?.first, i.isFinite { out.rescaleIntercept = i }
+        }
+        if let voi = Self.functionalGroup(Tag(0x0028_9132), frame: index, of: ds) {
+            out.windows = Self.windows(voi)
+        }
+        return out
+    }
+
+    /// The first item of the functional group sequence `group` for frame `index`: from the frame's
+    /// Per-frame Functional Groups item, else the Shared one (a group is in one or the other, PS3.3 C.7.6.16).
+    static func functionalGroup(_ group: Tag, frame index: Int, of ds: DataSet) -> DataSet? {
+        if let perFrame = ds[Tag(0x5200_9230)]?.items, perFrame.indices.contains(index),
+           let item = perFrame[index][group]?.items?.first {
+            return item
+        }
+        return ds[Tag(0x5200_9229)]?.items?.first?[group]?.items?.first
+    }
+
+    /// Window Center/Width pairs with their VOI LUT Function (PS3.3 C.11.2.1.2).
+    static func windows(_ ds: DataSet) -> [RenderingOptions.Window] {
         let centers = ds.doubles(Tag(0x0028_1050)) ?? [], widths = ds.doubles(Tag(0x0028_1051)) ?? []
         let function = ds.string(Tag(0x0028_1056)).flatMap { RenderingOptions.WindowFunction(rawValue: $0.uppercased()) } ?? .linear
-        for (c, w) in zip(centers, widths) where c.isFinite && w.isFinite && w >= 1 {
-            windows.append(.init(center: c, width: w, function: function))
+        return zip(centers, widths).compactMap { c, w in
+            c.isFinite && w.isFinite && w >= 1 ? RenderingOptions.Window(center: c, width: w, function: function) : nil
         }
-        palette = Self.palette(ds)
     }
 
     /// Reads the Red/Green/Blue Palette Color LUTs (PS3.3 C.7.6.3.1.5): descriptor (entries, first

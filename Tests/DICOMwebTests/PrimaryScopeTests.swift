@@ -135,6 +135,13 @@ final class PrimaryScopeTests: DICOMwebTestCase {
                 let m = try await self.get(client, uri + "/metadata")
                 self.assertClean(m, uri + "/metadata")
                 XCTAssertEqual((try m.json() as? [Any])?.count, 2, uri + "/metadata")
+                // The same as Native DICOM Model XML (PS3.18 Table 10.4.4-1) and rendered (§10.4.1.1.3).
+                for (suffix, accept) in [("/metadata", "multipart/related; type=\"application/dicom+xml\""),
+                                         ("/rendered", "multipart/related; type=\"image/png\"")] {
+                    let r = try await self.get(client, uri + suffix, accept: accept)
+                    self.assertClean(r, uri + suffix + " " + accept)
+                    XCTAssertEqual(try Self.parts(ByteBuffer(bytes: r.body), contentType: r.headers[.contentType] ?? "").count, 2, uri + suffix)
+                }
             }
             // The conflicting instances do not exist as far as the study is concerned.
             let hidden = ["\(series)/instances/\(Self.conflictSOPs[0])", "\(study)/series/\(Self.otherSeries)/instances/\(Self.conflictSOPs[1])",
@@ -194,6 +201,13 @@ final class PrimaryScopeTests: DICOMwebTestCase {
             XCTAssertEqual(items.count, 1)
             let bulk = try XCTUnwrap((items[0]["7FE00010"] as? [String: Any])?["BulkDataURI"] as? String)
             XCTAssertTrue(bulk.hasSuffix("/bulkdata/7FE00010?\(q)"), bulk)
+            let xml = try await self.get(client, "\(study)/metadata?\(q)", accept: "multipart/related; type=\"application/dicom+xml\"")
+            XCTAssertEqual(xml.status, .ok)
+            XCTAssertTrue(xml.text.contains("/bulkdata/7FE00010?\(q)"), "XML bulk data links stay in the image set")
+            XCTAssertTrue(xml.text.contains("OTHER-PID"))
+            let rendered = try await self.get(client, "\(study)/rendered?\(q)", accept: "multipart/related; type=\"image/png\"")
+            XCTAssertEqual(rendered.status, .ok)
+            XCTAssertEqual(try Self.parts(ByteBuffer(bytes: rendered.body), contentType: rendered.headers[.contentType] ?? "").count, 1)
             let path = String(bulk[try XCTUnwrap(bulk.range(of: "/dicomweb")).lowerBound...])
             try await self.expect(client, path, .ok)
             // The image set must be of this study; a malformed id is a 400.

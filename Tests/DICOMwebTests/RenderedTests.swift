@@ -118,4 +118,113 @@ final class RenderedTests: DICOMwebTestCase {
             try await client.execute(uri: "/dicomweb/studies/1.2.3.404/thumbnail", method: .get) { XCTAssertEqual($0.status, .notFound) }
         }
     }
+
+    /// The instance's study, series and SOP Instance UIDs and its WADO-RS path.
+    static func path(of bytes: [UInt8]) throws -> (study: String, series: String, instance: String) {
+        let ds = try DICOMFile.read(bytes: bytes).dataSet
+        let ids = [Tag.studyInstanceUID, .seriesInstanceUID, .sopInstanceUID].map { ds.string($0)?.trimmingCharacters(in: "\0 ") ?? "" }
+        return ("/dicomweb/studies/\(ids[0])", "/dicomweb/studies/\(ids[0])/series/\(ids[1])",
+                "/dicomweb/studies/\(ids[0])/series/\(ids[1])/instances/\(ids[2])")
+    }
+
+    /// PS3.18 §8.3.5.1 renders through the Modality and VOI LUTs; in an enhanced multi-frame image
+    /// each frame has its own, in the Pixel Value Transformation (PS3.3 C.7.6.16.2.9) and Frame VOI
+    /// LUT (C.7.6.16.2.10) functional groups: per-frame, else shared, else the top-level attributes.
+    /// The real Enhanced CT keeps both groups shared; a variant gives each frame its own rescale and
+    /// window, another has only top-level ones. pydicom + numpy render them independently
+    /// (Tools/oracles/pydicom_frame_voi.py); every pixel agrees within one grey level.
+    func testEnhancedMultiFrameFramesUseTheirOwnRescaleAndWindow() async throws {
+        let original = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/eCT_Supplemental.dcm") })
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-voi-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var paths = [original]
+        for variant in ["per-frame", "top-level"] {
+            paths.append(dir.appendingPathComponent("\(variant).dcm").path)
+            try Corpus.oracle("pydicom_frame_voi.py", ["fixture", original, paths.last!, variant])
+        }
+        var expected: [[[UInt8]]] = []
+        for (k, path) in paths.enumerated() {
+            let out = dir.appendingPathComponent("\(k)")
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let count = try XCTUnwrap(Int(String(decoding: try Corpus.oracle("pydicom_frame_voi.py", ["render", path, out.path]), as: UTF8.self)
+                .trimmingCharacters(in: "\n ")))
+            expected.append(try (0..<count).map { [UInt8](try Data(contentsOf: out.appendingPathComponent("\($0).raw"))) })
+        }
+        XCTAssertEqual(expected.map(\.count), [2, 2, 2])
+        // The per-frame variant's frames are windowed differently: most pixels differ between them.
+        XCTAssertGreaterThan(zip(expected[1][0], expected[1][1]).filter { abs(Int($0) - Int($1)) > 8 }.count, expected[1][0].count / 10)
+        let files = try paths.map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        let references = expected, names = paths
+        try await withApp { client in
+            let (status, _) = try await self.stow(client, files)
+            XCTAssertEqual(status, .ok)
+            for (k, bytes) in files.enumerated() {
+                let uri = try Self.path(of: bytes).instance + "/frames/1,2/rendered"
+                try await client.execute(uri: uri, method: .get, headers: [.accept: "image/png"]) { r in
+                    XCTAssertEqual(r.status, .ok, uri)
+                    let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                    XCTAssertEqual(parts.count, 2, uri)
+                    for (f, part) in parts.enumerated() {
+                        let image = try Self.decodePNG(part.body)
+                        XCTAssertEqual([image.width, image.height, image.components], [512, 512, 1])
+                        let worst = zip(image.pixels, references[k][f]).map { abs(Int($0) - Int($1)) }.max() ?? 99
+                        XCTAssertLessThanOrEqual(worst, 1, "\(names[k]) frame \(f + 1)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rendered studies and series (PS3.18 §10.4.1.1.3): every frame of every image instance, one
+    /// image per part of a multipart/related response; only multipart types are acceptable for them
+    /// (PS3.18 §10.4.4, note to Table 10.4.4-1), and the whole response fits the per-request bound.
+    func testRenderedStudyAndSeries() async throws {
+        let other = Self.series + ".9"
+        let singles = try [Self.instance(sop: "1.2.3.31.1"), Self.instance(sop: "1.2.3.31.2"), Self.instance(sop: "1.2.3.31.3", series: other)]
+        let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
+        let multi = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let frames = try FrameTable(file: try DICOMFile.read(bytes: multi)).frames.count
+        let study = "/dicomweb/studies/\(Self.study)", series = "\(study)/series/\(Self.series)"
+        let png = "multipart/related; type=\"image/png\""
+        try await withApp { client in
+            _ = try await self.stow(client, singles + [multi])
+            // Each part is the instance's own rendering, as /rendered of the instance gives it.
+            var single: [[UInt8]] = []
+            for bytes in singles {
+                try await client.execute(uri: try Self.path(of: bytes).instance + "/rendered", method: .get, headers: [.accept: "image/png"]) {
+                    single.append(Array($0.body.readableBytesView))
+                }
+            }
+            for (uri, expected) in [(study, single), (series, Array(single.prefix(2)))] {
+                try await client.execute(uri: uri + "/rendered", method: .get, headers: [.accept: png]) { r in
+                    XCTAssertEqual(r.status, .ok, uri)
+                    XCTAssertTrue(r.headers[.contentType]?.hasPrefix(png) == true, r.headers[.contentType] ?? "")
+                    let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                    XCTAssertTrue(parts.allSatisfy { $0.headers.contains("Content-Type: image/png") })
+                    XCTAssertEqual(parts.map(\.body).sorted { $0.lexicographicallyPrecedes($1) }, expected.sorted { $0.lexicographicallyPrecedes($1) }, uri)
+                }
+            }
+            // A multi-frame instance contributes each of its frames; no Accept means JPEG.
+            let multiStudy = try Self.path(of: multi).study
+            try await client.execute(uri: multiStudy + "/rendered?viewport=64,64", method: .get) { r in
+                XCTAssertEqual(r.status, .ok)
+                XCTAssertTrue(r.headers[.contentType]?.hasPrefix("multipart/related; type=\"image/jpeg\"") == true)
+                let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
+                XCTAssertEqual(parts.count, frames)
+                XCTAssertTrue(parts.allSatisfy { $0.body.prefix(2) == [0xFF, 0xD8] })
+            }
+            try await client.execute(uri: "\(study)/rendered?accept=\(png.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")", method: .get) {
+                XCTAssertEqual($0.status, .ok, "the accept query parameter names multipart types too")
+            }
+            // JPEG and PNG are single images: a study cannot be sent as one.
+            try await client.execute(uri: study + "/rendered", method: .get, headers: [.accept: "image/png"]) { XCTAssertEqual($0.status, .notAcceptable) }
+            try await client.execute(uri: series + "/rendered", method: .get, headers: [.accept: "image/jpeg"]) { XCTAssertEqual($0.status, .notAcceptable) }
+            // Frames × output pixels over 64 megapixels is refused before anything is rendered.
+            try await client.execute(uri: multiStudy + "/rendered?viewport=4096,4096", method: .get) { XCTAssertEqual($0.status, .badRequest) }
+            try await client.execute(uri: study + "/rendered?viewport=10,10,500,500,100,100", method: .get) { XCTAssertEqual($0.status, .badRequest) }
+            try await client.execute(uri: "/dicomweb/studies/1.2.3.404/rendered", method: .get) { XCTAssertEqual($0.status, .notFound) }
+            try await client.execute(uri: "\(study)/series/1.2.3.404/rendered", method: .get) { XCTAssertEqual($0.status, .notFound) }
+        }
+    }
 }

@@ -149,4 +149,33 @@ final class RenderingTests: XCTestCase {
                                           ow(0x0028_1201, 16), ow(0x0028_1202, 16), ow(0x0028_1203, 16)])
         XCTAssertEqual(DisplayAttributes(dataSet: matching).palette?.green.count, 16)
     }
+
+    /// PS3.3 C.7.6.16.2.9 / C.7.6.16.2.10: a frame's Pixel Value Transformation and Frame VOI LUT
+    /// come from its Per-frame Functional Groups item, else the Shared one, else the top level.
+    func testFrameDisplayAttributesComeFromPerFrameThenSharedThenTopLevel() throws {
+        func ds(_ tag: UInt32, _ value: String) -> DataElement {
+            DataElement(tag: Tag(tag), vr: .DS, value: .bytes(Array((value.count % 2 == 1 ? value + " " : value).utf8)))
+        }
+        func sequence(_ tag: UInt32, _ items: [DataSet]) -> DataElement { DataElement(tag: Tag(tag), vr: .SQ, value: .sequence(items)) }
+        func rescale(_ slope: String, _ intercept: String) -> DataElement {
+            sequence(0x0028_9145, [DataSet(elements: [ds(0x0028_1052, intercept), ds(0x0028_1053, slope)])])
+        }
+        func window(_ center: String, _ width: String) -> DataElement {
+            sequence(0x0028_9132, [DataSet(elements: [ds(0x0028_1050, center), ds(0x0028_1051, width)])])
+        }
+        let top = [ds(0x0028_1050, "10"), ds(0x0028_1051, "20"), ds(0x0028_1052, "-5"), ds(0x0028_1053, "3")]
+        let shared = sequence(0x5200_9229, [DataSet(elements: [rescale("2", "-1024")])])
+        let perFrame = sequence(0x5200_9230, [DataSet(elements: [rescale("4", "-8"), window("40", "400")]), DataSet(elements: [window("300", "1500")])])
+        let image = DataSet(elements: top + [shared, perFrame])
+        let base = DisplayAttributes(dataSet: image)
+        let first = base.frame(0, of: image), second = base.frame(1, of: image), beyond = base.frame(5, of: image)
+        XCTAssertEqual([first.rescaleSlope, first.rescaleIntercept, first.windows[0].center, first.windows[0].width], [4, -8, 40, 400], "per-frame")
+        XCTAssertEqual([second.rescaleSlope, second.rescaleIntercept, second.windows[0].center, second.windows[0].width], [2, -1024, 300, 1500],
+                       "shared rescale, per-frame window")
+        XCTAssertEqual([beyond.rescaleSlope, beyond.rescaleIntercept, beyond.windows[0].center, beyond.windows[0].width], [2, -1024, 10, 20],
+                       "shared rescale, top-level window")
+        let classic = DataSet(elements: top)
+        let plain = DisplayAttributes(dataSet: classic).frame(0, of: classic)
+        XCTAssertEqual([plain.rescaleSlope, plain.rescaleIntercept, plain.windows[0].center], [3, -5, 10], "top level")
+    }
 }

@@ -1,0 +1,51 @@
+import DICOMCore
+import DICOMParser
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageSetStore
+import NIOCore
+
+/// Study, series and instance metadata as multipart/related; type="application/dicom+xml" (PS3.18
+/// Table 10.4.4-1, §8.7.3.5.1): one part per instance, each a PS3.19 Annex A Native DICOM Model
+/// document.
+///
+/// The XML is written from the stored instance, parsed with `DICOMFile.read`, not from the stored
+/// DICOM JSON: the JSON has already turned DS and IS into numbers (so "5.000000" would come back as
+/// 5) and lost the value bytes of text it could not map, while the instance has every value as
+/// written; parsing leaves large values in the mapped file, so a part costs little more than its
+/// header. Bulk data above the JSON's threshold gets the same `/bulkdata/{tag path}` URI the JSON
+/// metadata gives it.
+extension DICOMwebService {
+    /// The XML response when the request prefers it to DICOM JSON, else nil (the caller answers
+    /// with JSON). The `accept` query parameter wins over the header (PS3.18 §8.3.3.1).
+    func metadataXML(_ request: Request, study: String, series: String?, sop: String?) throws -> Response? {
+        let accept = request.uri.queryParameters["accept"].map(String.init) ?? request.headers[.accept]
+        guard Self.prefersXMLMetadata(accept) else { return nil }
+        let found = try instances(request, study: study, series: series, sop: sop)
+        let root = root(request), store = self.store, linkQuery = Self.scopeQuery(try Self.scope(request))
+        @Sendable func part(_ k: Int) throws -> ByteBuffer {
+            let i = found[k]
+            guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
+            let instancePath = "\(root)/studies/\(i.studyInstanceUID)/series/\(i.seriesInstanceUID)/instances/\(i.sopInstanceUID)/bulkdata/"
+            var options = DICOMJSONOptions()
+            options.bulkDataURI = { tags, _ in instancePath + tags.map(\.hexString).joined(separator: "/") + linkQuery }
+            return ByteBuffer(bytes: DICOMXML.encode(try DICOMFile.read(path: path).dataSet, options: options))
+        }
+        let writer = MultipartWriter()
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: "application/dicom+xml")],
+                        body: try writer.body(count: found.count, contentType: { _ in "application/dicom+xml" }, part: part))
+    }
+
+    /// Whether the first Accept entry naming a metadata type names multipart/related; type="application/dicom+xml".
+    static func prefersXMLMetadata(_ accept: String?) -> Bool {
+        for range in MediaType.accept(accept) {
+            switch range.type {
+            case "multipart/related" where range["type"]?.lowercased() == "application/dicom+xml": return true
+            case "application/dicom+json", "application/json", "application/*", "*/*": return false
+            default: continue
+            }
+        }
+        return false
+    }
+}
