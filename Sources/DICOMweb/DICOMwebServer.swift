@@ -45,9 +45,9 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
     }
 }
 
-public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<BasicRequestContext> {
+public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<TesseraRequestContext> {
     let service = DICOMwebService(store: store, configuration: configuration)
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: TesseraRequestContext.self)
     router.middlewares.add(RequestLogMiddleware())
     // Browser viewers: every response, errors included, carries the CORS headers.
     router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],

@@ -9,7 +9,7 @@ import NIOCore
 import PixelData
 
 extension DICOMwebService {
-    func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addWADORoutes(to group: RouterGroup<TesseraRequestContext>) {
         onEachLevel(of: group, .get) { try self.retrieve($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .delete) { try self.delete($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .get, "/metadata") { try self.metadata($0, study: $1, series: $2, sop: $3) }
@@ -35,7 +35,7 @@ extension DICOMwebService {
     /// Registers `handle` at study, series and instance level (`studies/:study`, then
     /// `/series/:series`, then `/instances/:sop`, each followed by `suffix`); series and SOP are nil
     /// above their level.
-    func onEachLevel(of group: RouterGroup<BasicRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
+    func onEachLevel(of group: RouterGroup<TesseraRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
                      _ handle: @escaping @Sendable (Request, String, String?, String?) throws -> Response) {
         for path in ["studies/:study", "studies/:study/series/:series", "studies/:study/series/:series/instances/:sop"] {
             group.on(RouterPath(path + suffix), method: method) { r, c in
