@@ -10,6 +10,9 @@ public struct DICOMwebConfiguration: Sendable {
     public var port = 8080
     /// Largest STOW-RS request body; larger ones get 413.
     public var maximumRequestSize = 8 << 30
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed when building URLs; from any
+    /// other peer they are dropped. Default: a proxy on this machine.
+    public var trustedProxies: [CIDR] = CIDR.loopback
     public init() {}
 }
 
@@ -49,6 +52,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
     let service = DICOMwebService(store: store, configuration: configuration)
     let router = Router(context: TesseraRequestContext.self)
     router.middlewares.add(RequestLogMiddleware())
+    router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
     // Browser viewers: every response, errors included, carries the CORS headers.
     router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
                                           allowMethods: [.get, .post, .delete, .head, .options],
@@ -107,21 +111,5 @@ struct DICOMwebError: Error, HTTPResponseError {
         let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         body.writeString("{\"error\":\"\(escaped)\"}")
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
-    }
-}
-
-extension DICOMwebService {
-    /// The DICOMweb root as the client sees it, honouring X-Forwarded-Proto/Host behind a proxy.
-    /// A Host without a port (dicomweb-client sends one) gets the port the server listens on.
-    func root(_ request: Request) -> String {
-        let headers = request.headers
-        let proto = headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") } ?? "http"
-        if let forwarded = headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map({ $0.trimmingCharacters(in: " ") }) {
-            return "\(proto)://\(forwarded)/dicomweb"
-        }
-        var host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
-        let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
-        if !hasPort && configuration.port != 80 { host += ":\(configuration.port)" }
-        return "\(proto)://\(host)/dicomweb"
     }
 }

@@ -45,7 +45,10 @@ struct MediaType: Equatable {
         var i = text.startIndex
         while i < text.endIndex {
             let c = text[i]
-            if c == "\"" { quoted.toggle() } else if c == separator && !quoted {
+            if c == "\\" && quoted {
+                i = text.index(after: i)  // a quoted-pair (RFC 9110 §5.6.4): the next character is literal
+                if i == text.endIndex { break }
+            } else if c == "\"" { quoted.toggle() } else if c == separator && !quoted {
                 out.append(text[start..<i])
                 start = text.index(after: i)
             }
