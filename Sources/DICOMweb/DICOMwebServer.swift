@@ -50,13 +50,16 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
 
 public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<TesseraRequestContext> {
     let service = DICOMwebService(store: store, configuration: configuration)
-    let router = Router(context: TesseraRequestContext.self)
+    // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
+    let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
+    let routes = RouteTable()
     router.middlewares.add(RequestLogMiddleware())
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
     // Browser viewers: every response, errors included, carries the CORS headers.
     router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
                                           allowMethods: [.get, .post, .delete, .head, .options],
-                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning"]))
+                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
+    router.middlewares.add(ErrorBodyMiddleware(routes: routes))
     router.get("/health") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }
@@ -66,6 +69,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
     service.addWADORoutes(to: web)
     service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
+    routes.record(router, headForGet: true)
     return router
 }
 
@@ -102,14 +106,18 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
 struct DICOMwebError: Error, HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
-    init(_ status: HTTPResponse.Status, _ message: String) {
+    /// Sent with the error, e.g. `Allow` with a 405.
+    var headers: HTTPFields = [:]
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
+        self.headers = headers
     }
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var body = ByteBuffer()
-        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        body.writeString("{\"error\":\"\(escaped)\"}")
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        var headers = self.headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
+    /// `{"error": message}`, escaped by the JSON writer (messages quote client input).
+    var body: ByteBuffer { JSONOutput.serialize(["error": message]) }
 }
