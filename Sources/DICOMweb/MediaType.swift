@@ -38,6 +38,18 @@ struct MediaType: Equatable {
             .sorted { ($0.element.quality, -$0.offset) > ($1.element.quality, -$1.offset) }.map(\.element)
     }
 
+    /// The media type this Accept range asks a route for, the same on every route (Docs/api.md,
+    /// "Accept"): `*/*`, `multipart/*` and `multipart/related` without `type` mean the route's
+    /// default; `multipart/related; type=X` and a bare `X` mean X; `X/*` means the first of the
+    /// route's types under X (else stays as it is, matching nothing).
+    func requestedType(routeTypes: [String]) -> String {
+        var t = type
+        if t == "multipart/related" { t = self["type"]?.lowercased() ?? "*/*" }
+        if t == "*/*" || t == "multipart/*" { return routeTypes[0] }
+        if t.hasSuffix("/*") { return routeTypes.first { $0.hasPrefix(t.dropLast()) } ?? t }
+        return t
+    }
+
     static func splitOutsideQuotes(_ text: Substring, separator: Character) -> [Substring] {
         var out: [Substring] = []
         var start = text.startIndex
