@@ -10,6 +10,9 @@ public struct DICOMwebConfiguration: Sendable {
     public var port = 8080
     /// Largest STOW-RS request body; larger ones get 413.
     public var maximumRequestSize = 8 << 30
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed when building URLs; from any
+    /// other peer they are dropped. Default: a proxy on this machine.
+    public var trustedProxies: [CIDR] = CIDR.loopback
     public init() {}
 }
 
@@ -45,14 +48,18 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
     }
 }
 
-public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<BasicRequestContext> {
+public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<TesseraRequestContext> {
     let service = DICOMwebService(store: store, configuration: configuration)
-    let router = Router(context: BasicRequestContext.self)
+    // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
+    let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
+    let routes = RouteTable()
     router.middlewares.add(RequestLogMiddleware())
+    router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
     // Browser viewers: every response, errors included, carries the CORS headers.
     router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
                                           allowMethods: [.get, .post, .delete, .head, .options],
-                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning"]))
+                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
+    router.middlewares.add(ErrorBodyMiddleware(routes: routes))
     router.get("/health") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }
@@ -62,6 +69,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
     service.addWADORoutes(to: web)
     service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
+    routes.record(router, headForGet: true)
     return router
 }
 
@@ -98,30 +106,18 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
 struct DICOMwebError: Error, HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
-    init(_ status: HTTPResponse.Status, _ message: String) {
+    /// Sent with the error, e.g. `Allow` with a 405.
+    var headers: HTTPFields = [:]
+    init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
+        self.headers = headers
     }
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var body = ByteBuffer()
-        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        body.writeString("{\"error\":\"\(escaped)\"}")
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        var headers = self.headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
-}
-
-extension DICOMwebService {
-    /// The DICOMweb root as the client sees it, honouring X-Forwarded-Proto/Host behind a proxy.
-    /// A Host without a port (dicomweb-client sends one) gets the port the server listens on.
-    func root(_ request: Request) -> String {
-        let headers = request.headers
-        let proto = headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " ") } ?? "http"
-        if let forwarded = headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map({ $0.trimmingCharacters(in: " ") }) {
-            return "\(proto)://\(forwarded)/dicomweb"
-        }
-        var host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
-        let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
-        if !hasPort && configuration.port != 80 { host += ":\(configuration.port)" }
-        return "\(proto)://\(host)/dicomweb"
-    }
+    /// `{"error": message}`, escaped by the JSON writer (messages quote client input).
+    var body: ByteBuffer { JSONOutput.serialize(["error": message]) }
 }

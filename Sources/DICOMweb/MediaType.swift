@@ -38,6 +38,18 @@ struct MediaType: Equatable {
             .sorted { ($0.element.quality, -$0.offset) > ($1.element.quality, -$1.offset) }.map(\.element)
     }
 
+    /// The media type this Accept range asks a route for, the same on every route (Docs/api.md,
+    /// "Accept"): `*/*`, `multipart/*` and `multipart/related` without `type` mean the route's
+    /// default; `multipart/related; type=X` and a bare `X` mean X; `X/*` means the first of the
+    /// route's types under X (else stays as it is, matching nothing).
+    func requestedType(routeTypes: [String]) -> String {
+        var t = type
+        if t == "multipart/related" { t = self["type"]?.lowercased() ?? "*/*" }
+        if t == "*/*" || t == "multipart/*" { return routeTypes[0] }
+        if t.hasSuffix("/*") { return routeTypes.first { $0.hasPrefix(t.dropLast()) } ?? t }
+        return t
+    }
+
     static func splitOutsideQuotes(_ text: Substring, separator: Character) -> [Substring] {
         var out: [Substring] = []
         var start = text.startIndex
@@ -45,7 +57,10 @@ struct MediaType: Equatable {
         var i = text.startIndex
         while i < text.endIndex {
             let c = text[i]
-            if c == "\"" { quoted.toggle() } else if c == separator && !quoted {
+            if c == "\\" && quoted {
+                i = text.index(after: i)  // a quoted-pair (RFC 9110 §5.6.4): the next character is literal
+                if i == text.endIndex { break }
+            } else if c == "\"" { quoted.toggle() } else if c == separator && !quoted {
                 out.append(text[start..<i])
                 start = text.index(after: i)
             }

@@ -6,7 +6,7 @@ import NIOCore
 
 extension DICOMwebService {
     /// The image-set API (after AWS HealthImaging): list, inspect, versions, hierarchy metadata, frames.
-    func addImageSetRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addImageSetRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.get("") { request, _ in
             var filter = ImageSetFilter()
             let q = request.uri.queryParameters

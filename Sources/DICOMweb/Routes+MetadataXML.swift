@@ -17,11 +17,8 @@ import NIOCore
 /// header. Bulk data above the JSON's threshold gets the same `/bulkdata/{tag path}` URI the JSON
 /// metadata gives it.
 extension DICOMwebService {
-    /// The XML response when the request prefers it to DICOM JSON, else nil (the caller answers
-    /// with JSON). The `accept` query parameter wins over the header (PS3.18 §8.3.3.1).
-    func metadataXML(_ request: Request, study: String, series: String?, sop: String?) throws -> Response? {
-        let accept = request.uri.queryParameters["accept"].map(String.init) ?? request.headers[.accept]
-        guard Self.prefersXMLMetadata(accept) else { return nil }
+    /// The XML response, once negotiation (`negotiateMetadata`) chose it.
+    func metadataXML(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
         let found = try instances(request, study: study, series: series, sop: sop)
         let root = root(request), store = self.store, linkQuery = Self.scopeQuery(try Self.scope(request))
         @Sendable func part(_ k: Int) throws -> ByteBuffer {
@@ -35,17 +32,5 @@ extension DICOMwebService {
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: "application/dicom+xml")],
                         body: try writer.body(count: found.count, contentType: { _ in "application/dicom+xml" }, part: part))
-    }
-
-    /// Whether the first Accept entry naming a metadata type names multipart/related; type="application/dicom+xml".
-    static func prefersXMLMetadata(_ accept: String?) -> Bool {
-        for range in MediaType.accept(accept) {
-            switch range.type {
-            case "multipart/related" where range["type"]?.lowercased() == "application/dicom+xml": return true
-            case "application/dicom+json", "application/json", "application/*", "*/*": return false
-            default: continue
-            }
-        }
-        return false
     }
 }

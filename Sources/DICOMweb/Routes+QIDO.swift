@@ -7,7 +7,7 @@ import ImageSetStore
 import NIOCore
 
 extension DICOMwebService {
-    func addQIDORoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addQIDORoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.get("studies") { request, _ in try self.search(request, level: .study, study: nil, series: nil) }
         group.get("series") { request, _ in try self.search(request, level: .series, study: nil, series: nil) }
         group.get("instances") { request, _ in try self.search(request, level: .instance, study: nil, series: nil) }

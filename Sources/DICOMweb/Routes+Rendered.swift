@@ -10,7 +10,7 @@ import PixelData
 /// Rendered resources and thumbnails (PS3.18 §10.4.1.1.3 and §10.4.1.1.4): consumer-ready JPEG or
 /// PNG images, windowed and scaled on the server.
 extension DICOMwebService {
-    func addRenderedRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addRenderedRoutes(to group: RouterGroup<TesseraRequestContext>) {
         let instancePath = "studies/:study/series/:series/instances/:sop"
         group.get("\(instancePath)/rendered") { r, c in
             // A multi-frame instance renders its first frame: JPEG and PNG hold one image.

@@ -6,7 +6,7 @@ import ImageSetStore
 import NIOCore
 
 extension DICOMwebService {
-    func addSTOWRoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addSTOWRoutes(to group: RouterGroup<TesseraRequestContext>) {
         group.post("studies") { request, context in try await self.store(request, context: context, study: nil) }
         group.post("studies/:study") { request, context in
             try await self.store(request, context: context, study: context.parameters.require("study"))
@@ -14,7 +14,7 @@ extension DICOMwebService {
     }
 
     /// STOW-RS (PS3.18 §10.5): the body streams to staged blobs part by part; nothing of it is held whole.
-    func store(_ request: Request, context: BasicRequestContext, study: String?) async throws -> Response {
+    func store(_ request: Request, context: TesseraRequestContext, study: String?) async throws -> Response {
         if let study, !UID.isValid(study) { throw DICOMwebError(.badRequest, "'\(study.prefix(80))' is not a valid Study Instance UID") }
         guard let contentType = request.headers[.contentType].flatMap({ MediaType(Substring($0)) }) else {
             throw DICOMwebError(.unsupportedMediaType, "Content-Type is missing")

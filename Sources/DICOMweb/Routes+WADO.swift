@@ -9,7 +9,7 @@ import NIOCore
 import PixelData
 
 extension DICOMwebService {
-    func addWADORoutes(to group: RouterGroup<BasicRequestContext>) {
+    func addWADORoutes(to group: RouterGroup<TesseraRequestContext>) {
         onEachLevel(of: group, .get) { try self.retrieve($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .delete) { try self.delete($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .get, "/metadata") { try self.metadata($0, study: $1, series: $2, sop: $3) }
@@ -59,7 +59,7 @@ extension DICOMwebService {
     /// Registers `handle` at study, series and instance level (`studies/:study`, then
     /// `/series/:series`, then `/instances/:sop`, each followed by `suffix`); series and SOP are nil
     /// above their level.
-    func onEachLevel(of group: RouterGroup<BasicRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
+    func onEachLevel(of group: RouterGroup<TesseraRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
                      _ handle: @escaping @Sendable (Request, String, String?, String?) throws -> Response) {
         for path in ["studies/:study", "studies/:study/series/:series", "studies/:study/series/:series/instances/:sop"] {
             group.on(RouterPath(path + suffix), method: method) { r, c in
@@ -84,7 +84,12 @@ extension DICOMwebService {
     /// Study, series or instance metadata (PS3.18 §10.4.1.1.2). Series documents are stored gzipped;
     /// placeholders become absolute bulk data URLs for this request's root.
     func metadata(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        if let xml = try metadataXML(request, study: study, series: series, sop: sop) { return xml }  // Routes+MetadataXML.swift
+        // The `accept` query parameter wins over the header (PS3.18 §8.3.3.1).
+        let accept = request.uri.queryParameters["accept"].map(String.init) ?? request.headers[.accept]
+        switch try Self.negotiateMetadata(accept) {
+        case .json: break
+        case .xml: return try metadataXML(request, study: study, series: series, sop: sop)  // Routes+MetadataXML.swift
+        }
         let found = try instances(request, study: study, series: series, sop: sop)
         var json = ByteBuffer()
         json.writeString("[")
@@ -115,6 +120,22 @@ extension DICOMwebService {
             headers[.contentEncoding] = "gzip"
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    enum MetadataFormat { case json, xml }
+
+    /// The metadata format from Accept (PS3.18 §8.7.3.5.1; Docs/api.md, "Accept"): DICOM JSON by
+    /// default and for `application/dicom+json` or `application/json`; XML for
+    /// `multipart/related; type="application/dicom+xml"`; 406 for anything else.
+    static func negotiateMetadata(_ accept: String?) throws -> MetadataFormat {
+        for range in MediaType.accept(accept) {
+            switch range.requestedType(routeTypes: ["application/dicom+json", "application/dicom+xml"]) {
+            case "application/dicom+json", "application/json": return .json
+            case "application/dicom+xml": return .xml
+            default: continue
+            }
+        }
+        throw DICOMwebError(.notAcceptable, "metadata is sent as application/dicom+json or multipart/related; type=\"application/dicom+xml\"")
     }
 
     /// Every occurrence of `placeholder` in `buffer` replaced, scanning bytes rather than
@@ -149,16 +170,21 @@ extension DICOMwebService {
     /// or a lossless syntax Tessera encodes.
     func retrieve(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
         let found = try instances(request, study: study, series: series, sop: sop)
-        let target = try negotiateInstanceSyntax(request.headers[.accept])
+        let target = try Self.negotiateInstanceSyntax(request.headers[.accept], stored: Set(found.map(\.transferSyntaxUID)))
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
         if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !PixelCodecs.canDecode($0.transferSyntaxUID) }) {
             throw DICOMwebError(.notAcceptable, "instance \(stuck.sopInstanceUID) is stored in \(stuck.transferSyntaxUID), which cannot be decoded to send in \(target)")
         }
+        // Big Endian is not used with web services (PS3.18 §8.7.3): such instances go as Explicit VR LE even for `*`.
+        @Sendable func syntax(_ i: InstanceRecord) -> String {
+            target != "*" ? target : i.transferSyntaxUID == Self.bigEndian ? Self.explicitLittleEndian : i.transferSyntaxUID
+        }
         let store = self.store
         @Sendable func part(_ k: Int) throws -> ByteBuffer {
             let i = found[k]
+            let target = syntax(i)
             var part = ByteBuffer()
-            if target == "*" || target == i.transferSyntaxUID {
+            if target == i.transferSyntaxUID {
                 try store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
             } else {
                 guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
@@ -176,26 +202,24 @@ extension DICOMwebService {
         let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
         // A series or study streams, one instance in memory at a time.
         let body = try writer.body(count: found.count, contentType: { k in
-            "application/dicom; transfer-syntax=\(target == "*" ? found[k].transferSyntaxUID : target)"
+            "application/dicom; transfer-syntax=\(syntax(found[k]))"
         }, part: part)
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none fits.
-    func negotiateInstanceSyntax(_ accept: String?) throws -> String {
+    static let explicitLittleEndian = "1.2.840.10008.1.2.1"
+    static let bigEndian = "1.2.840.10008.1.2.2"
+
+    /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none
+    /// fits. A syntax Tessera encodes, or the one every instance is stored in, or `*`.
+    static func negotiateInstanceSyntax(_ accept: String?, stored: Set<String>) throws -> String {
         let producible = PixelCodecs.encodableTransferSyntaxes
-        for range in MediaType.accept(accept) {
-            let type: String?
-            switch range.type {
-            case "multipart/related": type = range["type"]?.lowercased() ?? "application/dicom"
-            case "application/dicom", "*/*", "application/*", "multipart/*": type = "application/dicom"
-            default: type = nil
-            }
-            guard type == "application/dicom" || type == "*/*" else { continue }
-            guard let ts = range["transfer-syntax"] else { return "1.2.840.10008.1.2.1" }
-            if ts == "*" || producible.contains(ts) { return ts }
+        for range in MediaType.accept(accept) where range.requestedType(routeTypes: ["application/dicom"]) == "application/dicom" {
+            guard let ts = range["transfer-syntax"] else { return explicitLittleEndian }
+            if ts == bigEndian { continue }
+            if ts == "*" || producible.contains(ts) || stored == [ts] { return ts }
         }
-        throw DICOMwebError(.notAcceptable, "none of the accepted media types can be produced; application/dicom with transfer-syntax * or one of \(producible.joined(separator: ", "))")
+        throw DICOMwebError(.notAcceptable, "none of the accepted media types can be produced; application/dicom with transfer-syntax *, as stored, or one of \(producible.joined(separator: ", "))")
     }
 
     // MARK: Frames
@@ -218,7 +242,7 @@ extension DICOMwebService {
         let storedSyntax = instance.framesTransferSyntaxUID
         let storedType = FrameMediaType.forTransferSyntax(storedSyntax)
         let isNative = TransferSyntax(uid: storedSyntax).map { !$0.isEncapsulated } ?? false
-        let (mediaType, target) = try negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
+        let (mediaType, target) = try Self.negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
 
         let source = InstanceFrames(store: store, instance: instance, records: records)
         if let beyond = numbers.first(where: { $0 > records.count }) {
@@ -232,7 +256,7 @@ extension DICOMwebService {
                 try source.stored(n, into: &part)
             } else {
                 let decoded = try source.decode(try source.stored(n))
-                if target == "1.2.840.10008.1.2.1" {
+                if target == Self.explicitLittleEndian {
                     part.writeBytes(decoded.bytes)
                 } else {
                     guard let encoder = PixelCodecs.encoder(for: target) else { throw DICOMwebError(.notAcceptable, "cannot encode \(target)") }
@@ -246,20 +270,21 @@ extension DICOMwebService {
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: body)
     }
 
-    /// (media type, transfer syntax or "*") for frames (PS3.18 §8.7.3.5.3). application/octet-stream
-    /// without a syntax means Explicit VR Little Endian, i.e. decoded.
-    func negotiateFrameSyntax(_ accept: String?, storedType: String, storedSyntax: String, isNative: Bool) throws -> (String, String) {
+    /// (media type, transfer syntax or "*" for as stored) for frames (PS3.18 §8.7.3.5.3).
+    /// application/octet-stream without a syntax means Explicit VR Little Endian, i.e. decoded;
+    /// Big Endian frames are never sent as stored (§8.7.3) but decoded to little endian.
+    static func negotiateFrameSyntax(_ accept: String?, storedType: String, storedSyntax: String, isNative: Bool) throws -> (String, String) {
         let lossless: [String: String] = ["image/jp2": "1.2.840.10008.1.2.4.90", "image/jphc": "1.2.840.10008.1.2.4.201"]
+        let nativeAsStored = storedSyntax == bigEndian ? explicitLittleEndian : "*"
         for range in MediaType.accept(accept) {
-            var type = range.type
-            if type == "multipart/related" { type = range["type"]?.lowercased() ?? "application/octet-stream" }
+            let type = range.requestedType(routeTypes: [storedType, "application/octet-stream"])
             let ts = range["transfer-syntax"]
+            if ts == bigEndian { continue }
             switch type {
-            case "*/*", "multipart/*":
-                return (storedType, "*")
             case "application/octet-stream":
-                if ts == "*" || (isNative && (ts == nil || ts == storedSyntax)) { return (storedType, "*") }
-                if ts == nil || ts == "1.2.840.10008.1.2.1" { return ("application/octet-stream", "1.2.840.10008.1.2.1") }
+                if isNative && (ts == nil || ts == "*" || ts == storedSyntax || ts == explicitLittleEndian) { return (type, nativeAsStored) }
+                if ts == "*" { return (storedType, "*") }
+                if ts == nil || ts == explicitLittleEndian { return (type, explicitLittleEndian) }
             case storedType where !isNative:
                 if ts == nil || ts == "*" || ts == storedSyntax { return (storedType, "*") }
                 if let t = lossless[type], ts == t { return (type, t) }
@@ -294,15 +319,19 @@ extension DICOMwebService {
             ds = item
         }
         guard let element = ds[last] else { throw DICOMwebError(.notFound, "no element \(last)") }
+        let storedSyntax = dicom.transferSyntax.uid
+        let fragments: Bool
+        if case .fragments = element.value { fragments = true } else { fragments = false }
+        let decode = try Self.negotiateBulkData(request.headers[.accept], storedSyntax: fragments ? storedSyntax : nil)
         let writer = MultipartWriter()
         var parts: [ByteBuffer] = []
         switch element.value {
         case .fragments:
             let table = try FrameTable(file: dicom)
-            let type = FrameMediaType.forTransferSyntax(dicom.transferSyntax.uid)
+            let type = decode ? "application/octet-stream" : FrameMediaType.forTransferSyntax(storedSyntax)
             for i in table.frames.indices {
-                parts.append(writer.partHeader(contentType: "\(type); transfer-syntax=\(dicom.transferSyntax.uid)"))
-                parts.append(ByteBuffer(bytes: try table.encodedFrame(i)))
+                parts.append(writer.partHeader(contentType: "\(type); transfer-syntax=\(decode ? Self.explicitLittleEndian : storedSyntax)"))
+                parts.append(ByteBuffer(bytes: decode ? try table.decodeFrame(i).bytes : try table.encodedFrame(i)))
                 parts.append(writer.partEnd)
             }
         case .bytes, .bulk:
@@ -318,8 +347,27 @@ extension DICOMwebService {
             throw DICOMwebError(.badRequest, "\(last) is a sequence, not bulk data")
         }
         parts.append(writer.closing)
-        let type = parts.count > 1 && element.tag == .pixelData && dicom.transferSyntax.isEncapsulated
-            ? FrameMediaType.forTransferSyntax(dicom.transferSyntax.uid) : "application/octet-stream"
+        let type = fragments && !decode ? FrameMediaType.forTransferSyntax(storedSyntax) : "application/octet-stream"
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: type)], body: .init(contentsOf: parts))
+    }
+
+    /// Whether bulk data goes decoded, from Accept (PS3.18 §8.7.3.5.5; Docs/api.md, "Accept"):
+    /// values are application/octet-stream, little endian. Encapsulated Pixel Data
+    /// (`storedSyntax` set) goes as stored in its frames' media type, or decoded to native
+    /// samples for application/octet-stream without `transfer-syntax=*`. 406 for anything else.
+    static func negotiateBulkData(_ accept: String?, storedSyntax: String?) throws -> Bool {
+        let storedType = storedSyntax.map(FrameMediaType.forTransferSyntax)
+        for range in MediaType.accept(accept) {
+            let ts = range["transfer-syntax"]
+            switch range.requestedType(routeTypes: [storedType, "application/octet-stream"].compactMap { $0 }) {
+            case storedType where ts == nil || ts == "*" || ts == storedSyntax:
+                return false
+            case "application/octet-stream" where ts == nil || ts == "*" || ts == explicitLittleEndian:
+                return storedSyntax != nil && ts != "*"
+            default:
+                continue
+            }
+        }
+        throw DICOMwebError(.notAcceptable, "bulk data is sent as application/octet-stream\(storedType.map { " or \($0) as stored" } ?? "")")
     }
 }

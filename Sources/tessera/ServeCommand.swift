@@ -19,6 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not load the demo study into an empty data folder.") var noDemo = false
     @Option(help: "Versions per image set that DELETE and replacement keep, freeing older blobs (0: keep all). Stored in the data folder.")
     var retainVersions: Int?
+    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
+    var trustedProxies: [CIDR] = []
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -51,9 +53,15 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.maximumRequestSize = maximumRequestSize
+        if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
         logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
         let app = buildApplication(store: store, configuration: config, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
     }
+}
+
+/// `--trusted-proxy 10.0.0.0/8`, `--trusted-proxy ::1`: ArgumentParser rejects anything else.
+extension CIDR: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }

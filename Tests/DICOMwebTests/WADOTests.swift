@@ -87,14 +87,15 @@ final class WADOTests: DICOMwebTestCase {
             _ = try await self.stow(client, [try Self.instance(sop: "1.2.3.13.1"), try Self.instance(sop: "1.2.3.13.2")])
             for (uri, count) in [("/dicomweb/studies/\(Self.study)/metadata", 2), ("/dicomweb/studies/\(Self.study)/series/\(Self.series)/metadata", 2),
                                  ("\(self.base)/metadata", 1)] {
-                try await client.execute(uri: uri, method: .get, headers: [.init("X-Forwarded-Proto")!: "https", .init("X-Forwarded-Host")!: "pacs.example.org"]) { r in
+                // Behind a proxy the root follows Forwarded / X-Forwarded-*: ForwardedTests.
+                try await client.execute(uri: uri, method: .get) { r in
                     XCTAssertEqual(r.status, .ok, uri)
                     XCTAssertEqual(r.headers[.contentType], "application/dicom+json")
                     let items = try XCTUnwrap(try Self.json(r.body) as? [[String: Any]])
                     XCTAssertEqual(items.count, count, uri)
                     let pixel = try XCTUnwrap(items[0]["7FE00010"] as? [String: Any])
                     let bulk = try XCTUnwrap(pixel["BulkDataURI"] as? String)
-                    XCTAssertTrue(bulk.hasPrefix("https://pacs.example.org/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"), bulk)
+                    XCTAssertTrue(bulk.hasPrefix("http://localhost:8080/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"), bulk)
                 }
             }
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)/metadata", method: .get, headers: [.acceptEncoding: "gzip"]) { r in

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An IPv4 or IPv6 network, `address/prefix` (a bare address is the one host), for the proxies
+/// whose forwarding headers Tessera believes.
+public struct CIDR: Sendable, Equatable, CustomStringConvertible {
+    let bytes: [UInt8]  // 4 or 16, host bits cleared
+    let prefix: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = CIDR.addressBytes(String(parts[0])) else { return nil }
+        let bits = address.count * 8
+        var prefix = bits
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), p >= 0, p <= bits, !parts[1].hasPrefix("+") else { return nil }
+            prefix = p
+        }
+        self.prefix = prefix
+        bytes = address.enumerated().map { k, b in
+            let keep = max(0, min(8, prefix - 8 * k))
+            return keep == 0 ? 0 : b & ~UInt8((1 << (8 - keep)) - 1)
+        }
+    }
+
+    public var description: String {
+        var text = [CChar](repeating: 0, count: 64)
+        var copy = bytes
+        _ = inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, &copy, &text, socklen_t(text.count))
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(prefix)"
+    }
+
+    /// 127.0.0.0/8 and ::1: a proxy on the same machine.
+    public static let loopback = [CIDR("127.0.0.0/8")!, CIDR("::1")!]
+
+    public func contains(_ address: [UInt8]) -> Bool {
+        guard address.count == bytes.count else { return false }
+        return CIDR.maskedEqual(address, bytes, prefix)
+    }
+
+    /// Whether an address in text form (IPv4, IPv6, IPv4-mapped IPv6) is in one of `networks`.
+    static func contains(_ networks: [CIDR], address text: String?) -> Bool {
+        guard let text, let address = addressBytes(text) else { return false }
+        return networks.contains { $0.contains(address) }
+    }
+
+    static func maskedEqual(_ a: [UInt8], _ b: [UInt8], _ prefix: Int) -> Bool {
+        for k in a.indices {
+            let keep = max(0, min(8, prefix - 8 * k))
+            if keep == 0 { break }
+            let mask = ~UInt8((1 << (8 - keep)) - 1)
+            if a[k] & mask != b[k] & mask { return false }
+        }
+        return true
+    }
+
+    /// 4 bytes for IPv4 (also when written as IPv4-mapped IPv6, as a dual-stack socket reports
+    /// IPv4 peers), 16 for IPv6; nil for anything else (an `_obfuscated` or `unknown` node).
+    static func addressBytes(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        let b = withUnsafeBytes(of: &v6) { Array($0) }
+        if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { return Array(b[12...]) }
+        return b
+    }
+}
+
+/// Forwarding headers count only when the connection comes from a trusted proxy: from anyone else
+/// (or with no peer address) `Forwarded` and `X-Forwarded-*` are removed before any handler runs,
+/// so a client cannot make Tessera write its URLs (RetrieveURL, BulkDataURI) with a host it chose.
+struct TrustedForwardingMiddleware: RouterMiddleware {
+    let trusted: [CIDR]
+    static let names = ["Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For", "X-Forwarded-Port"].map { HTTPField.Name($0)! }
+
+    func handle(_ request: Request, context: TesseraRequestContext,
+                next: (Request, TesseraRequestContext) async throws -> Response) async throws -> Response {
+        guard Self.names.contains(where: { request.headers[$0] != nil }),
+              !CIDR.contains(trusted, address: context.remoteAddress?.ipAddress) else {
+            return try await next(request, context)
+        }
+        var head = request.head
+        for name in Self.names { head.headerFields[name] = nil }
+        return try await next(Request(head: head, body: request.body), context)
+    }
+}
+
+/// One element of a `Forwarded` header (RFC 7239 §4): its parameters, names lower-cased, values unquoted.
+struct ForwardedElement: Equatable {
+    var parameters: [String: String]
+    subscript(_ name: String) -> String? { parameters[name] }
+
+    /// `Forwarded: for=192.0.2.60;proto=http;by=203.0.113.43, for="[2001:db8::1]:4711"` — each
+    /// comma-separated element in order (the first was added by the proxy nearest the client).
+    static func parse(_ header: String) -> [ForwardedElement] {
+        MediaType.splitOutsideQuotes(Substring(header), separator: ",").map { element in
+            var parameters: [String: String] = [:]
+            for pair in MediaType.splitOutsideQuotes(element, separator: ";") {
+                guard let eq = pair.firstIndex(of: "=") else { continue }
+                let name = pair[..<eq].trimmingCharacters(in: " \t").lowercased()
+                var value = pair[pair.index(after: eq)...].trimmingCharacters(in: " \t")
+                if value.count >= 2, value.first == "\"", value.last == "\"" {
+                    value = String(value.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"")
+                        .replacingOccurrences(of: "\\\\", with: "\\")
+                }
+                if !name.isEmpty { parameters[name] = value }
+            }
+            return ForwardedElement(parameters: parameters)
+        }.filter { !$0.parameters.isEmpty }
+    }
+
+    /// The address of a `for=` node without its port: `[2001:db8::1]:4711` → `2001:db8::1`,
+    /// `192.0.2.43:47011` → `192.0.2.43`; names such as `unknown` or `_hidden` come back as they are.
+    static func nodeAddress(_ node: String) -> String {
+        if node.hasPrefix("["), let close = node.firstIndex(of: "]") {
+            return String(node[node.index(after: node.startIndex)..<close])
+        }
+        let colons = node.filter { $0 == ":" }.count
+        if colons == 1, let colon = node.firstIndex(of: ":") { return String(node[..<colon]) }
+        return node
+    }
+
+    /// The element describing the request as the client made it. Proxies append, so the chain is
+    /// walked from the end (added by the trusted peer) towards the client, one element further for
+    /// each `for=` that is itself a trusted proxy; elements before that may have been sent by the
+    /// client and are not believed.
+    static func clientFacing(_ elements: [ForwardedElement], trusted: [CIDR]) -> ForwardedElement? {
+        var k = elements.count - 1
+        while k > 0, CIDR.contains(trusted, address: elements[k]["for"].map(nodeAddress)) { k -= 1 }
+        return k >= 0 ? elements[k] : nil
+    }
+}
+
+extension DICOMwebService {
+    /// The DICOMweb root as the client sees it, behind a proxy from `Forwarded` (RFC 7239) or
+    /// `X-Forwarded-Proto`/`X-Forwarded-Host` (those of untrusted peers never get here:
+    /// TrustedForwardingMiddleware). A Host without a port (dicomweb-client sends one) gets the
+    /// port the server listens on.
+    func root(_ request: Request) -> String {
+        let headers = request.headers
+        func firstValue(_ name: String) -> String? {
+            headers[HTTPField.Name(name)!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " \t") }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let element = headers[values: HTTPField.Name("Forwarded")!].isEmpty ? nil
+            : ForwardedElement.clientFacing(ForwardedElement.parse(headers[values: HTTPField.Name("Forwarded")!].joined(separator: ",")),
+                                            trusted: configuration.trustedProxies)
+        // Values go into URLs inside JSON: a scheme of scheme characters, a host of authority characters.
+        let proto = (element?["proto"] ?? firstValue("X-Forwarded-Proto")).flatMap { $0.allSatisfy(Self.schemeCharacters.contains) ? $0.lowercased() : nil } ?? "http"
+        if let forwarded = (element?["host"] ?? firstValue("X-Forwarded-Host")).flatMap({ $0.allSatisfy(Self.authorityCharacters.contains) ? $0 : nil }) {
+            return "\(proto)://\(forwarded)/dicomweb"
+        }
+        var host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
+        let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
+        if !hasPort && configuration.port != 80 { host += ":\(configuration.port)" }
+        return "\(proto)://\(host)/dicomweb"
+    }
+
+    static let schemeCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+    /// RFC 3986 §3.2: reg-name, IP literal and port characters.
+    static let authorityCharacters = schemeCharacters.union("_~!$&'()*,;=:[]%")
+}

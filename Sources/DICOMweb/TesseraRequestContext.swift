@@ -1,0 +1,16 @@
+import Hummingbird
+import NIOCore
+
+/// The request context of every Tessera route. Beyond Hummingbird's core storage it carries the
+/// peer's socket address, which decides whether forwarding headers are trusted (`trustedProxies`).
+/// Conforming to `RemoteAddressRequestContext` also lets Hummingbird's tracing record the peer.
+public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The connected peer; nil when there is none (in-process router tests), which counts as untrusted.
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
