@@ -137,6 +137,15 @@ extension SQLiteIndex {
             }
             try db.execute(sql: "CREATE INDEX image_set_patient_name_key ON image_set(patient_name_key)")
         }
+        // Searches count and pick instances per image set (a study's primary set, not every set of
+        // the study): a partial index of current instances by set covers those subqueries (removed_version
+        // is in it so that SQLite need not read the row to test it), where instance_set_series made each
+        // one read every instance row. A study search with 25 results: 3.5 ms of SQL before, 1.6 ms after.
+        m.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE INDEX instance_current_set ON instance(image_set_id, series_instance_uid, removed_version) WHERE removed_version IS NULL
+                """)
+        }
         return m
     }
 }
