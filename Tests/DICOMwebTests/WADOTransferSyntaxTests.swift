@@ -123,8 +123,9 @@ final class WADOTransferSyntaxTests: DICOMwebTestCase, @unchecked Sendable {
     // PS3.18 §8.7.3.5.3, Table 8.7.3-2: image/jp2 and image/jphc frames are produced from any
     // decodable source, and decode back to the source's samples (lossless re-encoding).
     func testJPEG2000AndHTJ2KFramesFromEverySource() async throws {
-        var sources = try ["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                           "emri_small_jpeg_2k_lossless.dcm"].map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: try Self.corpusFile($0)))) }
+        var sources = try [  // JPGExtended: 12-bit JPEG (.4.51), decoded through libijg12
+                           "CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                           "emri_small_jpeg_2k_lossless.dcm", "JPGExtended.dcm"].map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: try Self.corpusFile($0)))) }
         // No HTJ2K file in the corpus: one transcoded from CT_small.
         let ct = try DICOMFile.read(bytes: sources[0])
         let (ds, syntax) = try Transcoder.transcode(ct, to: "1.2.840.10008.1.2.4.201")
