@@ -24,9 +24,9 @@ extension DICOMwebService {
         @Sendable func part(_ k: Int) throws -> ByteBuffer {
             let i = found[k]
             guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
-            let instancePath = "\(root)/studies/\(i.studyInstanceUID)/series/\(i.seriesInstanceUID)/instances/\(i.sopInstanceUID)/bulkdata/"
+            let instancePath = "\(root)/studies/\(i.studyInstanceUID)/series/\(i.seriesInstanceUID)/instances/\(i.sopInstanceUID)"
             var options = DICOMJSONOptions()
-            options.bulkDataURI = { tags, _ in instancePath + tags.map(\.hexString).joined(separator: "/") + linkQuery }
+            options.bulkDataURI = { tags, _ in BulkURI.url(instancePath: instancePath, tags) + linkQuery }
             return ByteBuffer(bytes: DICOMXML.encode(try DICOMFile.read(path: path).dataSet, options: options))
         }
         let writer = MultipartWriter()

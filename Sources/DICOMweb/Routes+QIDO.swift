@@ -26,9 +26,7 @@ extension DICOMwebService {
     /// QIDO-RS (PS3.18 §10.6), answered from the index.
     func search(_ request: Request, level: SearchQuery.Level, study: String?, series: String?) throws -> Response {
         // A UID in the path is checked like one in the query: 400, not an empty answer.
-        for uid in [study, series].compactMap({ $0 }) where !UID.isValid(uid) {
-            throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
-        }
+        try Self.requireValidUIDs(study, series)
         var query = SearchQuery(level: level)
         query.studyInstanceUID = study
         query.seriesInstanceUID = series

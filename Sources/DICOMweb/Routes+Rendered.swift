@@ -67,8 +67,7 @@ extension DICOMwebService {
             throw DICOMwebError(.notFound, "frame \(beyond) is beyond the instance's \(records.count) frames")
         }
         // Rendering work per request is bounded: frames × output pixels.
-        let size = options.viewport?.outputSize(sourceWidth: abs(options.viewport?.source?.width ?? d.columns),
-                                                sourceHeight: abs(options.viewport?.source?.height ?? d.rows)) ?? (d.columns, d.rows)
+        let size = Self.outputSize(options, columns: d.columns, rows: d.rows)
         guard frames.count * size.0 * size.1 <= Self.maximumRenderedPixels else {
             throw DICOMwebError(.badRequest, "\(frames.count) frames of \(size.0)×\(size.1) exceed \(Self.maximumRenderedPixels) rendered pixels per request")
         }
@@ -82,6 +81,13 @@ extension DICOMwebService {
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
                         body: writer.streamingBody(count: frames.count, contentType: { _ in mediaType }, part: image))
+    }
+
+    /// The size of one rendered image of a `columns` × `rows` frame: the viewport's, scaled from its
+    /// source region (the whole frame when it names none), else the frame's own.
+    static func outputSize(_ options: RenderingOptions, columns: Int, rows: Int) -> (Int, Int) {
+        options.viewport?.outputSize(sourceWidth: abs(options.viewport?.source?.width ?? columns),
+                                     sourceHeight: abs(options.viewport?.source?.height ?? rows)) ?? (columns, rows)
     }
 
     /// Frame `n` of `source` rendered and encoded. An enhanced multi-frame object's frame has its own
@@ -117,8 +123,7 @@ extension DICOMwebService {
             if let problem = options.viewport?.problem(imageWidth: columns, imageHeight: rows) {
                 throw DICOMwebError(.badRequest, "instance \(i.sopInstanceUID): \(problem)")
             }
-            let size = options.viewport?.outputSize(sourceWidth: abs(options.viewport?.source?.width ?? columns),
-                                                    sourceHeight: abs(options.viewport?.source?.height ?? rows)) ?? (columns, rows)
+            let size = Self.outputSize(options, columns: columns, rows: rows)
             let frames = max(i.attributes.numberOfFrames ?? 1, 1)
             total += frames * size.0 * size.1
             guard total <= Self.maximumRenderedPixels else {

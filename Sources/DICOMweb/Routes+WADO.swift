@@ -26,9 +26,7 @@ extension DICOMwebService {
     /// The current instances a request addresses, in the image sets it may see (`scope(_:)`): 400 for
     /// a malformed UID, 404 when there are none.
     func instances(_ request: Request, study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
-        for uid in [study, series, sop].compactMap({ $0 }) where !UID.isValid(uid) {
-            throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
-        }
+        try Self.requireValidUIDs(study, series, sop)
         let scope = try Self.scope(request)
         let found = try store.index.currentInstances(study: study, series: series, sop: sop, scope: scope)
         guard !found.isEmpty else {
@@ -37,6 +35,13 @@ extension DICOMwebService {
             throw DICOMwebError(.notFound, "no such \(what)")
         }
         return found
+    }
+
+    /// 400 for the first UID of a request's path that is not valid (PS3.5 §9.1); nil ones are absent levels.
+    static func requireValidUIDs(_ uids: String?...) throws {
+        for uid in uids.compactMap({ $0 }) where !UID.isValid(uid) {
+            throw DICOMwebError(.badRequest, "'\(uid.prefix(80))' is not a valid UID")
+        }
     }
 
     /// The image sets a DICOMweb request sees: the primary set of each study, unless `imageSetId`
@@ -207,8 +212,8 @@ extension DICOMwebService {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    static let explicitLittleEndian = "1.2.840.10008.1.2.1"
-    static let bigEndian = "1.2.840.10008.1.2.2"
+    static let explicitLittleEndian = TransferSyntax.explicitVRLittleEndian.uid
+    static let bigEndian = TransferSyntax.explicitVRBigEndian.uid
 
     /// The transfer syntax to send instances in, from Accept (PS3.18 §8.7.3.5.2); 406 when none
     /// fits. A syntax Tessera encodes, or the one every instance is stored in, or `*`.

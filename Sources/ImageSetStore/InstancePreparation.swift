@@ -114,6 +114,12 @@ extension IngestOutcome: Error {}
 public enum BulkURI {
     public static let prefix = "tessera-bulk:"
     static func placeholder(instancePath: String, _ path: [Tag]) -> String {
-        prefix + instancePath + "/bulkdata/" + path.map(\.hexString).joined(separator: "/")
+        prefix + url(instancePath: instancePath, path)
+    }
+
+    /// The bulk data resource of the value at `path` (tags from the top level down), below the
+    /// instance's own: what the placeholder names, and what XML metadata links to directly.
+    public static func url(instancePath: String, _ path: [Tag]) -> String {
+        instancePath + "/bulkdata/" + path.map(\.hexString).joined(separator: "/")
     }
 }
