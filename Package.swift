@@ -14,7 +14,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.4.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -61,11 +65,26 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Who is asking: API keys (hashes in the index) and OIDC bearer JWTs (jwt-kit, JWKS from a
+        // file or a URL), mapped to roles; the route policy that says which role may do what.
+        .target(
+            name: "AccessControl",
+            dependencies: [
+                "ImageSetStore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // DICOMweb (STOW-RS, QIDO-RS, WADO-RS) and the image-set API over HTTP.
         .target(
             name: "DICOMweb",
             dependencies: [
-                "ImageSetStore", "PixelData", "DICOMParser",
+                "ImageSetStore", "PixelData", "DICOMParser", "AccessControl",
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb",
+                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -94,8 +113,10 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
-            "DICOMweb", "ImageSetStore", "TestSupport",
+            "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ],
     cxxLanguageStandard: .cxx17

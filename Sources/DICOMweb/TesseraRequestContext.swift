@@ -1,4 +1,5 @@
 import Hummingbird
+import ImageSetStore
 import NIOCore
 
 /// The request context of every Tessera route. Beyond Hummingbird's core storage it carries the
@@ -8,6 +9,10 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
     public var coreContext: CoreRequestContextStorage
     /// The connected peer; nil when there is none (in-process router tests), which counts as untrusted.
     public let remoteAddress: SocketAddress?
+    /// Who the request comes from, once authentication has run; nil before it (and on /health).
+    public var identity: Principal?
+    /// Shared by every layer of this request (see RequestNotes): what they learned, for the log and the audit trail.
+    public let notes = RequestNotes()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
