@@ -76,7 +76,7 @@ public final class OIDCAuthenticator: @unchecked Sendable {
         guard let key = await jwks.key(kid: kid) else {
             throw Self.invalid("unknown-key", kid.map { "no key with id \($0) in the provider's key set" } ?? "the token names no key id (kid)")
         }
-        guard key.accepts(alg) else { throw Self.invalid("algorithm-not-accepted", "the key \(kid ?? "") is not a key for \(alg)") }
+        guard key.accepts(alg) else { throw Self.invalid("algorithm-not-accepted", "the key \(kid ?? "") is not a key for the algorithm \(alg)") }
         let claims: JSONValue
         do {
             claims = try await key.keys.verify(token, as: Claims.self).value
