@@ -1,3 +1,4 @@
+import AccessControl
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -13,6 +14,8 @@ public struct DICOMwebConfiguration: Sendable {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed when building URLs; from any
     /// other peer they are dropped. Default: a proxy on this machine.
     public var trustedProxies: [CIDR] = CIDR.loopback
+    /// API keys' cache lifetime and the OIDC provider (Docs/security.md).
+    public var authentication = AuthenticationConfiguration()
     public init() {}
 }
 
@@ -23,8 +26,9 @@ struct DICOMwebService: Sendable {
 }
 
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
-public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger) -> some ApplicationProtocol {
-    let router = buildRouter(store: store, configuration: configuration)
+public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger,
+                             authenticator: RequestAuthenticator? = nil) -> some ApplicationProtocol {
+    let router = buildRouter(store: store, configuration: configuration, authenticator: authenticator)
     return Application(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()])),
@@ -48,7 +52,10 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
     }
 }
 
-public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<TesseraRequestContext> {
+/// `authenticator`: nil makes one from `configuration.authentication` (`tessera serve` passes the
+/// one it checked at start-up).
+public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
+                        authenticator: RequestAuthenticator? = nil) -> Router<TesseraRequestContext> {
     let service = DICOMwebService(store: store, configuration: configuration)
     // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
@@ -60,6 +67,10 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
                                           allowMethods: [.get, .post, .delete, .head, .options],
                                           exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
+    // Innermost, so that the request log and the audit trail outside see its 401s and 403s.
+    router.middlewares.add(AuthenticationMiddleware(
+        authenticator: authenticator ?? RequestAuthenticator(keys: store.accessKeys, configuration: configuration.authentication),
+        keys: store.accessKeys))
     router.get("/health") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
     }

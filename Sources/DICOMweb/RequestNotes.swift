@@ -9,6 +9,7 @@ import NIOConcurrencyHelpers
 public final class RequestNotes: @unchecked Sendable {
     private let lock = NIOLock()
     private var _principal: Principal?
+    private var _authenticationFailure: String?
 
     public init() {}
 
@@ -16,5 +17,12 @@ public final class RequestNotes: @unchecked Sendable {
     public var principal: Principal? {
         get { lock.withLock { _principal } }
         set { lock.withLock { _principal = newValue } }
+    }
+
+    /// Set by authentication when it refuses the request (401/403): a short reason such as
+    /// `expired`, `wrong-issuer`, `unknown-or-revoked-key`, `no-credentials`, `role` (AuthenticationFailure.reason).
+    public var authenticationFailure: String? {
+        get { lock.withLock { _authenticationFailure } }
+        set { lock.withLock { _authenticationFailure = newValue } }
     }
 }

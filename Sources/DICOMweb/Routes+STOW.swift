@@ -50,6 +50,7 @@ extension DICOMwebService {
         }
         guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let outcomes = await store.storeGrouped(candidates, reason: "STOW-RS") + rejected
+        recordForGateway(outcomes, context: context)
         for o in outcomes where o.status != .failed && o.isPrimary == false {
             // Keywords and ids only: the conflicting values are patient data and stay out of logs.
             context.logger.warning("stored in a non-primary image set", metadata: [
@@ -57,6 +58,20 @@ extension DICOMwebService {
                 "conflicts": "\(Self.conflictKeywords(o))"])
         }
         return try stowResponse(outcomes, request: request, study: study)
+    }
+
+    /// A gateway may read back what its STOW-RS responses referenced, and nothing else
+    /// (Docs/security.md): those SOP Instance UIDs are recorded under its name. When recording
+    /// fails, the instances stay stored and the gateway cannot read them (closed, not open).
+    func recordForGateway(_ outcomes: [IngestOutcome], context: TesseraRequestContext) {
+        guard let principal = context.identity, principal.has(.gateway) else { return }
+        let referenced = outcomes.filter { $0.status != .failed }.compactMap(\.sopInstanceUID)
+        do {
+            try store.accessKeys.recordStoredInstances(by: principal, sopInstanceUIDs: referenced)
+        } catch {
+            context.logger.error("cannot record the gateway's stored instances; it will not be able to read them back",
+                                 metadata: ["principal": "\(principal.name)", "error": "\(error)"])
+        }
     }
 
     /// Reads the body part by part (`MultipartReader`); each part's bytes go straight to a blob

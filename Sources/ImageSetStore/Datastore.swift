@@ -12,6 +12,8 @@ import Glibc
 public final class Datastore: Sendable {
     public let folder: String
     public let index: any ImageSetIndex
+    /// API keys and the instances each gateway stored (the same index, through its AccessKeyIndex face).
+    public let accessKeys: any AccessKeyIndex
     public let blobs: any BlobStore
     /// Nil for a read-only open.
     let lock: FolderLock?
@@ -48,14 +50,16 @@ public final class Datastore: Sendable {
             try DataFolderError.checkExisting(folder)
             self.lock = nil
             self.blobs = FileBlobStore(existingRoot: folder + "/blobs")
-            self.index = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
+            let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
+            (self.index, self.accessKeys) = (sqlite, sqlite)
             self.startup = StartupReport()
         case .readWrite:
             try DataFolderError.createFolder(folder)
             self.lock = try FolderLock(folder: folder)
             let fileBlobs = try FileBlobStore(root: folder + "/blobs")
             self.blobs = fileBlobs
-            self.index = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
+            let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
+            (self.index, self.accessKeys) = (sqlite, sqlite)
             self.startup = try Self.sweep(index: index, blobs: fileBlobs)
             scheduleMetadataRefresh()  // what a previous process left pending
         }

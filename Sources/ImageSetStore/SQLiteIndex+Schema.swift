@@ -146,6 +146,27 @@ extension SQLiteIndex {
                 CREATE INDEX instance_current_set ON instance(image_set_id, series_instance_uid, removed_version) WHERE removed_version IS NULL
                 """)
         }
+        // API keys (only their SHA-256) and, per principal, the instances a gateway stored, which are
+        // all it may read back (Docs/security.md). `principal_kind` keeps a key and a token subject of
+        // the same name apart.
+        m.registerMigration("v5") { db in
+            try db.execute(sql: """
+                CREATE TABLE api_key(
+                    name TEXT PRIMARY KEY NOT NULL,
+                    role TEXT NOT NULL,
+                    key_sha256 BLOB NOT NULL UNIQUE,
+                    created_at REAL NOT NULL,
+                    revoked_at REAL
+                );
+                CREATE TABLE principal_stored_instance(
+                    principal_kind TEXT NOT NULL,
+                    principal_name TEXT NOT NULL,
+                    sop_instance_uid TEXT NOT NULL,
+                    stored_at REAL NOT NULL,
+                    PRIMARY KEY(principal_kind, principal_name, sop_instance_uid)
+                ) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 }

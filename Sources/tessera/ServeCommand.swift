@@ -1,3 +1,4 @@
+import AccessControl
 import ArgumentParser
 import DICOMweb
 import Foundation
@@ -21,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     var retainVersions: Int?
     @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
+    @OptionGroup var auth: AuthenticationOptions
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -34,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
             throw ExitCode.failure
         }
+        var config = DICOMwebConfiguration()
+        let authenticator = try await auth.authenticator(store: store, host: host, configuration: &config.authentication, logger: logger)
         if let retainVersions {
             guard retainVersions >= 0 else { throw ValidationError("--retain-versions is 0 (keep all) or more") }
             try store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
@@ -49,13 +53,12 @@ struct ServeCommand: AsyncParsableCommand {
             for f in files where await store.ingest(file: demo + "/" + f, reason: "demo").status == .stored { stored += 1 }
             logger.info("demo study loaded", metadata: ["instances": "\(stored)", "folder": "\(demo)"])
         }
-        var config = DICOMwebConfiguration()
         config.host = host
         config.port = port
         config.maximumRequestSize = maximumRequestSize
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
         logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
-        let app = buildApplication(store: store, configuration: config, logger: logger)
+        let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
     }

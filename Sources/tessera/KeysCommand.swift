@@ -1,0 +1,79 @@
+import AccessControl
+import ArgumentParser
+import Foundation
+import ImageSetStore
+
+/// `tessera keys create|list|revoke`: API keys for machines (Docs/security.md, "API keys"). They
+/// open only the folder's index, without its lock, so they work beside a running `tessera serve`,
+/// which sees a change within its key cache's lifetime (5 s).
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Create, list and revoke API keys (Authorization: Bearer KEY).",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an API key and print it once; only its SHA-256 is stored.")
+        @Option(help: "gateway (STOW-RS, reading back what it stored), viewer (reads) or admin (everything).") var role: Role
+        @Option(help: "A unique name (letters, digits, '.', '_', '-'); audit records name the key by it.") var name: String
+        @Option(help: "The data folder (created when missing).") var data: String
+
+        func run() throws {
+            let keys = try KeysCommand.open(data, create: true)
+            let key = APIKey.generate()
+            do {
+                try keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()))
+            } catch let e as AccessKeyError {
+                throw Diagnostics.fail(e.description)
+            }
+            print(key)
+            Diagnostics.line("created \(role.rawValue) key \(name); it is shown only this once (the folder keeps only its hash). "
+                             + "Send it as Authorization: Bearer KEY")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the API keys (never the keys themselves).")
+        @Option(help: "The data folder.") var data: String
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        struct Item: Encodable {
+            let name: String, role: String, created: Date, revoked: Date?
+        }
+
+        func run() throws {
+            let items = try KeysCommand.open(data, create: false).apiKeys().map {
+                Item(name: $0.name, role: $0.role.rawValue, created: $0.created, revoked: $0.revoked)
+            }
+            if json { return try AdminJSON.write(items) }
+            let iso = ISO8601DateFormatter()
+            print("NAME".padding(toLength: 32, withPad: " ", startingAt: 0) + " ROLE     CREATED              REVOKED")
+            for i in items {
+                print(i.name.padding(toLength: 32, withPad: " ", startingAt: 0) + " " + i.role.padding(toLength: 8, withPad: " ", startingAt: 0)
+                      + " " + iso.string(from: i.created) + " " + (i.revoked.map(iso.string) ?? "-"))
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke an API key; a running server refuses it within 5 seconds.")
+        @Argument(help: "The key's name.") var name: String
+        @Option(help: "The data folder.") var data: String
+
+        func run() throws {
+            guard try KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date()) else {
+                throw Diagnostics.fail("no unrevoked key named \(name) in \(data)")
+            }
+            Diagnostics.line("revoked key \(name)")
+        }
+    }
+
+    static func open(_ folder: String, create: Bool) throws -> any AccessKeyIndex {
+        do { return try Datastore.openAccessKeys(folder: folder, create: create) } catch {
+            throw Diagnostics.fail("\(error)")
+        }
+    }
+}
+
+extension Role: ExpressibleByArgument {}
