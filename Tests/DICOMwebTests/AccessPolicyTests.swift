@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import ImageSetStore
 import NIOCore
+import TestSupport
 import XCTest
 
 /// The route policy (Docs/security.md, "Roles and routes"): every registered route × every role ×
@@ -70,6 +71,18 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
                 XCTAssertTrue(r.headers[.wwwAuthenticate]?.contains("insufficient_scope") == true)
             }
         }
+    }
+
+    /// Docs/security.md's "Roles and routes" table is this table: same routes, same roles.
+    func testDocsTableIsThePolicyTable() throws {
+        let doc = try String(contentsOf: Corpus.packageRoot.appendingPathComponent("Docs/security.md"), encoding: .utf8)
+        var documented: [String: String] = [:]
+        for line in doc.split(separator: "\n") where line.hasPrefix("| GET ") || line.hasPrefix("| POST ") || line.hasPrefix("| DELETE ") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            documented["\(cells[0]) \(cells[1])"] = cells[2]
+        }
+        let code = Dictionary(RoutePolicy.entries.map { ("\($0.method) \($0.path)", RoutePolicy.describe($0.access)) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(documented, code)
     }
 
     /// The matrix: each route with no credentials and a wrong key is 401 (unless open to everyone),
