@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import ImageSetStore
 import Logging
 import NIOCore
@@ -13,6 +14,14 @@ public struct DICOMwebConfiguration: Sendable {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed when building URLs; from any
     /// other peer they are dropped. Default: a proxy on this machine.
     public var trustedProxies: [CIDR] = CIDR.loopback
+    /// Whether requests need credentials (set from the API keys / OIDC issuer configured); decides the CORS default.
+    public var authenticationEnabled = false
+    /// Origins whose browser pages may read responses (`*`: any); nil for the default (`defaultCORSOrigins`).
+    public var corsOrigins: [String]?
+    /// The URL clients reach the service at; when set, every link in a response starts with it.
+    public var publicURL: PublicURL?
+    /// The certificate and key served over TLS (reloadable); nil for plain HTTP.
+    public var tls: TLSCertificates?
     public init() {}
 }
 
@@ -25,9 +34,10 @@ struct DICOMwebService: Sendable {
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
 public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger) -> some ApplicationProtocol {
     let router = buildRouter(store: store, configuration: configuration)
+    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()]))
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()])),
+        server: configuration.tls.map { $0.server(http1) } ?? http1,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
         logger: logger
     )
@@ -55,10 +65,9 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
     let routes = RouteTable()
     router.middlewares.add(RequestLogMiddleware())
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
-    // Browser viewers: every response, errors included, carries the CORS headers.
-    router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
-                                          allowMethods: [.get, .post, .delete, .head, .options],
-                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
+    // Browser viewers: every response, errors included, carries the CORS headers for allowed origins.
+    // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
+    router.middlewares.add(AllowedOriginsMiddleware(origins: configuration.effectiveCORSOrigins))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
     router.get("/health") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))

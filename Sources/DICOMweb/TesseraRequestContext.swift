@@ -9,6 +9,8 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
     public var coreContext: CoreRequestContextStorage
     /// The connected peer; nil when there is none (in-process router tests), which counts as untrusted.
     public let remoteAddress: SocketAddress?
+    /// The address the peer connected to (this server's); links name it when nothing better is known.
+    public let localAddress: SocketAddress?
     /// Who the request comes from, once authentication has run; nil before it (and on /health).
     public var identity: Principal?
     /// Shared by every layer of this request (see RequestNotes): what they learned, for the log and the audit trail.
@@ -17,5 +19,6 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        localAddress = source.channel.localAddress
     }
 }

@@ -21,8 +21,28 @@ struct ServeCommand: AsyncParsableCommand {
     var retainVersions: Int?
     @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
+    var tlsKey: String?
+    @Option(name: .customLong("public-url"), help: ArgumentHelp("Where clients reach the service, https://host[:port][/prefix]: the start of every link in responses.", valueName: "URL"))
+    var publicURL: String?
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, or *); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
+    var corsOrigins: [String] = []
+    // Not an option of the file itself: see ServeCommand+Config.swift.
+    @Option(help: ArgumentHelp("A JSON file of these options, keys named as the long options (\"port\": 8443, \"cors-origin\": [...]); options given here win.", valueName: "FILE"))
+    var config: String?
 
     func run() async throws {
+        if let config {
+            try await Self.merging(configFile: config, commandLine: Self.commandLine).serve()
+        } else {
+            try await serve()
+        }
+    }
+
+    func serve() async throws {
+        let transport = try transportConfiguration()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -54,10 +74,15 @@ struct ServeCommand: AsyncParsableCommand {
         config.port = port
         config.maximumRequestSize = maximumRequestSize
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
-        logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
+        transport.apply(to: &config)
+        let scheme = config.tls == nil ? "http" : "https"
+        logger.info("serving", metadata: ["url": "\(config.publicURL.map(\.description) ?? "\(scheme)://\(host):\(port)")/dicomweb", "data": "\(data)",
+                                          "corsOrigins": "\(config.effectiveCORSOrigins)"])
+        let reloader = config.tls.map { Self.reloadOnHangUp($0, logger: logger) }
         let app = buildApplication(store: store, configuration: config, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
+        reloader?.cancel()
     }
 }
 
