@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not load the demo study into an empty data folder.") var noDemo = false
     @Option(help: "Versions per image set that DELETE and replacement keep, freeing older blobs (0: keep all). Stored in the data folder.")
     var retainVersions: Int?
-    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
+    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Host, Forwarded and X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
     var tlsCert: String?
@@ -27,7 +27,7 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsKey: String?
     @Option(name: .customLong("public-url"), help: ArgumentHelp("Where clients reach the service, https://host[:port][/prefix]: the start of every link in responses.", valueName: "URL"))
     var publicURL: String?
-    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, or *); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, * for any, none for none); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
     var corsOrigins: [String] = []
     // Not an option of the file itself: see ServeCommand+Config.swift.
     @Option(help: ArgumentHelp("A JSON file of these options, keys named as the long options (\"port\": 8443, \"cors-origin\": [...]); options given here win.", valueName: "FILE"))
