@@ -2,6 +2,7 @@ import AccessControl
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import ImageSetStore
 import Logging
 import NIOCore
@@ -16,6 +17,14 @@ public struct DICOMwebConfiguration: Sendable {
     public var trustedProxies: [CIDR] = CIDR.loopback
     /// API keys' cache lifetime and the OIDC provider (Docs/security.md).
     public var authentication = AuthenticationConfiguration()
+    /// Whether requests need credentials (set from the API keys / OIDC issuer configured); decides the CORS default.
+    public var authenticationEnabled = false
+    /// Origins whose browser pages may read responses (`*`: any); nil for the default (`defaultCORSOrigins`).
+    public var corsOrigins: [String]?
+    /// The URL clients reach the service at; when set, every link in a response starts with it.
+    public var publicURL: PublicURL?
+    /// The certificate and key served over TLS (reloadable); nil for plain HTTP.
+    public var tls: TLSCertificates?
     public init() {}
 }
 
@@ -29,9 +38,10 @@ struct DICOMwebService: Sendable {
 public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger,
                              authenticator: RequestAuthenticator? = nil) -> some ApplicationProtocol {
     let router = buildRouter(store: store, configuration: configuration, authenticator: authenticator)
+    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()]))
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()])),
+        server: configuration.tls.map { $0.server(http1) } ?? http1,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
         logger: logger
     )
@@ -62,10 +72,9 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     let routes = RouteTable()
     router.middlewares.add(RequestLogMiddleware())
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
-    // Browser viewers: every response, errors included, carries the CORS headers.
-    router.middlewares.add(CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .authorization, .init("X-Requested-With")!],
-                                          allowMethods: [.get, .post, .delete, .head, .options],
-                                          exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
+    // Browser viewers: every response, errors included, carries the CORS headers for allowed origins.
+    // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
+    router.middlewares.add(AllowedOriginsMiddleware(origins: configuration.effectiveCORSOrigins))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
     // Innermost, so that the request log and the audit trail outside see its 401s and 403s.
     router.middlewares.add(AuthenticationMiddleware(

@@ -76,19 +76,52 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
 /// Forwarding headers count only when the connection comes from a trusted proxy: from anyone else
 /// (or with no peer address) `Forwarded` and `X-Forwarded-*` are removed before any handler runs,
 /// so a client cannot make Tessera write its URLs (RetrieveURL, BulkDataURI) with a host it chose.
+/// `Host` likewise: from an untrusted peer it is replaced by the address the connection reached
+/// (nil in-process, where the configured address stands in), so links name this server whatever
+/// the client wrote there (a forged Host would otherwise end up in responses, and in caches).
 struct TrustedForwardingMiddleware: RouterMiddleware {
     let trusted: [CIDR]
     static let names = ["Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For", "X-Forwarded-Port"].map { HTTPField.Name($0)! }
 
     func handle(_ request: Request, context: TesseraRequestContext,
                 next: (Request, TesseraRequestContext) async throws -> Response) async throws -> Response {
-        guard Self.names.contains(where: { request.headers[$0] != nil }),
-              !CIDR.contains(trusted, address: context.remoteAddress?.ipAddress) else {
+        guard !CIDR.contains(trusted, address: context.remoteAddress?.ipAddress) else {
             return try await next(request, context)
         }
         var head = request.head
         for name in Self.names { head.headerFields[name] = nil }
+        head.authority = context.localAddress.flatMap(Self.authority)
         return try await next(Request(head: head, body: request.body), context)
+    }
+
+    /// `127.0.0.1:8080`, `[::1]:8443`: a socket address as the authority of a URL.
+    static func authority(_ address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress, let port = address.port else { return nil }
+        let host = CIDR.addressBytes(ip)?.count == 4 ? (ip.hasPrefix("::ffff:") ? String(ip.dropFirst(7)) : ip) : "[\(ip)]"
+        return "\(host):\(port)"
+    }
+}
+
+/// `--public-url https://pacs.example.org[:port][/prefix]`: where clients reach the service, the
+/// root of every link when configured. A prefix is where a proxy mounts Tessera (the proxy strips
+/// it); links then read `https://pacs.example.org/prefix/dicomweb/...`.
+public struct PublicURL: Sendable, Equatable, CustomStringConvertible {
+    /// Scheme, authority and prefix, without a trailing `/`.
+    public let description: String
+
+    /// Nil unless http(s), with a host, and without user, query or fragment; only URL characters
+    /// that need no escaping in JSON or XML, since the URL is written into both unescaped.
+    public init?(_ text: String) {
+        var url = text
+        while url.hasSuffix("/") { url.removeLast() }
+        guard let sep = url.range(of: "://") else { return nil }
+        let scheme = url[..<sep.lowerBound].lowercased()
+        let rest = url[sep.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        guard scheme == "http" || scheme == "https", !authority.isEmpty, !authority.hasPrefix(":"),
+              authority.allSatisfy(DICOMwebService.hostCharacters.contains),
+              rest.dropFirst(authority.count).allSatisfy(DICOMwebService.pathCharacters.contains) else { return nil }
+        description = scheme + "://" + rest
     }
 }
 
@@ -139,11 +172,13 @@ struct ForwardedElement: Equatable {
 }
 
 extension DICOMwebService {
-    /// The DICOMweb root as the client sees it, behind a proxy from `Forwarded` (RFC 7239) or
-    /// `X-Forwarded-Proto`/`X-Forwarded-Host` (those of untrusted peers never get here:
-    /// TrustedForwardingMiddleware). A Host without a port (dicomweb-client sends one) gets the
-    /// port the server listens on.
+    /// The DICOMweb root as the client sees it: the configured public URL; else, behind a proxy,
+    /// from `Forwarded` (RFC 7239) or `X-Forwarded-Proto`/`X-Forwarded-Host`; else from `Host`
+    /// (those of untrusted peers never get here: TrustedForwardingMiddleware puts the address the
+    /// connection reached in its place). A Host without a port (dicomweb-client sends one) gets
+    /// the port the server listens on. The scheme is https when Tessera serves TLS itself.
     func root(_ request: Request) -> String {
+        if let publicURL = configuration.publicURL { return "\(publicURL)/dicomweb" }
         let headers = request.headers
         func firstValue(_ name: String) -> String? {
             headers[HTTPField.Name(name)!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " \t") }.flatMap { $0.isEmpty ? nil : $0 }
@@ -151,18 +186,24 @@ extension DICOMwebService {
         let element = headers[values: HTTPField.Name("Forwarded")!].isEmpty ? nil
             : ForwardedElement.clientFacing(ForwardedElement.parse(headers[values: HTTPField.Name("Forwarded")!].joined(separator: ",")),
                                             trusted: configuration.trustedProxies)
+        let scheme = configuration.tls == nil ? "http" : "https"
         // Values go into URLs inside JSON: a scheme of scheme characters, a host of authority characters.
-        let proto = (element?["proto"] ?? firstValue("X-Forwarded-Proto")).flatMap { $0.allSatisfy(Self.schemeCharacters.contains) ? $0.lowercased() : nil } ?? "http"
+        let proto = (element?["proto"] ?? firstValue("X-Forwarded-Proto")).flatMap { $0.allSatisfy(Self.schemeCharacters.contains) ? $0.lowercased() : nil } ?? scheme
         if let forwarded = (element?["host"] ?? firstValue("X-Forwarded-Host")).flatMap({ $0.allSatisfy(Self.authorityCharacters.contains) ? $0 : nil }) {
             return "\(proto)://\(forwarded)/dicomweb"
         }
-        var host = request.head.authority ?? "\(configuration.host):\(configuration.port)"
+        var host = request.head.authority.flatMap { $0.allSatisfy(Self.authorityCharacters.contains) ? $0 : nil }
+            ?? "\(configuration.host):\(configuration.port)"
         let hasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
-        if !hasPort && configuration.port != 80 { host += ":\(configuration.port)" }
+        if !hasPort && configuration.port != (proto == "https" ? 443 : 80) { host += ":\(configuration.port)" }
         return "\(proto)://\(host)/dicomweb"
     }
 
     static let schemeCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
     /// RFC 3986 §3.2: reg-name, IP literal and port characters.
     static let authorityCharacters = schemeCharacters.union("_~!$&'()*,;=:[]%")
+    /// A host and port of unreserved characters and IP literals only (RFC 3986 §2.3, §3.2.2):
+    /// nothing that JSON or XML would need escaped.
+    static let hostCharacters = schemeCharacters.union("_~:[]")
+    static let pathCharacters = hostCharacters.union("/%")
 }

@@ -10,6 +10,8 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
     public var coreContext: CoreRequestContextStorage
     /// The connected peer; nil when there is none (in-process router tests), which counts as untrusted.
     public let remoteAddress: SocketAddress?
+    /// The address the peer connected to (this server's); links name it when nothing better is known.
+    public let localAddress: SocketAddress?
     /// Who the request comes from, once authentication has run (AuthenticationMiddleware; the
     /// anonymous admin when authentication is off); nil before it and on /health, /ready.
     public var identity: Principal?
@@ -19,5 +21,6 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        localAddress = source.channel.localAddress
     }
 }

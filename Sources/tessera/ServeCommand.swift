@@ -20,11 +20,31 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not load the demo study into an empty data folder.") var noDemo = false
     @Option(help: "Versions per image set that DELETE and replacement keep, freeing older blobs (0: keep all). Stored in the data folder.")
     var retainVersions: Int?
-    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
+    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Host, Forwarded and X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
     @OptionGroup var auth: AuthenticationOptions
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
+    var tlsKey: String?
+    @Option(name: .customLong("public-url"), help: ArgumentHelp("Where clients reach the service, https://host[:port][/prefix]: the start of every link in responses.", valueName: "URL"))
+    var publicURL: String?
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, * for any, none for none); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
+    var corsOrigins: [String] = []
+    // Not an option of the file itself: see ServeCommand+Config.swift.
+    @Option(help: ArgumentHelp("A JSON file of these options, keys named as the long options (\"port\": 8443, \"cors-origin\": [...]); options given here win.", valueName: "FILE"))
+    var config: String?
 
     func run() async throws {
+        if let config {
+            try await Self.merging(configFile: config, commandLine: Self.commandLine).serve()
+        } else {
+            try await serve()
+        }
+    }
+
+    func serve() async throws {
+        let transport = try transportConfiguration()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -38,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var config = DICOMwebConfiguration()
         let authenticator = try await auth.authenticator(store: store, host: host, configuration: &config.authentication, logger: logger)
+        config.authenticationEnabled = authenticator.isEnabled
         if let retainVersions {
             guard retainVersions >= 0 else { throw ValidationError("--retain-versions is 0 (keep all) or more") }
             try store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
@@ -57,10 +78,15 @@ struct ServeCommand: AsyncParsableCommand {
         config.port = port
         config.maximumRequestSize = maximumRequestSize
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
-        logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
+        transport.apply(to: &config)
+        let scheme = config.tls == nil ? "http" : "https"
+        logger.info("serving", metadata: ["url": "\(config.publicURL.map(\.description) ?? "\(scheme)://\(host):\(port)")/dicomweb", "data": "\(data)",
+                                          "corsOrigins": "\(config.effectiveCORSOrigins)"])
+        let reloader = config.tls.map { Self.reloadOnHangUp($0, logger: logger) }
         let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
+        reloader?.cancel()
     }
 }
 

@@ -95,7 +95,7 @@ final class WADOTests: DICOMwebTestCase {
                     XCTAssertEqual(items.count, count, uri)
                     let pixel = try XCTUnwrap(items[0]["7FE00010"] as? [String: Any])
                     let bulk = try XCTUnwrap(pixel["BulkDataURI"] as? String)
-                    XCTAssertTrue(bulk.hasPrefix("http://localhost:8080/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"), bulk)
+                    XCTAssertTrue(bulk.hasPrefix("http://127.0.0.1:8080/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"), bulk)
                 }
             }
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)/metadata", method: .get, headers: [.acceptEncoding: "gzip"]) { r in
