@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdCore
 import Hummingbird
 import ImageSetStore
 import Logging
@@ -13,24 +14,50 @@ public struct DICOMwebConfiguration: Sendable {
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed when building URLs; from any
     /// other peer they are dropped. Default: a proxy on this machine.
     public var trustedProxies: [CIDR] = CIDR.loopback
+    /// Connection and work limits (Docs/security.md, "Limits"); timeouts in seconds.
+    public var limits = Limits()
     public init() {}
+
+    public struct Limits: Sendable {
+        /// An open connection with no request under way is closed after this (keep-alive).
+        public var idleTimeout = 60.0
+        /// A request's headers must arrive whole within this of its first byte.
+        public var headerTimeout = 10.0
+        /// A request body that sends nothing for this long is closed, its staged files removed.
+        public var bodyTimeout = 30.0
+        /// Connections served at once; beyond it new ones wait in the listen backlog.
+        public var maximumConnections = 4096
+        /// Decoding, transcoding and rendering at once (default: the cores)…
+        public var workConcurrency = ProcessInfo.processInfo.activeProcessorCount
+        /// …and requests admitted to wait for it; beyond both, 503 with Retry-After.
+        public var workQueue = 2 * ProcessInfo.processInfo.activeProcessorCount
+        public init() {}
+    }
 }
 
-/// Everything a request handler needs: the store and the configuration.
+/// Everything a request handler needs: the store, the configuration and the work pool.
 struct DICOMwebService: Sendable {
     let store: Datastore
     let configuration: DICOMwebConfiguration
+    let pool: WorkPool
 }
 
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
 public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger) -> some ApplicationProtocol {
     let router = buildRouter(store: store, configuration: configuration)
+    let l = configuration.limits
+    let timeouts = ConnectionTimeoutsHandler.Timeouts(idle: .duration(l.idleTimeout), header: .duration(l.headerTimeout), body: .duration(l.bodyTimeout))
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()])),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
+        server: .http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler(), ConnectionTimeoutsHandler(timeouts)])),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera",
+                             backlog: 1024, availableConnectionsDelegate: MaximumAvailableConnections(l.maximumConnections, logger: logger)),
         logger: logger
     )
+}
+
+extension TimeAmount {
+    static func duration(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// Lets a connection read up to 256 KiB per `read(2)` (NIO's default stops at 64 KiB). A STOW-RS
@@ -49,7 +76,8 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
 }
 
 public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) -> Router<TesseraRequestContext> {
-    let service = DICOMwebService(store: store, configuration: configuration)
+    let pool = WorkPool(concurrency: configuration.limits.workConcurrency, queue: configuration.limits.workQueue)
+    let service = DICOMwebService(store: store, configuration: configuration, pool: pool)
     // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     let routes = RouteTable()
@@ -60,9 +88,8 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration) 
                                           allowMethods: [.get, .post, .delete, .head, .options],
                                           exposedHeaders: ["Content-Type", "Content-Length", "Content-Location", "Warning", "Allow"]))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
-    router.get("/health") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
-    }
+    router.middlewares.add(RequestLimitsMiddleware(maximumRequestSize: configuration.maximumRequestSize))
+    service.addHealthRoutes(to: router)
     let web = router.group("dicomweb")
     service.addSTOWRoutes(to: web)
     service.addQIDORoutes(to: web)
