@@ -51,12 +51,12 @@ extension Datastore {
         return removed.values.reduce(0, +)
     }
 
-    /// An index change that frees space, made even on a full disk: free space is checked first (a
-    /// full disk releases the reserve), and SQLITE_FULL releases it and tries once more.
+    /// An index change that frees space, made even on a full disk: SQLITE_FULL frees the last of
+    /// the reserve (`DiskReserve`) and the change runs once more.
     func onFullDisk<T>(_ change: () throws -> T) throws -> T {
         disk?.refresh()
         do { return try change() } catch where DiskReserve.isNoSpace(error) {
-            disk?.noteFull()
+            guard disk?.releaseAll() == true else { throw error }
             return try change()
         }
     }

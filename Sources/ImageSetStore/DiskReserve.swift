@@ -6,11 +6,13 @@ import Glibc
 
 /// What keeps a data folder usable when its disk fills (Docs/security.md, "Limits"). A reserve
 /// file (`reserve`, `size` bytes of zeros) holds space back. When a write meets ENOSPC or
-/// SQLITE_FULL, or free space falls below `size / 8`, the folder is *full*: the reserve is
-/// deleted, so that the index can still commit the instances already staged, and DELETE and prune
-/// (which SQLite needs free pages for) still run; STOW-RS stages nothing more and answers 0xA700
-/// for each instance. The folder stops being full once free space is back to twice the reserve;
-/// the reserve is then written again.
+/// SQLITE_FULL, or free space falls below `size / 8`, the folder is *full*: half the reserve is
+/// freed, so that the index can still commit the instances already staged, and STOW-RS stages
+/// nothing more (0xA700 for each instance). The other half is for DELETE and prune, which SQLite
+/// needs free pages for even though they free space: an index change that meets SQLITE_FULL frees
+/// it and runs again (`releaseAll`), so they work on a disk that something else filled to 100 %.
+/// The folder stops being full once free space is back to twice the reserve; the reserve is then
+/// written again.
 public final class DiskReserve: @unchecked Sendable {
     public let path: String
     public let size: Int
@@ -38,10 +40,20 @@ public final class DiskReserve: @unchecked Sendable {
 
     /// A write failed for want of space: the folder is full from now on, and its reserve goes.
     public func noteFull() {
+        lock.withLock { enterFull() }
+    }
+
+    /// The last of the reserve goes (for DELETE and prune); false when there was none left.
+    public func releaseAll() -> Bool {
         lock.withLock {
             full = true
-            unlink(path)
+            return unlink(path) == 0
         }
+    }
+
+    private func enterFull() {
+        full = true
+        truncate(path, off_t(size / 2))
     }
 
     /// Looks at free space: enters the full state when it is below `size / 8`, leaves it when it is
@@ -52,8 +64,7 @@ public final class DiskReserve: @unchecked Sendable {
         guard let free = freeBytes else { return isFull }
         return lock.withLock {
             if !full && free < size / 8 {
-                full = true
-                unlink(path)
+                enterFull()
             } else if full && free >= 2 * size && writeReserve() {
                 full = false
             }
