@@ -45,6 +45,12 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
         if context.channel.isActive { arm(timeouts.idle) }
     }
 
+    /// An accepted connection becomes active after its pipeline is set up: the idle deadline starts here.
+    func channelActive(context: ChannelHandlerContext) {
+        if phase == .idle { arm(timeouts.idle) }
+        context.fireChannelActive()
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil

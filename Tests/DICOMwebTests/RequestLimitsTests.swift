@@ -84,7 +84,12 @@ final class RequestLimitsTests: DICOMwebTestCase, @unchecked Sendable {
         func us(_ tag: UInt32, _ v: UInt16) -> DataElement { DataElement(tag: Tag(tag), vr: .US, value: .bytes([UInt8(v & 0xFF), UInt8(v >> 8)])) }
         // 10-bit noise, drawn 8 bytes at a time (a byte per draw is slow in debug builds).
         var g = SystemRandomNumberGenerator()
-        let pixels = (0..<(frames * 512 * 512 / 4)).flatMap { _ in withUnsafeBytes(of: g.next() as UInt64 & 0x03FF_03FF_03FF_03FF) { Array($0) } }
+        var pixels: [UInt8] = []
+        pixels.reserveCapacity(frames * 512 * 512 * 2)
+        for _ in 0..<(frames * 512 * 512 / 4) {
+            let draw: UInt64 = g.next() & 0x03FF_03FF_03FF_03FF
+            withUnsafeBytes(of: draw) { pixels.append(contentsOf: $0) }
+        }
         return try instance(sop: sop, extra: [us(0x0028_0010, 512), us(0x0028_0011, 512), text(0x0028_0008, .IS, String(frames)),
                                                DataElement(tag: Tag(0x7FE0_0010), vr: .OW, value: .bytes(pixels))])
     }

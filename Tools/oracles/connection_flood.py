@@ -4,7 +4,7 @@
 Usage: connection_flood.py PORT flood SLOWLORIS IDLE SECONDS
        connection_flood.py PORT cap CONNECTIONS
 
-flood: SLOWLORIS connections send a request's headers one byte every 0.2 s and IDLE connections
+flood: SLOWLORIS connections send a request's headers one byte a second and IDLE connections
 send nothing, each reopened when the server closes it, for SECONDS; meanwhile another client asks
 for /health, a QIDO search and a stored frame every 0.5 s. Also: an upload that stalls after 64 KiB,
 one announced (Content-Length) but never sent, and a Content-Length above the request cap.
@@ -14,6 +14,7 @@ Prints a JSON report of measurements; the Swift test judges them.
 """
 import asyncio
 import json
+import random
 import resource
 import sys
 import time
@@ -63,13 +64,22 @@ async def lifetime_until_closed(r, w, start):
     return time.monotonic() - start
 
 
+async def connect():
+    """A new connection after a random pause of up to 0.5 s (attackers that all reconnect at the
+    same instant measure the accept queue, not the server), or (None, None) when it fails."""
+    await asyncio.sleep(random.random() / 2)
+    try:
+        return await asyncio.open_connection(HOST, PORT)
+    except OSError:
+        await asyncio.sleep(0.1)
+        return None, None
+
+
 async def slowloris(end, lifetimes):
     data = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100000
     while time.monotonic() < end:
-        try:
-            r, w = await asyncio.open_connection(HOST, PORT)
-        except OSError:
-            await asyncio.sleep(0.1)
+        r, w = await connect()
+        if r is None:
             continue
         start = time.monotonic()
         closed = asyncio.ensure_future(lifetime_until_closed(r, w, start))
@@ -79,7 +89,7 @@ async def slowloris(end, lifetimes):
                     break
                 w.write(bytes([b]))
                 await w.drain()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)
         except (ConnectionError, OSError):
             pass
         if closed.done():
@@ -91,10 +101,8 @@ async def slowloris(end, lifetimes):
 
 async def idle(end, lifetimes):
     while time.monotonic() < end:
-        try:
-            r, w = await asyncio.open_connection(HOST, PORT)
-        except OSError:
-            await asyncio.sleep(0.1)
+        r, w = await connect()
+        if r is None:
             continue
         start = time.monotonic()
         try:
@@ -138,18 +146,14 @@ async def probe(frame, report):
         if status != 200:
             report["probe_failures"].append(f"{name}: {status}")
         report["probe_seconds"][name] = max(report["probe_seconds"].get(name, 0), round(seconds, 3))
+        report["all_probe_seconds"].append(round(seconds, 3))
         report["probes"] += 1
 
 
-async def flood(slow, idle_count, seconds):
+async def probes(seconds):
+    """The other client, in a process of its own: the attackers' event loop must not delay it."""
     frame = await first_frame_path()
-    report = {"probes": 0, "probe_failures": [], "probe_seconds": {}}
-    slow_lifetimes, idle_lifetimes = [], []
-    end = time.monotonic() + seconds
-    attackers = [asyncio.ensure_future(slowloris(end, slow_lifetimes)) for _ in range(slow)]
-    attackers += [asyncio.ensure_future(idle(end, idle_lifetimes)) for _ in range(idle_count)]
-    uploads = asyncio.ensure_future(asyncio.gather(stalled_upload(65536), stalled_upload(0)))
-    await asyncio.sleep(1.0)  # the attack in place
+    report = {"probes": 0, "probe_failures": [], "probe_seconds": {}, "all_probe_seconds": []}
     # A declared length above the cap is answered before any body byte is sent.
     try:
         status, secs, _ = await exchange(b"POST /dicomweb/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/dicom\r\n"
@@ -157,9 +161,25 @@ async def flood(slow, idle_count, seconds):
         report["too_large"] = {"status": status, "seconds": round(secs, 3)}
     except (asyncio.TimeoutError, OSError) as e:
         report["too_large"] = {"error": type(e).__name__}
-    while time.monotonic() < end - 0.5:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         await probe(frame, report)
         await asyncio.sleep(0.5)
+    return report
+
+
+async def flood(slow, idle_count, seconds):
+    report = {}
+    slow_lifetimes, idle_lifetimes = [], []
+    end = time.monotonic() + seconds
+    attackers = [asyncio.ensure_future(slowloris(end, slow_lifetimes)) for _ in range(slow)]
+    attackers += [asyncio.ensure_future(idle(end, idle_lifetimes)) for _ in range(idle_count)]
+    uploads = asyncio.ensure_future(asyncio.gather(stalled_upload(65536), stalled_upload(0)))
+    await asyncio.sleep(1.0)  # the attack in place
+    other = await asyncio.create_subprocess_exec(sys.executable, __file__, str(PORT), "probe", str(seconds - 1.5),
+                                                 stdout=asyncio.subprocess.PIPE)
+    out, _ = await other.communicate()
+    report.update(json.loads(out))
     await asyncio.gather(*attackers)
     report["stalled_upload_seconds"], report["unsent_upload_seconds"] = await uploads
     report["slowloris_closed"] = len(slow_lifetimes)
@@ -193,6 +213,8 @@ async def cap(connections):
 
 if MODE == "flood":
     result = asyncio.run(flood(int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])))
+elif MODE == "probe":
+    result = asyncio.run(probes(float(sys.argv[3])))
 else:
     result = asyncio.run(cap(int(sys.argv[3])))
 print(json.dumps(result))
