@@ -94,7 +94,8 @@ public final class DiskReserve: @unchecked Sendable {
             }
             written += n
         }
-        return fsync(fd) == 0 || true
+        _ = fsync(fd)  // best effort: the blocks are allocated either way
+        return true
     }
 
     /// Whether `error` says the disk (or quota) is full: ENOSPC/EDQUOT from a blob write, SQLITE_FULL from the index.
