@@ -25,26 +25,52 @@ public struct DICOMwebConfiguration: Sendable {
     public var publicURL: PublicURL?
     /// The certificate and key served over TLS (reloadable); nil for plain HTTP.
     public var tls: TLSCertificates?
+    /// Connection and work limits (Docs/security.md, "Limits"); timeouts in seconds.
+    public var limits = Limits()
     public init() {}
+
+    public struct Limits: Sendable {
+        /// An open connection with no request under way is closed after this (keep-alive).
+        public var idleTimeout = 60.0
+        /// A request's headers must arrive whole within this of its first byte.
+        public var headerTimeout = 10.0
+        /// A request body that sends nothing for this long is closed, its staged files removed.
+        public var bodyTimeout = 30.0
+        /// Connections served at once; beyond it new ones wait in the listen backlog.
+        public var maximumConnections = 4096
+        /// Decoding, transcoding and rendering at once (default: the cores)…
+        public var workConcurrency = ProcessInfo.processInfo.activeProcessorCount
+        /// …and requests admitted to wait for it; beyond both, 503 with Retry-After.
+        public var workQueue = 2 * ProcessInfo.processInfo.activeProcessorCount
+        public init() {}
+    }
 }
 
-/// Everything a request handler needs: the store and the configuration.
+/// Everything a request handler needs: the store, the configuration and the work pool.
 struct DICOMwebService: Sendable {
     let store: Datastore
     let configuration: DICOMwebConfiguration
+    let pool: WorkPool
 }
 
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
 public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger,
                              authenticator: RequestAuthenticator? = nil) -> some ApplicationProtocol {
     let router = buildRouter(store: store, configuration: configuration, authenticator: authenticator)
-    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler()]))
+    let l = configuration.limits
+    let timeouts = ConnectionTimeoutsHandler.Timeouts(idle: .duration(l.idleTimeout), header: .duration(l.headerTimeout), body: .duration(l.bodyTimeout))
+    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler(), ConnectionTimeoutsHandler(timeouts)]))
     return Application(
         router: router,
         server: configuration.tls.map { $0.server(http1) } ?? http1,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera"),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera",
+                             backlog: 1024, availableConnectionsDelegate: MaximumAvailableConnections(l.maximumConnections, logger: logger)),
         logger: logger
     )
+}
+
+extension TimeAmount {
+    static func duration(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// Lets a connection read up to 256 KiB per `read(2)` (NIO's default stops at 64 KiB). A STOW-RS
@@ -66,7 +92,8 @@ final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, S
 /// one it checked at start-up).
 public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
                         authenticator: RequestAuthenticator? = nil) -> Router<TesseraRequestContext> {
-    let service = DICOMwebService(store: store, configuration: configuration)
+    let pool = WorkPool(concurrency: configuration.limits.workConcurrency, queue: configuration.limits.workQueue)
+    let service = DICOMwebService(store: store, configuration: configuration, pool: pool)
     // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     let routes = RouteTable()
@@ -76,13 +103,12 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
     router.middlewares.add(AllowedOriginsMiddleware(origins: configuration.effectiveCORSOrigins))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
+    router.middlewares.add(RequestLimitsMiddleware(maximumRequestSize: configuration.maximumRequestSize))
     // Innermost, so that the request log and the audit trail outside see its 401s and 403s.
     router.middlewares.add(AuthenticationMiddleware(
         authenticator: authenticator ?? RequestAuthenticator(keys: store.accessKeys, configuration: configuration.authentication),
         keys: store.accessKeys))
-    router.get("/health") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
-    }
+    service.addHealthRoutes(to: router)
     let web = router.group("dicomweb")
     service.addSTOWRoutes(to: web)
     service.addQIDORoutes(to: web)

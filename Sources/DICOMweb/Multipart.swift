@@ -30,20 +30,20 @@ extension MultipartWriter: Sendable {
     /// The body for `count` parts: one part is built before the response starts, so an error in it
     /// is still a proper status; several are streamed (`streamingBody`).
     func body(count: Int, contentType: @escaping @Sendable (Int) -> String,
-              part: @escaping @Sendable (Int) throws -> ByteBuffer) throws -> ResponseBody {
+              part: @escaping @Sendable (Int) async throws -> ByteBuffer) async throws -> ResponseBody {
         guard count == 1 else { return streamingBody(count: count, contentType: contentType, part: part) }
-        return ResponseBody(contentsOf: [partHeader(contentType: contentType(0)), try part(0), partEnd, closing])
+        return ResponseBody(contentsOf: [partHeader(contentType: contentType(0)), try await part(0), partEnd, closing])
     }
 
     /// A body of `count` parts made one at a time as the client reads them, so a response holds
     /// one part in memory however many it has (a study's instances, a thousand frames). A part
     /// that fails to build ends the body early; callers check what they can before they start.
     func streamingBody(count: Int, contentType: @escaping @Sendable (Int) -> String,
-                       part: @escaping @Sendable (Int) throws -> ByteBuffer) -> ResponseBody {
+                       part: @escaping @Sendable (Int) async throws -> ByteBuffer) -> ResponseBody {
         ResponseBody { writer in
             for i in 0..<count {
                 try await writer.write(partHeader(contentType: contentType(i)))
-                try await writer.write(try part(i))
+                try await writer.write(try await part(i))
                 try await writer.write(partEnd)
             }
             try await writer.write(closing)

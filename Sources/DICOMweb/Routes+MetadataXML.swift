@@ -18,7 +18,7 @@ import NIOCore
 /// metadata gives it.
 extension DICOMwebService {
     /// The XML response, once negotiation (`negotiateMetadata`) chose it.
-    func metadataXML(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+    func metadataXML(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
         let found = try instances(request, study: study, series: series, sop: sop)
         let root = root(request), store = self.store, linkQuery = Self.scopeQuery(try Self.scope(request))
         @Sendable func part(_ k: Int) throws -> ByteBuffer {
@@ -31,6 +31,6 @@ extension DICOMwebService {
         }
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: "application/dicom+xml")],
-                        body: try writer.body(count: found.count, contentType: { _ in "application/dicom+xml" }, part: part))
+                        body: try await writer.body(count: found.count, contentType: { _ in "application/dicom+xml" }, part: part))
     }
 }

@@ -14,43 +14,43 @@ extension DICOMwebService {
         let instancePath = "studies/:study/series/:series/instances/:sop"
         group.get("\(instancePath)/rendered") { r, c in
             // A multi-frame instance renders its first frame: JPEG and PNG hold one image.
-            try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
-                              sop: c.parameters.require("sop"), frames: [1], thumbnail: false)
+            try await self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+                                    sop: c.parameters.require("sop"), frames: [1], thumbnail: false)
         }
         group.get("\(instancePath)/frames/:frames/rendered") { r, c in
-            try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
-                              sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: false)
+            try await self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+                                    sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: false)
         }
         // A study or series renders every frame of its image instances (PS3.18 §10.4.1.1.3).
         for path in ["studies/:study", "studies/:study/series/:series"] {
             group.get(RouterPath(path + "/rendered")) { r, c in
-                try self.renderedAll(r, study: c.parameters.require("study"), series: c.parameters.get("series"))
+                try await self.renderedAll(r, study: c.parameters.require("study"), series: c.parameters.get("series"))
             }
         }
-        onEachLevel(of: group, .get, "/thumbnail") { try self.thumbnail($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .get, "/thumbnail") { try await self.thumbnail($0, study: $1, series: $2, sop: $3) }
         group.get("\(instancePath)/frames/:frames/thumbnail") { r, c in
-            try self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
-                              sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: true)
+            try await self.rendered(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+                                    sop: c.parameters.require("sop"), frames: try Self.frameList(c.parameters.require("frames")), thumbnail: true)
         }
     }
 
     /// A representative image: the middle instance (by Instance Number) of the study's first series
     /// (by Series Instance UID order, as the index lists them), and the middle frame of a multi-frame instance.
-    func thumbnail(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+    func thumbnail(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
         let found = try instances(request, study: study, series: series, sop: sop).filter { ($0.attributes.rows ?? 0) > 0 }
         guard let firstSeries = found.first?.seriesInstanceUID else { throw DICOMwebError(.notFound, "nothing in it has pixel data") }
         let candidates = found.filter { $0.seriesInstanceUID == firstSeries }
         let chosen = candidates[candidates.count / 2]
         let frames = max(chosen.attributes.numberOfFrames ?? 1, 1)
-        return try rendered(request, instance: chosen, frames: [(frames + 1) / 2], thumbnail: true)
+        return try await rendered(request, instance: chosen, frames: [(frames + 1) / 2], thumbnail: true)
     }
 
-    func rendered(_ request: Request, study: String, series: String, sop: String, frames: [Int], thumbnail: Bool) throws -> Response {
+    func rendered(_ request: Request, study: String, series: String, sop: String, frames: [Int], thumbnail: Bool) async throws -> Response {
         guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
-        return try rendered(request, instance: instance, frames: frames, thumbnail: thumbnail)
+        return try await rendered(request, instance: instance, frames: frames, thumbnail: thumbnail)
     }
 
-    func rendered(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) throws -> Response {
+    func rendered(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) async throws -> Response {
         let query = request.uri.queryParameters
         let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init))
         var options = try Self.renderingOptions(query)
@@ -71,12 +71,15 @@ extension DICOMwebService {
         guard frames.count * size.0 * size.1 <= Self.maximumRenderedPixels else {
             throw DICOMwebError(.badRequest, "\(frames.count) frames of \(size.0)×\(size.1) exceed \(Self.maximumRenderedPixels) rendered pixels per request")
         }
-        let chosen = options
-        @Sendable func image(_ i: Int) throws -> ByteBuffer {
-            try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType)
+        let chosen = options, pool = self.pool
+        // Rendering is pool work (WorkPool): admitted before the response starts, held to its end.
+        let ticket = try pool.admit()
+        @Sendable func image(_ i: Int) async throws -> ByteBuffer {
+            _ = ticket  // captured: held as long as the body
+            return try await pool.run { try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType) }
         }
         if frames.count == 1 {
-            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: try image(0)))
+            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: try await image(0)))
         }
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
@@ -109,7 +112,7 @@ extension DICOMwebService {
     /// (PS3.18 §10.4.4, the note to Table 10.4.4-1). The whole response fits the per-request bound,
     /// checked from the indexed sizes before it starts; it then streams, one instance's header and
     /// one image in memory at a time.
-    func renderedAll(_ request: Request, study: String, series: String?) throws -> Response {
+    func renderedAll(_ request: Request, study: String, series: String?) async throws -> Response {
         let query = request.uri.queryParameters
         let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init), multipartOnly: true)
         let options = try Self.renderingOptions(query)
@@ -139,8 +142,9 @@ extension DICOMwebService {
             var source: InstanceFrames?, header: DataSet?, display = DisplayAttributes()
         }
         let current = Current()
-        let chosen = options, offsets = starts
-        @Sendable func image(_ p: Int) throws -> ByteBuffer {
+        let chosen = options, offsets = starts, pool = self.pool
+        let ticket = try pool.admit()
+        @Sendable func image(_ p: Int) async throws -> ByteBuffer {
             var k = max(current.index, 0)
             while k + 1 < offsets.count && offsets[k + 1] <= p { k += 1 }
             let n = p - offsets[k] + 1
@@ -151,11 +155,13 @@ extension DICOMwebService {
                 (current.index, current.source, current.header, current.display) = (k, source, header, DisplayAttributes(dataSet: header))
             }
             guard let source = current.source, let header = current.header else { throw DICOMwebError(.internalServerError, "no instance") }
-            return try Self.renderedFrame(n, of: source, header: header, display: current.display, options: chosen, mediaType: mediaType)
+            let display = current.display
+            _ = ticket  // captured: held as long as the body
+            return try await pool.run { try Self.renderedFrame(n, of: source, header: header, display: display, options: chosen, mediaType: mediaType) }
         }
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
-                        body: try writer.body(count: count, contentType: { _ in mediaType }, part: image))
+                        body: try await writer.body(count: count, contentType: { _ in mediaType }, part: image))
     }
 
     /// Most pixels one rendered request may produce (frames × output size): 64 megapixels.

@@ -24,6 +24,12 @@ extension DICOMwebService {
         let limit = configuration.maximumRequestSize
         switch contentType.type {
         case "application/dicom":
+            // Out of space: nothing is staged, the instance is reported (PS3.18 Annex I: 0xA700).
+            if store.disk?.refresh() == true {
+                for try await _ in request.body {}
+                rejected.append(Self.diskFull)
+                break
+            }
             let writer = try store.blobs.makeWriter(limit: limit)
             do {
                 for try await buffer in request.body {
@@ -33,6 +39,15 @@ extension DICOMwebService {
             } catch let e as BlobStoreError where e.kind == .tooLarge {
                 writer.abort()
                 throw DICOMwebError(.contentTooLarge, e.description)
+            } catch let e as BlobStoreError where e.kind == .noSpace {
+                writer.abort()
+                store.disk?.noteFull()
+                rejected.append(Self.diskFull)
+            } catch {
+                // A body that stops (the client went, the body deadline closed the connection):
+                // its staged file goes with it.
+                writer.abort()
+                throw error
             }
         case "multipart/related":
             guard let boundary = contentType["boundary"], !boundary.isEmpty else {
@@ -44,7 +59,8 @@ extension DICOMwebService {
             if let type = contentType["type"], type.lowercased() != "application/dicom" {
                 throw DICOMwebError(.unsupportedMediaType, "multipart/related type \(type) is not application/dicom")
             }
-            (candidates, rejected) = try await receiveParts(request.body, boundary: boundary, limit: limit, study: study)
+            (candidates, rejected) = try await receiveParts(request.body, boundary: boundary, limit: limit, study: study,
+                                                            diskFull: store.disk?.refresh() == true)
         default:
             throw DICOMwebError(.unsupportedMediaType, "Content-Type \(contentType.type) is neither application/dicom nor multipart/related")
         }
@@ -77,7 +93,7 @@ extension DICOMwebService {
     /// Reads the body part by part (`MultipartReader`); each part's bytes go straight to a blob
     /// writer, and a part is parsed as soon as it is complete, while its bytes are still in memory,
     /// so a request holds at most one part's buffer however many parts it has.
-    func receiveParts(_ body: RequestBody, boundary: String, limit: Int, study: String?) async throws -> ([Datastore.Candidate], [IngestOutcome]) {
+    func receiveParts(_ body: RequestBody, boundary: String, limit: Int, study: String?, diskFull: Bool = false) async throws -> ([Datastore.Candidate], [IngestOutcome]) {
         var reader = MultipartReader(boundary: boundary)
         var writer: BlobWriter?
         var partType: String?
@@ -85,6 +101,16 @@ extension DICOMwebService {
         var candidates: [Datastore.Candidate] = []
         var rejected: [IngestOutcome] = []
         var total = 0
+        // Once the disk is full, no part is staged: each is reported 0xA700, the earlier ones are stored.
+        var outOfSpace = diskFull
+        var partOutOfSpace = false
+        func noSpace() {
+            writer?.abort()
+            writer = nil
+            partOutOfSpace = true
+            if !outOfSpace { store.disk?.noteFull() }
+            outOfSpace = true
+        }
         do {
             for try await buffer in body {
                 total += buffer.readableBytes
@@ -98,20 +124,26 @@ extension DICOMwebService {
                             partType = fields.first { $0.name.lowercased() == "content-type" }?.value
                             isDICOM = partType.map { (MediaType(Substring($0))?.type ?? "application/dicom") == "application/dicom" } ?? true
                         case .body(let bytes):
-                            guard isDICOM else { return }
-                            if writer == nil { writer = try self.store.blobs.makeWriter(limit: limit) }
-                            try writer?.write(bytes)
+                            guard isDICOM, !partOutOfSpace else { return }
+                            if outOfSpace { return noSpace() }
+                            do {
+                                if writer == nil { writer = try self.store.blobs.makeWriter(limit: limit) }
+                                try writer?.write(bytes)
+                            } catch let e as BlobStoreError where e.kind == .noSpace { noSpace() }
                         case .partEnd:
-                            defer { writer = nil; partType = nil; isDICOM = true }
+                            defer { writer = nil; partType = nil; isDICOM = true; partOutOfSpace = false }
                             guard isDICOM else {
                                 rejected.append(.failure(FailureReason.cannotUnderstand, "part of type \(partType ?? "") is not application/dicom"))
                                 return
                             }
-                            guard let w = writer else {
+                            if !partOutOfSpace, let w = writer {
+                                do { candidates.append(self.store.prepare(try w.finish(), expectedStudy: study)) } catch let e as BlobStoreError where e.kind == .noSpace { noSpace() }
+                            }
+                            if partOutOfSpace { return rejected.append(Self.diskFull) }
+                            guard writer != nil else {
                                 rejected.append(.failure(FailureReason.cannotUnderstand, "empty part"))
                                 return
                             }
-                            candidates.append(self.store.prepare(try w.finish(), expectedStudy: study))
                         }
                     }
                 }
@@ -130,6 +162,10 @@ extension DICOMwebService {
         }
         return (candidates, rejected)
     }
+
+    /// An instance not stored for want of disk space: Failure Reason 0xA700, Refused: Out of
+    /// Resources (PS3.18 Annex I, Table I.2-1; PS3.4 Table B.2-1, the C-STORE status it mirrors).
+    static var diskFull: IngestOutcome { .failure(FailureReason.outOfResources, "the server's disk is full; the instance was not stored") }
 
     /// Warning Reason (0008,1196) of an instance stored in a non-primary image set because its
     /// patient/study attributes conflict with the study's primary set. PS3.18 Annex I.2.1 allows codes

@@ -10,11 +10,11 @@ import PixelData
 
 extension DICOMwebService {
     func addWADORoutes(to group: RouterGroup<TesseraRequestContext>) {
-        onEachLevel(of: group, .get) { try self.retrieve($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .get) { try await self.retrieve($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .delete) { try self.delete($0, study: $1, series: $2, sop: $3) }
-        onEachLevel(of: group, .get, "/metadata") { try self.metadata($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .get, "/metadata") { try await self.metadata($0, study: $1, series: $2, sop: $3) }
         group.get("studies/:study/series/:series/instances/:sop/frames/:frames") { r, c in
-            try self.frames(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+            try await self.frames(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                             sop: c.parameters.require("sop"), list: c.parameters.require("frames"))
         }
         group.get("studies/:study/series/:series/instances/:sop/bulkdata/**") { r, c in
@@ -65,10 +65,10 @@ extension DICOMwebService {
     /// `/series/:series`, then `/instances/:sop`, each followed by `suffix`); series and SOP are nil
     /// above their level.
     func onEachLevel(of group: RouterGroup<TesseraRequestContext>, _ method: HTTPRequest.Method, _ suffix: String = "",
-                     _ handle: @escaping @Sendable (Request, String, String?, String?) throws -> Response) {
+                     _ handle: @escaping @Sendable (Request, String, String?, String?) async throws -> Response) {
         for path in ["studies/:study", "studies/:study/series/:series", "studies/:study/series/:series/instances/:sop"] {
             group.on(RouterPath(path + suffix), method: method) { r, c in
-                try handle(r, try c.parameters.require("study"), c.parameters.get("series"), c.parameters.get("sop"))
+                try await handle(r, try c.parameters.require("study"), c.parameters.get("series"), c.parameters.get("sop"))
             }
         }
     }
@@ -88,12 +88,12 @@ extension DICOMwebService {
 
     /// Study, series or instance metadata (PS3.18 §10.4.1.1.2). Series documents are stored gzipped;
     /// placeholders become absolute bulk data URLs for this request's root.
-    func metadata(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+    func metadata(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
         // The `accept` query parameter wins over the header (PS3.18 §8.3.3.1).
         let accept = request.uri.queryParameters["accept"].map(String.init) ?? request.headers[.accept]
         switch try Self.negotiateMetadata(accept) {
         case .json: break
-        case .xml: return try metadataXML(request, study: study, series: series, sop: sop)  // Routes+MetadataXML.swift
+        case .xml: return try await metadataXML(request, study: study, series: series, sop: sop)  // Routes+MetadataXML.swift
         }
         let found = try instances(request, study: study, series: series, sop: sop)
         var json = ByteBuffer()
@@ -173,7 +173,7 @@ extension DICOMwebService {
     /// Study, series or instance retrieval as multipart/related; type="application/dicom", in the
     /// transfer syntax the Accept header asks for: `*` as stored, else Explicit VR LE by default,
     /// or a lossless syntax Tessera encodes.
-    func retrieve(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
+    func retrieve(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
         let found = try instances(request, study: study, series: series, sop: sop)
         let target = try Self.negotiateInstanceSyntax(request.headers[.accept], stored: Set(found.map(\.transferSyntaxUID)))
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
@@ -184,8 +184,10 @@ extension DICOMwebService {
         @Sendable func syntax(_ i: InstanceRecord) -> String {
             target != "*" ? target : i.transferSyntaxUID == Self.bigEndian ? Self.explicitLittleEndian : i.transferSyntaxUID
         }
-        let store = self.store
-        @Sendable func part(_ k: Int) throws -> ByteBuffer {
+        let store = self.store, pool = self.pool
+        // Transcoding is pool work (WorkPool): admitted before the response starts, held to its end.
+        let ticket = found.contains { syntax($0) != $0.transferSyntaxUID } ? try pool.admit() : nil
+        @Sendable func part(_ k: Int) async throws -> ByteBuffer {
             let i = found[k]
             let target = syntax(i)
             var part = ByteBuffer()
@@ -193,20 +195,23 @@ extension DICOMwebService {
                 try store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
             } else {
                 guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
-                do {
-                    let file = try DICOMFile.read(path: path)
-                    let (ds, syntax) = try Transcoder.transcode(file, to: target)
-                    part.writeBytes(try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta))
-                } catch {
-                    throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
-                }
+                _ = ticket  // captured: held as long as the body
+                part.writeBytes(try await pool.run {
+                    do {
+                        let file = try DICOMFile.read(path: path)
+                        let (ds, syntax) = try Transcoder.transcode(file, to: target)
+                        return try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
+                    } catch {
+                        throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
+                    }
+                })
             }
             return part
         }
         let writer = MultipartWriter()
         let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
         // A series or study streams, one instance in memory at a time.
-        let body = try writer.body(count: found.count, contentType: { k in
+        let body = try await writer.body(count: found.count, contentType: { k in
             "application/dicom; transfer-syntax=\(syntax(found[k]))"
         }, part: part)
         return Response(status: .ok, headers: headers, body: body)
@@ -229,17 +234,29 @@ extension DICOMwebService {
 
     // MARK: Frames
 
-    /// The `{frames}` path segment (frames, rendered frames): 1 to 1,000 numbers from 1.
+    /// Most frames one request may list.
+    static let maximumFramesPerRequest = 1000
+
+    /// The `{frames}` path segment (frames, rendered frames): 1 to 1,000 distinct numbers from 1.
+    /// A frame listed twice is refused, not deduplicated: the response's parts answer the list in
+    /// its order, and `1,1,1,…` was a 2 kB URL that cost a thousand decodes and encodes of one frame.
     static func frameList(_ text: String) throws -> [Int] {
-        let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: " ")) }
-        guard !numbers.isEmpty, numbers.count <= 1000, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+        let numbers = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: " ")) }
+        guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw DICOMwebError(.badRequest, "frame list '\(text.prefix(80))' is not a comma-separated list of numbers from 1")
+        }
+        guard numbers.count <= maximumFramesPerRequest else {
+            throw DICOMwebError(.badRequest, "the frame list names \(numbers.count) frames; at most \(maximumFramesPerRequest) per request")
+        }
+        var seen = Set<Int>()
+        if let twice = numbers.compactMap({ $0 }).first(where: { !seen.insert($0).inserted }) {
+            throw DICOMwebError(.badRequest, "frame \(twice) is listed more than once; each frame at most once per request")
         }
         return numbers.compactMap { $0 }
     }
 
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
-    func frames(_ request: Request, study: String, series: String?, sop: String, list: String) throws -> Response {
+    func frames(_ request: Request, study: String, series: String?, sop: String, list: String) async throws -> Response {
         guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         let numbers = try Self.frameList(list)
         let records = try store.index.frames(of: instance.id)
@@ -254,24 +271,29 @@ extension DICOMwebService {
             throw DICOMwebError(.notFound, "frame \(beyond) is beyond the instance's \(records.count) frames")
         }
         let ts = target == "*" ? storedSyntax : target
-        @Sendable func part(_ i: Int) throws -> ByteBuffer {
+        let asStored = target == "*" || target == storedSyntax
+        // Stored frames are range reads and never wait for the pool; decoding and encoding do (WorkPool).
+        let ticket = asStored ? nil : try pool.admit()
+        let pool = self.pool
+        @Sendable func part(_ i: Int) async throws -> ByteBuffer {
             let n = numbers[i]
             var part = ByteBuffer()
-            if target == "*" || target == storedSyntax {
+            if asStored {
                 try source.stored(n, into: &part)
             } else {
-                let decoded = try source.decode(try source.stored(n))
-                if target == Self.explicitLittleEndian {
-                    part.writeBytes(decoded.bytes)
-                } else {
+                let stored = try source.stored(n)
+                _ = ticket  // captured: held as long as the body
+                part.writeBytes(try await pool.run {
+                    let decoded = try source.decode(stored)
+                    if target == Self.explicitLittleEndian { return decoded.bytes }
                     guard let encoder = PixelCodecs.encoder(for: target) else { throw DICOMwebError(.notAcceptable, "cannot encode \(target)") }
-                    part.writeBytes(try encoder.encode(decoded.bytes, description: decoded.description).bytes)
-                }
+                    return try encoder.encode(decoded.bytes, description: decoded.description).bytes
+                })
             }
             return part
         }
         let writer = MultipartWriter()
-        let body = try writer.body(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part)
+        let body = try await writer.body(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part)
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: body)
     }
 

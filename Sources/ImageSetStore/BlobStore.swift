@@ -79,12 +79,21 @@ extension BlobStore {
 }
 
 public struct BlobStoreError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case tooLarge, notFound, io }
+    /// `noSpace`: the disk or the quota is full (ENOSPC, EDQUOT); the data folder's `DiskReserve` handles it.
+    public enum Kind: Sendable { case tooLarge, notFound, io, noSpace }
     public let kind: Kind
     public let description: String
     public init(kind: Kind, description: String) {
         self.kind = kind
         self.description = description
+    }
+}
+
+extension BlobStoreError {
+    /// The failure of a system call, from `errno`: `noSpace` for ENOSPC and EDQUOT, else `io`.
+    static func failed(_ what: String) -> BlobStoreError {
+        let full = errno == ENOSPC || errno == EDQUOT
+        return BlobStoreError(kind: full ? .noSpace : .io, description: "\(what): \(DataFolderError.errnoText())")
     }
 }
 
@@ -104,7 +113,7 @@ public final class BlobWriter {
         self.path = path
         self.limit = limit
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
+        guard fd >= 0 else { throw BlobStoreError.failed("cannot create a temporary blob") }
         pending.reserveCapacity(Self.flushSize)
     }
 
@@ -132,7 +141,7 @@ public final class BlobWriter {
         while off < bytes.count {
             let n = Glibc.write(fd, base + off, bytes.count - off)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: \(DataFolderError.errnoText())") }
+            guard n > 0 else { throw BlobStoreError.failed("write failed") }
             off += n
         }
     }
@@ -200,7 +209,7 @@ public struct FileBlobStore: BlobStore {
     public func stage(_ chunks: some AsyncSequence<[UInt8], any Error>, limit: Int) async throws -> StagedBlob {
         let temp = "\(tmp)/\(UUID().uuidString).part"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
+        guard fd >= 0 else { throw BlobStoreError.failed("cannot create a temporary blob") }
         var hasher = SHA256()
         var size = 0
         var chunkCount = 0
@@ -234,7 +243,7 @@ public struct FileBlobStore: BlobStore {
     public func stage(bytes: [UInt8]) throws -> StagedBlob {
         let temp = "\(tmp)/\(UUID().uuidString).part"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobStoreError(kind: .io, description: "cannot create a temporary blob: \(DataFolderError.errnoText())") }
+        guard fd >= 0 else { throw BlobStoreError.failed("cannot create a temporary blob") }
         do {
             try Self.writeAll(fd, bytes)
             close(fd)
@@ -354,7 +363,7 @@ public struct FileBlobStore: BlobStore {
             while off < raw.count {
                 let n = write(fd, base + off, raw.count - off)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw BlobStoreError(kind: .io, description: "write failed: \(DataFolderError.errnoText())") }
+                guard n > 0 else { throw BlobStoreError.failed("write failed") }
                 off += n
             }
         }

@@ -28,7 +28,7 @@ extension Datastore {
     @discardableResult
     public func prune(imageSetID: String? = nil, keep: Int) throws -> PruneReport {
         guard keep >= 1 else { throw BlobStoreError(kind: .io, description: "keep must be at least 1") }
-        let result = try index.pruneVersions(imageSetID: imageSetID, keep: keep)
+        let result = try onFullDisk { try index.pruneVersions(imageSetID: imageSetID, keep: keep) }
         var report = PruneReport(versionsRemoved: result.versionsRemoved, instanceRowsRemoved: result.instanceRowsRemoved)
         for id in result.blobs.sorted(by: { $0.hex < $1.hex }) {
             let size = (try? blobs.localPath(id).flatMap { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }) ?? nil
@@ -45,10 +45,20 @@ extension Datastore {
     /// retention rule. Returns how many instances were removed.
     public func remove(study: String, series: String? = nil, sop: String? = nil, scope: ImageSetScope = .primary,
                        reason: String = "DELETE") throws -> Int {
-        let removed = try index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason)
+        let removed = try onFullDisk { try index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason) }
         scheduleMetadataRefresh()
         applyRetention(to: Set(removed.keys))
         return removed.values.reduce(0, +)
+    }
+
+    /// An index change that frees space, made even on a full disk: SQLITE_FULL frees the last of
+    /// the reserve (`DiskReserve`) and the change runs once more.
+    func onFullDisk<T>(_ change: () throws -> T) throws -> T {
+        disk?.refresh()
+        do { return try change() } catch where DiskReserve.isNoSpace(error) {
+            guard disk?.releaseAll() == true else { throw error }
+            return try change()
+        }
     }
 
     /// Applies the retention rule to the image sets where a commit replaced instances: the set each

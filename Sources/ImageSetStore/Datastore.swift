@@ -24,6 +24,12 @@ public final class Datastore: Sendable {
     let settings = SettingsCache()
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
+    /// Parse limits for instances being stored: a deflated data set inflates to at most
+    /// `maximumInflationRatio` times its compressed size (and at least 1 MiB), so a deflate bomb
+    /// costs a small multiple of the request's bytes, not hundreds of MB.
+    public let ingestReadOptions: ReadOptions
+    /// Space held back for the index when the disk fills (nil for a read-only open); see `DiskReserve`.
+    public let disk: DiskReserve?
 
     public enum Access: Sendable {
         /// Creates the folder when missing, takes its lock, migrates the index and sweeps orphans.
@@ -41,14 +47,20 @@ public final class Datastore: Sendable {
 
     /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
     /// sweeps orphans; read-only only reads (see `Access`).
-    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite) throws {
+    /// `diskReserve`: bytes of the reserve file (0: none; `tessera serve` keeps 64 MiB).
+    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite,
+                diskReserve: Int = 0, maximumInflationRatio: Int = 16) throws {
         self.folder = folder
         self.access = access
         self.maximumInstanceSize = maximumInstanceSize
+        var options = ReadOptions()
+        options.maximumInflationRatio = maximumInflationRatio
+        ingestReadOptions = options
         switch access {
         case .readOnly:
             try DataFolderError.checkExisting(folder)
             self.lock = nil
+            self.disk = nil
             self.blobs = FileBlobStore(existingRoot: folder + "/blobs")
             let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
             (self.index, self.accessKeys) = (sqlite, sqlite)
@@ -56,6 +68,7 @@ public final class Datastore: Sendable {
         case .readWrite:
             try DataFolderError.createFolder(folder)
             self.lock = try FolderLock(folder: folder)
+            self.disk = DiskReserve(folder: folder, size: diskReserve)
             let fileBlobs = try FileBlobStore(root: folder + "/blobs")
             self.blobs = fileBlobs
             let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
@@ -121,7 +134,8 @@ public final class Datastore: Sendable {
         let staged: StagedBlob
         do {
             staged = try await blobs.stage(chunks, limit: maximumInstanceSize)
-        } catch let e as BlobStoreError where e.kind == .tooLarge {
+        } catch let e as BlobStoreError where e.kind == .tooLarge || e.kind == .noSpace {
+            if e.kind == .noSpace { disk?.noteFull() }
             return .failure(FailureReason.outOfResources, e.description)
         } catch {
             return .failure(FailureReason.processingFailure, "cannot store the object: \(error)")
@@ -143,8 +157,10 @@ public final class Datastore: Sendable {
     }
 
     public func prepare(_ staged: StagedBlob, expectedStudy: String? = nil) -> Candidate {
-        var candidate = Candidate(staged: staged.withoutBytes, result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy))
-        if let target = transcodeOnIngest, case .success(let p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target {
+        var candidate = Candidate(staged: staged.withoutBytes,
+                                  result: InstancePreparation.prepare(staged, expectedStudy: expectedStudy, options: ingestReadOptions))
+        // On a full disk the original alone is stored: a transcoded copy would spend the reserve.
+        if disk?.isFull != true, let target = transcodeOnIngest, case .success(let p) = candidate.result, !p.frames.isEmpty, p.transferSyntaxUID != target {
             candidate.transcoded = InstancePreparation.transcodedCopy(of: staged, to: target, blobs: blobs)
         }
         return candidate
@@ -203,6 +219,7 @@ public final class Datastore: Sendable {
             do {
                 committed.append((i, p, try blobs.commit(s)))
             } catch {
+                if DiskReserve.isNoSpace(error) { disk?.noteFull() }
                 pending.release(p.blob)
                 if let t = p.framesBlob { pending.release(t) }
                 blobs.discard(s)
@@ -215,11 +232,15 @@ public final class Datastore: Sendable {
             if !committed.isEmpty { try blobs.sync() }
             results = try index.commit(committed.map(\.1), policy: policy, reason: reason)
         } catch {
+            // SQLITE_FULL: the reserve goes (so DELETE and prune can run) and these are out of resources.
+            let full = DiskReserve.isNoSpace(error)
+            if full { disk?.noteFull() }
             results = committed.map { _, p, _ in
-                .failure(FailureReason.processingFailure, "index: \(error)", sop: p.sopInstanceUID, sopClass: p.sopClassUID,
+                .failure(full ? FailureReason.outOfResources : FailureReason.processingFailure, "index: \(error)", sop: p.sopInstanceUID, sopClass: p.sopClassUID,
                          study: p.studyInstanceUID)
             }
         }
+        if results.contains(where: { $0.reasonCode == FailureReason.outOfResources }) { disk?.noteFull() }
         for ((i, p, isNew), outcome) in zip(committed, results) {
             outcomes[i] = outcome
             // A failed instance's new blobs go, unless another ingest holds them or a row refers to

@@ -10,10 +10,13 @@ enum InstancePreparation {
             .union(PixelCodecs.decodableTransferSyntaxes)
     }
 
-    static func prepare(_ staged: StagedBlob, expectedStudy: String?) -> Result<PreparedInstance, IngestOutcome> {
+    static func prepare(_ staged: StagedBlob, expectedStudy: String?, options: ReadOptions = .default) -> Result<PreparedInstance, IngestOutcome> {
         let file: DICOMFile
         do {
-            file = try DICOMFile.read(storage: try staged.bytes.map(ByteStorage.init(retaining:)) ?? ByteStorage.map(path: staged.path))
+            file = try DICOMFile.read(storage: try staged.bytes.map(ByteStorage.init(retaining:)) ?? ByteStorage.map(path: staged.path), options: options)
+        } catch let error as DICOMError where error.kind == .limitExceeded {
+            // A deflate bomb, say: refused for what it would cost, not for its syntax.
+            return .failure(.failure(FailureReason.outOfResources, "cannot parse the object: \(error)"))
         } catch {
             return .failure(.failure(FailureReason.cannotUnderstand, "cannot parse the object: \(error)"))
         }

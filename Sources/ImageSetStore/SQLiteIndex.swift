@@ -53,7 +53,8 @@ public struct SQLiteIndex: ImageSetIndex {
                         outcome = placed
                         return placed.status == .failed ? .rollback : .commit
                     } catch {
-                        outcome = .failure(FailureReason.processingFailure, "index: \(error)", sop: instance.sopInstanceUID,
+                        let code = DiskReserve.isNoSpace(error) ? FailureReason.outOfResources : FailureReason.processingFailure
+                        outcome = .failure(code, "index: \(error)", sop: instance.sopInstanceUID,
                                            sopClass: instance.sopClassUID, study: instance.studyInstanceUID)
                         return .rollback
                     }

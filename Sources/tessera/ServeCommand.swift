@@ -34,6 +34,15 @@ struct ServeCommand: AsyncParsableCommand {
     // Not an option of the file itself: see ServeCommand+Config.swift.
     @Option(help: ArgumentHelp("A JSON file of these options, keys named as the long options (\"port\": 8443, \"cors-origin\": [...]); options given here win.", valueName: "FILE"))
     var config: String?
+    // Limits (Docs/security.md, "Limits").
+    @Option(help: "Seconds an open connection may wait for its next request (keep-alive).") var idleTimeout = 60.0
+    @Option(help: "Seconds a request's headers may take from their first byte.") var headerTimeout = 10.0
+    @Option(help: "Seconds a request body may send nothing before the connection is closed.") var bodyTimeout = 30.0
+    @Option(help: "Connections served at once; more wait in the listen backlog.") var maxConnections = 4096
+    @Option(help: "Decodes, transcodes and renderings at once (default: the cores).") var workThreads: Int?
+    @Option(help: "Requests waiting for them before 503 (default: twice the cores).") var workQueue: Int?
+    @Option(help: "Bytes kept free for the index when the disk fills (a reserve file in the data folder).") var diskReserve = 64 << 20
+    @Option(help: "Most a deflated data set may inflate, times its stored size (at least 1 MiB).") var maximumInflationRatio = 16
 
     func run() async throws {
         if let config {
@@ -52,7 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "tessera")
         let store: Datastore
-        do { store = try Datastore(folder: data) } catch {
+        do { store = try Datastore(folder: data, diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio) } catch {
             logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
             throw ExitCode.failure
         }
@@ -78,6 +87,12 @@ struct ServeCommand: AsyncParsableCommand {
         config.port = port
         config.maximumRequestSize = maximumRequestSize
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
+        config.limits.idleTimeout = idleTimeout
+        config.limits.headerTimeout = headerTimeout
+        config.limits.bodyTimeout = bodyTimeout
+        if let workThreads { config.limits.workConcurrency = workThreads }
+        if let workQueue { config.limits.workQueue = workQueue }
+        config.limits.maximumConnections = Self.connectionsWithinFileLimit(maxConnections, logger: logger)
         transport.apply(to: &config)
         let scheme = config.tls == nil ? "http" : "https"
         logger.info("serving", metadata: ["url": "\(config.publicURL.map(\.description) ?? "\(scheme)://\(host):\(port)")/dicomweb", "data": "\(data)",
@@ -87,6 +102,25 @@ struct ServeCommand: AsyncParsableCommand {
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
         reloader?.cancel()
+    }
+}
+
+extension ServeCommand {
+    /// Raises the open-file limit to its hard maximum (each connection is a descriptor) and keeps
+    /// `wanted` connections within it, with room for blobs, the index and the listener.
+    static func connectionsWithinFileLimit(_ wanted: Int, logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        let room = Int(clamping: limit.rlim_cur) - 128
+        guard wanted > room else { return wanted }
+        logger.warning("fewer connections than asked: the open-file limit is lower", metadata: [
+            "maxConnections": "\(max(room, 16))", "asked": "\(wanted)", "openFileLimit": "\(limit.rlim_cur)"])
+        return max(room, 16)
     }
 }
 

@@ -75,7 +75,8 @@ final class RenderedTests: DICOMwebTestCase {
             try await client.execute(uri: self.base + "/rendered", method: .get, headers: [.accept: "image/gif"]) { XCTAssertEqual($0.status, .notAcceptable) }
             try await client.execute(uri: self.base + "/frames/2/rendered", method: .get) { XCTAssertEqual($0.status, .notFound) }
             try await client.execute(uri: self.base + "/frames/x/rendered", method: .get) { XCTAssertEqual($0.status, .badRequest) }
-            // Work per request is bounded: five frames of 4096² are more than 64 megapixels.
+            // Work per request is bounded: a frame listed twice is refused (and five frames of 4096²
+            // would be more than 64 megapixels).
             try await client.execute(uri: self.base + "/frames/1,1,1,1,1/rendered?viewport=4096,4096", method: .get) {
                 XCTAssertEqual($0.status, .badRequest)
             }

@@ -56,13 +56,15 @@ final class WADOTransferSyntaxTests: DICOMwebTestCase, @unchecked Sendable {
                 _ = try await self.stow(client, [bytes])
                 for accept in ["*/*", "multipart/related; type=\"application/octet-stream\"",
                                "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"] {
-                    try await client.execute(uri: "\(uri)/frames/1,\(frames)", method: .get, headers: [.accept: accept]) { r in
+                    // The first and the last frame (each at most once: a repeated frame is a 400).
+                    let list = frames > 1 ? "1,\(frames)" : "1"
+                    try await client.execute(uri: "\(uri)/frames/\(list)", method: .get, headers: [.accept: accept]) { r in
                         XCTAssertEqual(r.status, .ok, accept)
                         let parts = try Self.parts(r.body, contentType: r.headers[.contentType] ?? "")
-                        XCTAssertEqual(parts.count, 2)
+                        XCTAssertEqual(parts.count, frames > 1 ? 2 : 1)
                         XCTAssertTrue(parts[0].headers.contains("transfer-syntax=\(Self.littleEndian)"), parts[0].headers)
                         XCTAssertEqual(parts[0].body, Array(expected[0..<frameSize]), "\(path) frame 1, \(accept)")
-                        XCTAssertEqual(parts[1].body, Array(expected[(frames - 1) * frameSize..<frames * frameSize]), "\(path) last frame")
+                        XCTAssertEqual(parts.last?.body, Array(expected[(frames - 1) * frameSize..<frames * frameSize]), "\(path) last frame")
                     }
                 }
                 try await client.execute(uri: "\(uri)/frames/1", method: .get,

@@ -1,0 +1,148 @@
+import NIOCore
+import NIOHTTPTypes
+
+/// Deadlines per connection, so that a client that opens connections and sends nothing, drips a
+/// request's headers byte by byte (slowloris) or announces a body it never sends holds a socket
+/// for seconds, not for ever (Docs/security.md, "Limits"). One timer per connection, on its event loop:
+///
+/// - idle: no byte of a next request since the connection opened or the last response ended (keep-alive);
+/// - header: from the first byte of a request to its last header line; dripping bytes does not extend it;
+/// - body: between two pieces of a request body (a stalled or announced-but-unsent upload); closing
+///   the connection ends the request body with an error, and STOW-RS removes what it staged.
+///
+/// No deadline runs while a request is being answered: a slow transcode or a long download is
+/// bounded elsewhere (the work pool, the client's own reading).
+final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    struct Timeouts: Sendable {
+        var idle: TimeAmount
+        var header: TimeAmount
+        var body: TimeAmount
+    }
+
+    enum Phase { case idle, head, body, answering }
+
+    private let timeouts: Timeouts
+    private var phase = Phase.idle
+    /// Requests begun whose response has not ended (HTTP/1.1 pipelining can queue several).
+    private var unanswered = 0
+    private var timer: Scheduled<Void>?
+    /// Answered early; closing soon whatever the client still sends.
+    private var lingering = false
+    static let linger = TimeAmount.milliseconds(500)
+    private var context: ChannelHandlerContext?
+
+    init(_ timeouts: Timeouts) { self.timeouts = timeouts }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // Bytes are seen before the HTTP decoder has a whole head: the header deadline starts at the first one.
+        try? context.pipeline.syncOperations.addHandler(FirstByteObserver(owner: self), position: .first)
+        if context.channel.isActive { arm(timeouts.idle) }
+    }
+
+    /// An accepted connection becomes active after its pipeline is set up: the idle deadline starts here.
+    func channelActive(context: ChannelHandlerContext) {
+        if phase == .idle { arm(timeouts.idle) }
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    /// Raw bytes arrived (from `FirstByteObserver`): an idle connection starts a request.
+    func bytesArrived() {
+        guard phase == .idle else { return }
+        phase = .head
+        arm(timeouts.header)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            unanswered += 1
+            // A pipelined request behind one being answered waits its turn without a deadline.
+            if phase != .answering {
+                phase = .body
+                arm(timeouts.body)
+            }
+        case .body:
+            if phase == .body && !lingering { arm(timeouts.body) }
+        case .end:
+            if unanswered == 0 {
+                // Answered before its body was read whole (413, 415, an early error): idle now.
+                phase = .idle
+                lingering = false
+                arm(timeouts.idle)
+            } else {
+                phase = .answering
+                disarm()
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            unanswered = max(unanswered - 1, 0)
+            if phase == .answering && unanswered == 0 {
+                phase = .idle
+                arm(timeouts.idle)
+            } else if phase == .body && unanswered == 0 {
+                // Answered before the body arrived (413 on Content-Length, 415, an early error):
+                // Hummingbird would read the rest of a body it will not use, gigabytes maybe. The
+                // connection closes a moment after the answer, time for the client to read it.
+                lingering = true
+                arm(Self.linger)
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    private func arm(_ delay: TimeAmount) {
+        timer?.cancel()
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [weak self] in
+            self?.timer = nil
+            self?.context?.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+}
+
+/// Tells `ConnectionTimeoutsHandler` that request bytes arrived; sits first in the pipeline, ahead
+/// of the HTTP decoder, and passes everything on unchanged.
+final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    // Owned by the same pipeline (one event loop); unowned would dangle after a removal, weak does not.
+    private weak var owner: ConnectionTimeoutsHandler?
+
+    init(owner: ConnectionTimeoutsHandler) { self.owner = owner }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        owner?.bytesArrived()
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionTimeoutsHandler: Sendable {}
+@available(*, unavailable)
+extension FirstByteObserver: Sendable {}
