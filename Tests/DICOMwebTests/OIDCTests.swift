@@ -196,11 +196,19 @@ final class OIDCTests: DICOMwebTestCase, @unchecked Sendable {
             }
             reads = await oidc.keySetReads
             XCTAssertEqual(reads, 2)
-            // A verified token is remembered: using it again needs no key at all.
-            published.json = try self.jwks([try self.rsaJWK(self.stranger, kid: "k9")])
-            let token = try await self.sign()
-            try await Self.expect(client, token, .ok)
-            try await Self.expect(client, token, .ok)
+            // A verified token is remembered, but never past its exp (plus the skew).
+            var c = Claims()
+            c.exp = Date().timeIntervalSince1970 + 10
+            let token = try await self.sign(c)
+            let first = try await oidc.principal(forToken: token)
+            let again = try await oidc.principal(forToken: token, now: Date().addingTimeInterval(5))
+            XCTAssertEqual([first.name, again.name], ["alice", "alice"])
+            do {
+                _ = try await oidc.principal(forToken: token, now: Date().addingTimeInterval(10 + 61))
+                XCTFail("an expired token was served from the cache")
+            } catch {
+                XCTAssertEqual((error as? AuthenticationFailure)?.reason, "expired")
+            }
         }
     }
 
