@@ -20,6 +20,8 @@ public final class Datastore: Sendable {
     let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
     let groupCommit = GroupCommit()
     let settings = SettingsCache()
+    /// Reads' audit records on their way to the index (Datastore+Audit.swift).
+    let auditBuffer: AuditBuffer
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
 
@@ -39,7 +41,8 @@ public final class Datastore: Sendable {
 
     /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
     /// sweeps orphans; read-only only reads (see `Access`).
-    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite) throws {
+    /// `auditBufferCapacity`: read audit records queued at most before new ones are dropped (and counted).
+    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite, auditBufferCapacity: Int = 10_000) throws {
         self.folder = folder
         self.access = access
         self.maximumInstanceSize = maximumInstanceSize
@@ -50,6 +53,9 @@ public final class Datastore: Sendable {
             self.blobs = FileBlobStore(existingRoot: folder + "/blobs")
             self.index = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
             self.startup = StartupReport()
+            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { _ in
+                throw DataFolderError("the data folder \(folder) is open read-only; audit records cannot be written")
+            }
         case .readWrite:
             try DataFolderError.createFolder(folder)
             self.lock = try FolderLock(folder: folder)
@@ -57,6 +63,8 @@ public final class Datastore: Sendable {
             self.blobs = fileBlobs
             self.index = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
             self.startup = try Self.sweep(index: index, blobs: fileBlobs)
+            let index = self.index
+            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { try index.appendAudit($0) }
             scheduleMetadataRefresh()  // what a previous process left pending
         }
     }
@@ -167,7 +175,10 @@ public final class Datastore: Sendable {
 
     /// Moves prepared candidates' blobs into place and indexes them in one transaction: one new
     /// version per image set touched.
-    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] {
+    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] { store(candidates, reason: reason, audit: []) }
+
+    /// `audit`: the requests whose audit records commit in the index transaction (`AuditClaim`).
+    func store(_ candidates: [Candidate], reason: String, audit claims: [AuditClaim]) -> [IngestOutcome] {
         var outcomes = [IngestOutcome?](repeating: nil, count: candidates.count)
         var prepared: [(Int, PreparedInstance, StagedBlob)] = []
         for (i, c) in candidates.enumerated() {
@@ -207,14 +218,24 @@ public final class Datastore: Sendable {
             }
         }
         let results: [IngestOutcome]
+        // The audit records are made inside the transaction, from the outcomes of every candidate.
+        let early = outcomes, positions = committed.map(\.0)
+        let patients = Dictionary(committed.map { ($0.0, $0.1.attributes.patientID) }, uniquingKeysWith: { a, _ in a })
+        @Sendable func events(_ results: [IngestOutcome]) -> [AuditEvent] {
+            var all = early
+            for (k, o) in zip(positions, results) { all[k] = o }
+            return Self.storeEvents(claims, outcomes: all.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }, patients: patients)
+        }
         do {
             if !committed.isEmpty { try blobs.sync() }
-            results = try index.commit(committed.map(\.1), policy: policy, reason: reason)
+            results = try index.commit(committed.map(\.1), policy: policy, reason: reason, audit: claims.isEmpty ? nil : events)
         } catch {
             results = committed.map { _, p, _ in
                 .failure(FailureReason.processingFailure, "index: \(error)", sop: p.sopInstanceUID, sopClass: p.sopClassUID,
                          study: p.studyInstanceUID)
             }
+            // Nothing committed; the failed attempt is still on record when the trail can be written.
+            if !claims.isEmpty { try? index.appendAudit(events(results)) }
         }
         for ((i, p, isNew), outcome) in zip(committed, results) {
             outcomes[i] = outcome

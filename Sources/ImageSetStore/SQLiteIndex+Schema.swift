@@ -146,6 +146,8 @@ extension SQLiteIndex {
                 CREATE INDEX instance_current_set ON instance(image_set_id, series_instance_uid, removed_version) WHERE removed_version IS NULL
                 """)
         }
+        // The audit trail (SQLiteIndex+Audit.swift). v5 is the API keys' (registered before this on the merged branch).
+        m.registerMigration("v6", migrate: migrateAuditTrail)
         return m
     }
 }

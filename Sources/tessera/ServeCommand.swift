@@ -21,6 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
     var retainVersions: Int?
     @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Forwarded / X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
+    @Option(name: .customLong("audit-syslog"), help: ArgumentHelp("Also send each audit record as a DICOM audit message (IHE ATNA) to this syslog receiver (RFC 5424; UDP unless tcp://).", valueName: "[tcp://]HOST:PORT"))
+    var auditSyslog: String?
+    @Option(name: .customLong("audit-buffer"), help: "Read audit records queued at most while the disk is slow; beyond it they are dropped and counted (Docs/security.md).")
+    var auditBuffer = 10_000
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -30,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "tessera")
         let store: Datastore
-        do { store = try Datastore(folder: data) } catch {
+        do { store = try Datastore(folder: data, auditBufferCapacity: auditBuffer) } catch {
             logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
             throw ExitCode.failure
         }
@@ -55,9 +59,19 @@ struct ServeCommand: AsyncParsableCommand {
         config.maximumRequestSize = maximumRequestSize
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
         logger.info("serving", metadata: ["url": "http://\(host):\(port)/dicomweb", "data": "\(data)"])
+        var syslog: AuditSyslogForwarder?
+        if let auditSyslog {
+            guard let (transport, host, port) = AuditSyslogForwarder.parse(auditSyslog) else {
+                throw ValidationError("--audit-syslog is HOST:PORT, udp://HOST:PORT or tcp://HOST:PORT")
+            }
+            syslog = try AuditSyslogForwarder(store: store, host: host, port: port, transport: transport, logger: logger)
+            syslog?.start()
+        }
         let app = buildApplication(store: store, configuration: config, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
+        store.flushAudit()  // what reads queued goes on record before the process ends
+        syslog?.stop()
     }
 }
 

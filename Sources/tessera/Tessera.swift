@@ -8,7 +8,7 @@ struct Tessera: AsyncParsableCommand {
         abstract: "Tessera: a DICOM store and DICOMweb server.",
         version: TesseraVersion.string,
         subcommands: [DumpCommand.self, JSONCommand.self, FrameCommand.self, TranscodeCommand.self,
-                      ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self, PruneCommand.self,
+                      ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self, PruneCommand.self, AuditCommand.self,
                       ServeCommand.self]
     )
 }
