@@ -44,17 +44,6 @@ public struct AuditSubjects: Sendable, Hashable, Codable {
         Self.add(patient, to: &patients, count: &patientCount)
     }
 
-    public mutating func add(_ other: AuditSubjects) {
-        for s in other.studies { add(study: s) }
-        for s in other.series { add(series: s) }
-        for s in other.instances { add(instance: s) }
-        for p in other.patients { add(patient: p) }
-        studyCount += other.studyCount - other.studies.count
-        seriesCount += other.seriesCount - other.series.count
-        instanceCount += other.instanceCount - other.instances.count
-        patientCount += other.patientCount - other.patients.count
-    }
-
     private static func add(_ value: String?, to list: inout [String], count: inout Int) {
         guard let value, !value.isEmpty else { return }
         if list.contains(value) { return }
@@ -154,9 +143,13 @@ public struct AuditRecord: Sendable, Hashable {
     /// two different records encode alike (a value cannot pose as a field boundary).
     public var canonicalBytes: [UInt8] {
         var out = Array("tessera-audit-1\n".utf8)
+        out.reserveCapacity(512)
         func field(_ value: String?) {
             guard let value else { out.append(UInt8(ascii: "-")); out.append(0x0A); return }
-            out += Array("\(value.utf8.count):".utf8) + Array(value.utf8) + [0x0A]
+            out.append(contentsOf: String(value.utf8.count).utf8)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: value.utf8)
+            out.append(0x0A)
         }
         func list(_ values: [String], total: Int) {
             field("\(values.count)/\(total)")
@@ -171,7 +164,7 @@ public struct AuditRecord: Sendable, Hashable {
     }
 
     public func computedHash() -> String {
-        SHA256.hash(data: canonicalBytes).map { String($0, radix: 16).leftPadded(2) }.joined()
+        BlobID(digest: SHA256.hash(data: canonicalBytes)).hex  // the same lower-case hex as content hashes
     }
 }
 

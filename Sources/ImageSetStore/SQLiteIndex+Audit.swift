@@ -1,3 +1,4 @@
+import DICOMParser
 import Foundation
 import GRDB
 
@@ -170,7 +171,15 @@ extension SQLiteIndex {
             success: row["success"], status: row["status"], detail: row["detail"], previousHash: row["previous_hash"], hash: row["hash"])
     }
 
+    /// A JSON array of strings (Foundation's encoder cost a third of a record's append).
     static func json(_ values: [String]) -> String {
-        String(decoding: (try? JSONEncoder().encode(values)) ?? Data("[]".utf8), as: UTF8.self)
+        var w = JSONWriter()
+        w.byte(UInt8(ascii: "["))
+        for (k, v) in values.enumerated() {
+            if k > 0 { w.byte(UInt8(ascii: ",")) }
+            w.string(v)
+        }
+        w.byte(UInt8(ascii: "]"))
+        return String(decoding: w.bytes, as: UTF8.self)
     }
 }

@@ -193,10 +193,44 @@ final class AuditTrailTests: XCTestCase {
         try other.inDatabase { try $0.execute(sql: "COMMIT") }
         store.flushAudit()
         let records = try store.auditRecords(AuditFilter())
-        XCTAssertEqual(records.count, accepted.filter { $0 }.count + 1)
-        let loss = try XCTUnwrap(records.last)
-        XCTAssertEqual(loss.action, "audit-records-dropped")
-        XCTAssertEqual(loss.detail?.hasPrefix("\(dropped) audit records dropped"), true)
+        // Every accepted record is written; each run of drops is followed by a record saying how many
+        // (one when the buffer had drained, another if drops resumed), and together they count them all.
+        let losses = records.filter { $0.action == "audit-records-dropped" }
+        XCTAssertEqual(records.count - losses.count, accepted.filter { $0 }.count)
+        XCTAssertFalse(losses.isEmpty)
+        XCTAssertEqual(records.last?.action, "audit-records-dropped", "the last loss is recorded once the buffer drains")
+        let counted = losses.compactMap { $0.detail?.split(separator: " ").first.flatMap { Int($0) } }.reduce(0, +)
+        XCTAssertEqual(counted, dropped)
         XCTAssertNil(try store.verifyAuditTrail().problem)
+    }
+
+    // MARK: Cost
+
+    /// What one STOW-RS request's record adds to its group commit: CPU per record appended inside a
+    /// transaction (a STOW-RS instance costs the server ~3.4 ms of CPU, Docs/performance.md; the
+    /// issue allows the audit 5 % of it). Measured on the thread, so other processes do not count.
+    func testAppendingARecordCostsLittleCPU() throws {
+        let folder = try StoreFixtures.temporaryFolder("audit-cost")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let index = try SQLiteIndex(path: folder + "/index.sqlite")
+        var s = AuditSubjects()
+        s.add(study: "1.2.826.0.1.3680043.9.7433.1", series: "1.2.826.0.1.3680043.9.7433.1.1", instance: "1.2.826.0.1.3680043.9.7433.1.1.77", patient: "PAT-77")
+        let e = AuditEvent(admin, action: .store, subjects: s, success: true, status: 200, detail: "1 stored, 0 failed")
+        func cpu() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+        }
+        let n = 2000
+        let perRecord = try index.pool.write { db -> Double in
+            _ = try SQLiteIndex.appendAudit([e], in: db)  // statements prepared
+            let start = cpu()
+            for _ in 0..<n { _ = try SQLiteIndex.appendAudit([e], in: db) }
+            return (cpu() - start) / Double(n)
+        }
+        print("audit append: \(String(format: "%.1f", perRecord * 1e6)) µs CPU per record (this build)")
+        // A guard, not the figure: debug builds on a shared machine vary (126–248 µs); the release
+        // build's cost is measured by Tools/bench-stow-cpu (Docs/performance.md).
+        XCTAssertLessThan(perRecord, 1e-3)
     }
 }
