@@ -124,15 +124,17 @@ public enum DICOMXML {
     }
 }
 
-/// Appends XML text to a byte buffer.
-struct XMLWriter {
-    var bytes: [UInt8] = []
+/// Appends XML text to a byte buffer (also the audit trail's DICOM audit messages, DICOMweb).
+public struct XMLWriter {
+    public var bytes: [UInt8] = []
 
-    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    public init() {}
+
+    public mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     /// Character data or an attribute value: markup characters escaped; the C0 controls XML 1.0
     /// cannot carry at all (all but tab, line feed, carriage return) become U+FFFD.
-    mutating func text(_ s: String) {
+    public mutating func text(_ s: String) {
         let utf8 = s.utf8
         guard utf8.contains(where: { $0 < 0x20 || $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 }) else {
             return bytes.append(contentsOf: utf8)

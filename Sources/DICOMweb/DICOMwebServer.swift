@@ -97,7 +97,9 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     let routes = RouteTable()
-    router.middlewares.add(RequestLogMiddleware())
+    router.middlewares.add(RequestLogMiddleware(trusted: configuration.trustedProxies))
+    // Right inside the log, so it records requests that authentication refuses (AuditMiddleware.swift).
+    router.middlewares.add(AuditMiddleware(store: store, trusted: configuration.trustedProxies))
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
     // Browser viewers: every response, errors included, carries the CORS headers for allowed origins.
     // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
@@ -115,37 +117,9 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     service.addWADORoutes(to: web)
     service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
+    service.addAuditRoutes(to: router)
     routes.record(router, headForGet: true)
     return router
-}
-
-/// One structured log line per request: id, method, route, status and duration.
-struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        var logger = context.logger
-        logger[metadataKey: "method"] = "\(request.method.rawValue)"
-        logger[metadataKey: "path"] = "\(request.uri.path)"
-        do {
-            let response = try await next(request, context)
-            logger[metadataKey: "status"] = "\(response.status.code)"
-            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
-            logger.info("request")
-            return response
-        } catch {
-            let status = (error as? HTTPResponseError)?.status.code ?? 500
-            logger[metadataKey: "status"] = "\(status)"
-            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
-            logger.info("request failed", metadata: ["error": "\(error)"])
-            throw error
-        }
-    }
-
-    static func milliseconds(since start: ContinuousClock.Instant) -> String {
-        let d = ContinuousClock.now - start
-        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        return String(format: "%.2f", ms)
-    }
 }
 
 /// Errors as DICOMweb clients expect them: a status and a short JSON body saying what was wrong.

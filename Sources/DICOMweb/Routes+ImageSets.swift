@@ -7,7 +7,7 @@ import NIOCore
 extension DICOMwebService {
     /// The image-set API (after AWS HealthImaging): list, inspect, versions, hierarchy metadata, frames.
     func addImageSetRoutes(to group: RouterGroup<TesseraRequestContext>) {
-        group.get("") { request, _ in
+        group.get("") { request, context in
             var filter = ImageSetFilter()
             let q = request.uri.queryParameters
             filter.patientID = q["patientID"].map(String.init)
@@ -38,6 +38,7 @@ extension DICOMwebService {
                 filter.offset = n
             }
             let sets = try self.store.index.imageSets(filter)
+            context.notes.touched(sets)
             var body: [String: AnyEncodable] = ["imageSets": AnyEncodable(sets)]
             if sets.count == filter.limit { body["nextCursor"] = AnyEncodable(String(filter.offset + filter.limit)) }
             return try Self.json(body)
@@ -45,6 +46,7 @@ extension DICOMwebService {
         group.get(":id") { _, context in
             let id = try context.parameters.require("id")
             guard let set = try self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            context.notes.touched([set])
             return try Self.json(set)
         }
         group.get(":id/versions") { _, context in
@@ -61,11 +63,12 @@ extension DICOMwebService {
                 guard let n = Int(k), n >= 1 else { throw DICOMwebError(.badRequest, "keep is a whole number of at least 1") }
                 keep = n
             }
-            return try Self.json(try self.store.prune(imageSetID: id, keep: keep))
+            return try Self.json(try self.pruneAudited(imageSetID: id, keep: keep, context: context))
         }
         group.get(":id/metadata") { request, context in
             let id = try context.parameters.require("id")
             guard let set = try self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            context.notes.touched([set])
             var version: Int? = nil
             if let v = request.uri.queryParameters["version"] {
                 guard let n = Int(v), try self.store.index.versions(of: id).contains(where: { $0.version == n }) else {
@@ -89,6 +92,7 @@ extension DICOMwebService {
                   let frame = try self.store.index.frames(of: row).first(where: { $0.number == number }), instance.framesInPlace else {
                 throw DICOMwebError(.notFound, "no frame \(frameID) in image set \(id)")
             }
+            context.notes.touched([instance])
             let bytes = try frame.ranges.flatMap { try self.store.blobs.read(instance.framesBlob, range: $0) }
             let type = FrameMediaType.forTransferSyntax(instance.framesTransferSyntaxUID)
             return Response(status: .ok, headers: [.contentType: "\(type); transfer-syntax=\(instance.framesTransferSyntaxUID)"],

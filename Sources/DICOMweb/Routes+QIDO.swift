@@ -75,6 +75,7 @@ extension DICOMwebService {
         var rows = try store.index.search(query)
         let truncated = rows.count > page
         if truncated { rows.removeLast(rows.count - page) }
+        RequestNotes.current?.touched(rows)  // for the request's audit record
         var warnings: [String] = []
         let clamped = limit.map { $0 > SearchQuery.maximumLimit } ?? false
         if clamped { warnings.append("limit \(limit ?? 0) exceeds the maximum of \(SearchQuery.maximumLimit) results per response") }

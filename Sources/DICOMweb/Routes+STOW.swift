@@ -65,7 +65,7 @@ extension DICOMwebService {
             throw DICOMwebError(.unsupportedMediaType, "Content-Type \(contentType.type) is neither application/dicom nor multipart/related")
         }
         guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
-        let outcomes = await store.storeGrouped(candidates, reason: "STOW-RS") + rejected
+        let outcomes = await storeAudited(candidates, rejected: rejected.count, context: context) + rejected
         recordForGateway(outcomes, context: context)
         for o in outcomes where o.status != .failed && o.isPrimary == false {
             // Keywords and ids only: the conflicting values are patient data and stay out of logs.

@@ -34,6 +34,7 @@ extension DICOMwebService {
             if case .imageSet(let id) = scope { throw DICOMwebError(.notFound, "no such \(what) in image set \(id)") }
             throw DICOMwebError(.notFound, "no such \(what)")
         }
+        RequestNotes.current?.touched(found)  // for the request's audit record
         return found
     }
 
@@ -79,7 +80,7 @@ extension DICOMwebService {
     /// Blobs stay while a retained version references them (Docs/store.md, "Versions and retention").
     func delete(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
         _ = try instances(request, study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
-        let removed = try store.remove(study: study, series: series, sop: sop, scope: try Self.scope(request), reason: "DELETE")
+        let removed = try removeAudited(study: study, series: series, sop: sop, scope: try Self.scope(request))
         let body = ByteBuffer(string: "{\"removedInstances\":\(removed)}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }

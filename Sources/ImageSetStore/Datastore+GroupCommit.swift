@@ -5,10 +5,16 @@ extension Datastore {
     /// the blob store and one index transaction (group commit), so many clients storing one instance
     /// per request pay for one flush between them instead of one each. The caller suspends, holding
     /// no thread, until its group has committed; its outcomes are its own, in order.
-    public func storeGrouped(_ candidates: [Candidate], reason: String) async -> [IngestOutcome] {
-        if candidates.isEmpty { return [] }
+    /// With `audit`, the request's audit record commits in the group's transaction; `alsoFailed`
+    /// counts the request's parts refused before they got here.
+    public func storeGrouped(_ candidates: [Candidate], reason: String, audit: AuditContext? = nil, alsoFailed: Int = 0) async -> [IngestOutcome] {
+        if candidates.isEmpty {
+            if let audit { try? recordAudit(Self.storeEvents([AuditClaim(context: audit, range: 0..<0, alsoFailed: alsoFailed)], outcomes: [], patients: [:])) }
+            return []
+        }
         return await withCheckedContinuation { continuation in
-            groupCommit.submit(GroupCommit.Request(candidates: candidates, reason: reason, continuation: continuation), store: self)
+            groupCommit.submit(GroupCommit.Request(candidates: candidates, reason: reason, audit: audit, alsoFailed: alsoFailed,
+                                                   continuation: continuation), store: self)
         }
     }
 }
@@ -19,6 +25,8 @@ final class GroupCommit: @unchecked Sendable {
     struct Request {
         let candidates: [Datastore.Candidate]
         let reason: String
+        let audit: AuditContext?
+        let alsoFailed: Int
         let continuation: CheckedContinuation<[IngestOutcome], Never>
     }
 
@@ -46,7 +54,16 @@ final class GroupCommit: @unchecked Sendable {
             }
             if group.isEmpty { return }
             let reasons = Set(group.map(\.reason))
-            let outcomes = store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "))
+            var claims: [Datastore.AuditClaim] = []
+            var start = 0
+            for request in group {
+                if let audit = request.audit {
+                    claims.append(.init(context: audit, range: start..<(start + request.candidates.count), alsoFailed: request.alsoFailed))
+                }
+                start += request.candidates.count
+            }
+            let outcomes = store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "),
+                                       audit: claims)
             var next = 0
             for request in group {
                 request.continuation.resume(returning: Array(outcomes[next..<(next + request.candidates.count)]))

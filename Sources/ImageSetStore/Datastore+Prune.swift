@@ -26,9 +26,10 @@ extension Datastore {
     /// Keeps the newest `keep` versions of one image set (every image set when nil) and frees what
     /// nothing retained references.
     @discardableResult
-    public func prune(imageSetID: String? = nil, keep: Int) throws -> PruneReport {
+    /// With `audit`, the prune's audit record commits in its transaction.
+    public func prune(imageSetID: String? = nil, keep: Int, audit: AuditContext? = nil) throws -> PruneReport {
         guard keep >= 1 else { throw BlobStoreError(kind: .io, description: "keep must be at least 1") }
-        let result = try onFullDisk { try index.pruneVersions(imageSetID: imageSetID, keep: keep) }
+        let result = try onFullDisk { try index.pruneVersions(imageSetID: imageSetID, keep: keep, audit: audit) }
         var report = PruneReport(versionsRemoved: result.versionsRemoved, instanceRowsRemoved: result.instanceRowsRemoved)
         for id in result.blobs.sorted(by: { $0.hex < $1.hex }) {
             let size = (try? blobs.localPath(id).flatMap { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }) ?? nil
@@ -44,8 +45,8 @@ extension Datastore {
     /// the one `scope` names) in a new version of each image set holding them, then applies the
     /// retention rule. Returns how many instances were removed.
     public func remove(study: String, series: String? = nil, sop: String? = nil, scope: ImageSetScope = .primary,
-                       reason: String = "DELETE") throws -> Int {
-        let removed = try onFullDisk { try index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason) }
+                       reason: String = "DELETE", audit: AuditContext? = nil) throws -> Int {
+        let removed = try onFullDisk { try index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: audit) }
         scheduleMetadataRefresh()
         applyRetention(to: Set(removed.keys))
         return removed.values.reduce(0, +)

@@ -22,6 +22,8 @@ public final class Datastore: Sendable {
     let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
     let groupCommit = GroupCommit()
     let settings = SettingsCache()
+    /// Reads' audit records on their way to the index (Datastore+Audit.swift).
+    let auditBuffer: AuditBuffer
     /// Largest instance accepted, in bytes.
     public let maximumInstanceSize: Int
     /// Parse limits for instances being stored: a deflated data set inflates to at most
@@ -48,8 +50,9 @@ public final class Datastore: Sendable {
     /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
     /// sweeps orphans; read-only only reads (see `Access`).
     /// `diskReserve`: bytes of the reserve file (0: none; `tessera serve` keeps 64 MiB).
+    /// `auditBufferCapacity`: read audit records queued at most before new ones are dropped (and counted).
     public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite,
-                diskReserve: Int = 0, maximumInflationRatio: Int = 16) throws {
+                diskReserve: Int = 0, maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) throws {
         self.folder = folder
         self.access = access
         self.maximumInstanceSize = maximumInstanceSize
@@ -65,6 +68,9 @@ public final class Datastore: Sendable {
             let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
             (self.index, self.accessKeys) = (sqlite, sqlite)
             self.startup = StartupReport()
+            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { _ in
+                throw DataFolderError("the data folder \(folder) is open read-only; audit records cannot be written")
+            }
         case .readWrite:
             try DataFolderError.createFolder(folder)
             self.lock = try FolderLock(folder: folder)
@@ -74,6 +80,8 @@ public final class Datastore: Sendable {
             let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
             (self.index, self.accessKeys) = (sqlite, sqlite)
             self.startup = try Self.sweep(index: index, blobs: fileBlobs)
+            let index = self.index
+            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { try index.appendAudit($0) }
             scheduleMetadataRefresh()  // what a previous process left pending
         }
     }
@@ -187,7 +195,10 @@ public final class Datastore: Sendable {
 
     /// Moves prepared candidates' blobs into place and indexes them in one transaction: one new
     /// version per image set touched.
-    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] {
+    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] { store(candidates, reason: reason, audit: []) }
+
+    /// `audit`: the requests whose audit records commit in the index transaction (`AuditClaim`).
+    func store(_ candidates: [Candidate], reason: String, audit claims: [AuditClaim]) -> [IngestOutcome] {
         var outcomes = [IngestOutcome?](repeating: nil, count: candidates.count)
         var prepared: [(Int, PreparedInstance, StagedBlob)] = []
         for (i, c) in candidates.enumerated() {
@@ -228,9 +239,17 @@ public final class Datastore: Sendable {
             }
         }
         let results: [IngestOutcome]
+        // The audit records are made inside the transaction, from the outcomes of every candidate.
+        let early = outcomes, positions = committed.map(\.0)
+        let patients = Dictionary(committed.map { ($0.0, $0.1.attributes.patientID) }, uniquingKeysWith: { a, _ in a })
+        @Sendable func events(_ results: [IngestOutcome]) -> [AuditEvent] {
+            var all = early
+            for (k, o) in zip(positions, results) { all[k] = o }
+            return Self.storeEvents(claims, outcomes: all.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }, patients: patients)
+        }
         do {
             if !committed.isEmpty { try blobs.sync() }
-            results = try index.commit(committed.map(\.1), policy: policy, reason: reason)
+            results = try index.commit(committed.map(\.1), policy: policy, reason: reason, audit: claims.isEmpty ? nil : events)
         } catch {
             // SQLITE_FULL: the reserve goes (so DELETE and prune can run) and these are out of resources.
             let full = DiskReserve.isNoSpace(error)
@@ -239,6 +258,8 @@ public final class Datastore: Sendable {
                 .failure(full ? FailureReason.outOfResources : FailureReason.processingFailure, "index: \(error)", sop: p.sopInstanceUID, sopClass: p.sopClassUID,
                          study: p.studyInstanceUID)
             }
+            // Nothing committed; the failed attempt is still on record when the trail can be written.
+            if !claims.isEmpty { try? index.appendAudit(events(results)) }
         }
         if results.contains(where: { $0.reasonCode == FailureReason.outOfResources }) { disk?.noteFull() }
         for ((i, p, isNew), outcome) in zip(committed, results) {

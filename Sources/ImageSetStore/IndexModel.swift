@@ -173,7 +173,9 @@ public enum ImageSetSort: String, Sendable, CaseIterable {
 public protocol ImageSetIndex: Sendable {
     /// Places prepared instances in image sets in one transaction, creating at most one new
     /// version per image set touched.
-    func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome]
+    /// `audit` makes, from the outcomes, the audit records that commit in the same transaction.
+    func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
+                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) throws -> [IngestOutcome]
     func imageSets(_ filter: ImageSetFilter) throws -> [ImageSetSummary]
     func imageSet(_ id: String) throws -> ImageSetSummary?
     func versions(of imageSetID: String) throws -> [VersionRecord]
@@ -200,13 +202,36 @@ public protocol ImageSetIndex: Sendable {
     /// Removes the current instances of a study (or one series, or one instance) that `scope` sees,
     /// in a new version of each image set holding them; returns how many were removed from each image set. Rows stay
     /// for older versions.
-    func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int]
+    /// With `audit`, the delete's audit record commits in the same transaction.
+    func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
+                         audit: AuditContext?) throws -> [String: Int]
     /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
     /// instance rows only those versions could see.
-    func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult
+    func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) throws -> PruneResult
+    /// Appends audit records in one transaction of their own (reads, key changes).
+    func appendAudit(_ events: [AuditEvent]) throws
+    /// Audit records matching `filter`, oldest first.
+    func auditRecords(_ filter: AuditFilter) throws -> [AuditRecord]
+    func auditHeadSequence() throws -> Int64
+    /// Checks the whole chain (and that `anchor`, a sequence and its hash, is still in it).
+    func verifyAuditTrail(anchor: (Int64, String)?) throws -> AuditVerification
     /// Current instances of a study, optionally narrowed to a series and an instance, in the active
     /// image sets `scope` selects.
     func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord]
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws
+}
+
+extension ImageSetIndex {
+    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome] {
+        try commit(instances, policy: policy, reason: reason, audit: nil)
+    }
+
+    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int] {
+        try removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: nil)
+    }
+
+    public func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult {
+        try pruneVersions(imageSetID: imageSetID, keep: keep, audit: nil)
+    }
 }

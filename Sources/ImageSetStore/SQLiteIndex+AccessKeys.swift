@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 extension SQLiteIndex: AccessKeyIndex {
-    public func createAPIKey(_ record: APIKeyRecord) throws {
+    public func createAPIKey(_ record: APIKeyRecord, audit: AuditContext?) throws {
         try APIKey.validateName(record.name)
         try pool.write { db in
             guard try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM api_key WHERE name = ?)", arguments: [record.name])! else {
@@ -11,6 +11,9 @@ extension SQLiteIndex: AccessKeyIndex {
             try db.execute(sql: "INSERT INTO api_key(name, role, key_sha256, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [record.name, record.role.rawValue, Data(record.keyHash), record.created.timeIntervalSince1970,
                                        record.revoked?.timeIntervalSince1970])
+            if let audit {
+                try Self.appendAudit([AuditEvent(audit, action: .keyCreate, success: true, detail: "\(record.role.rawValue) key \(record.name)")], in: db)
+            }
         }
     }
 
@@ -22,11 +25,15 @@ extension SQLiteIndex: AccessKeyIndex {
         try pool.read { db in try Self.keys(db, "SELECT * FROM api_key WHERE revoked_at IS NULL") }
     }
 
-    public func revokeAPIKey(name: String, at date: Date) throws -> Bool {
+    public func revokeAPIKey(name: String, at date: Date, audit: AuditContext?) throws -> Bool {
         try pool.write { db in
             try db.execute(sql: "UPDATE api_key SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
                            arguments: [date.timeIntervalSince1970, name])
-            return db.changesCount > 0
+            let revoked = db.changesCount > 0
+            if let audit {
+                try Self.appendAudit([AuditEvent(audit, action: .keyRevoke, success: revoked, detail: "key \(name)")], in: db)
+            }
+            return revoked
         }
     }
 

@@ -7,10 +7,11 @@ extension SQLiteIndex {
     /// `[added_version, removed_version)`; once the oldest retained version is at or past
     /// `removed_version`, nothing can read it any more. Returns the blobs those rows named: the
     /// caller frees each one that no other row references.
-    public func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult {
+    public func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) throws -> PruneResult {
         precondition(keep >= 1, "an image set always keeps its latest version")
         return try pool.write { db in
             var result = PruneResult()
+            var subjects = AuditSubjects()
             let sets: [String] = if let imageSetID { [imageSetID] } else {
                 try String.fetchAll(db, sql: "SELECT DISTINCT image_set_id FROM image_set_version")
             }
@@ -20,7 +21,8 @@ extension SQLiteIndex {
                     SELECT version FROM image_set_version WHERE image_set_id = ? ORDER BY version DESC LIMIT 1 OFFSET ?
                     """, arguments: [set, keep - 1]) else { continue }
                 try db.execute(sql: "DELETE FROM image_set_version WHERE image_set_id = ? AND version < ?", arguments: [set, oldestKept])
-                result.versionsRemoved += db.changesCount
+                let versionsRemoved = db.changesCount
+                result.versionsRemoved += versionsRemoved
                 let gone = try Row.fetchAll(db, sql: """
                     SELECT id, blob_id, frames_blob_id FROM instance
                     WHERE image_set_id = ? AND removed_version IS NOT NULL AND removed_version <= ?
@@ -32,6 +34,15 @@ extension SQLiteIndex {
                     try db.execute(sql: "DELETE FROM instance WHERE id = ?", arguments: [row["id"] as Int64])
                 }
                 result.instanceRowsRemoved += gone.count
+                if audit != nil, versionsRemoved > 0 || !gone.isEmpty,
+                   let s = try Row.fetchOne(db, sql: "SELECT study_instance_uid, patient_id FROM image_set WHERE id = ?", arguments: [set]) {
+                    subjects.add(study: s["study_instance_uid"], patient: s["patient_id"])
+                }
+            }
+            if let audit {
+                let what = "keep \(keep): \(result.versionsRemoved) version(s), \(result.instanceRowsRemoved) instance row(s) removed"
+                try Self.appendAudit([AuditEvent(audit, action: .prune, subjects: subjects, success: true, status: 200,
+                                                 detail: what + (imageSetID.map { " from image set \($0)" } ?? ""))], in: db)
             }
             return result
         }

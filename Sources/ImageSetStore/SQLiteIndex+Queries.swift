@@ -86,6 +86,7 @@ extension SQLiteIndex {
         var a = InstanceAttributes()
         a.instanceNumber = row["instance_number"]; a.rows = row["rows"]; a.columns = row["columns"]
         a.bitsAllocated = row["bits_allocated"]; a.numberOfFrames = row["number_of_frames"]
+        if row.hasColumn("patient_id") { a.patientID = row["patient_id"] }
         return InstanceRecord(id: row["id"], imageSetID: row["image_set_id"], studyInstanceUID: row["study_instance_uid"],
                               seriesInstanceUID: row["series_instance_uid"], sopInstanceUID: row["sop_instance_uid"],
                               sopClassUID: row["sop_class_uid"], transferSyntaxUID: row["transfer_syntax_uid"], blob: blob,
@@ -96,7 +97,8 @@ extension SQLiteIndex {
 
     public func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord] {
         try pool.read { db in
-            var sql = "SELECT i.* FROM instance i JOIN image_set s ON s.id = i.image_set_id WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND s.state = 'ACTIVE'"
+            // The set's Patient ID comes along for the request's audit record.
+            var sql = "SELECT i.*, s.patient_id FROM instance i JOIN image_set s ON s.id = i.image_set_id WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND s.state = 'ACTIVE'"
             var args: [any DatabaseValueConvertible] = [study]
             let (scopeSQL, scopeArgs) = Self.scopeClause(scope, imageSet: "s")
             sql += " AND " + scopeSQL

@@ -167,6 +167,8 @@ extension SQLiteIndex {
                 ) WITHOUT ROWID;
                 """)
         }
+        // The audit trail (SQLiteIndex+Audit.swift).
+        m.registerMigration("v6", migrate: migrateAuditTrail)
         return m
     }
 }

@@ -39,7 +39,8 @@ public struct SQLiteIndex: ImageSetIndex {
 
     // MARK: Writing
 
-    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome] {
+    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
+                       audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) throws -> [IngestOutcome] {
         try pool.write { db in
             var batch = Batch(db: db, now: Date().timeIntervalSince1970)
             var outcomes: [IngestOutcome] = []
@@ -64,15 +65,18 @@ public struct SQLiteIndex: ImageSetIndex {
                 outcomes.append(outcome ?? .failure(FailureReason.processingFailure, "index: no outcome"))
             }
             try batch.finish(reason: reason)
+            if let audit { try Self.appendAudit(audit(outcomes), in: db) }
             return outcomes
         }
     }
 
-    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int] {
+    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
+                                audit: AuditContext?) throws -> [String: Int] {
         try pool.write { db in
             let (scopeSQL, scopeArgs) = Self.scopeClause(scope, imageSet: "s")
             var sql = """
-                SELECT i.id, i.image_set_id, i.series_instance_uid FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                SELECT i.id, i.image_set_id, i.series_instance_uid, i.sop_instance_uid, s.patient_id
+                FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND \(scopeSQL)
                 """
             var args: [any DatabaseValueConvertible] = [study] + scopeArgs
@@ -80,7 +84,9 @@ public struct SQLiteIndex: ImageSetIndex {
             if let sop { sql += " AND i.sop_instance_uid = ?"; args.append(sop) }
             let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args))
             var batch = Batch(db: db, now: Date().timeIntervalSince1970)
+            var subjects = AuditSubjects()
             for row in rows {
+                subjects.add(study: study, series: row["series_instance_uid"], instance: row["sop_instance_uid"], patient: row["patient_id"])
                 let set: String = row["image_set_id"]
                 let v = try batch.version(for: set)
                 try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
@@ -88,6 +94,10 @@ public struct SQLiteIndex: ImageSetIndex {
                 batch.touchedSeries.insert([set, row["series_instance_uid"]])
             }
             try batch.finish(reason: reason)
+            if let audit {
+                try Self.appendAudit([AuditEvent(audit, action: .delete, subjects: subjects, success: true, status: 200,
+                                                 detail: "\(rows.count) instance(s) removed")], in: db)
+            }
             return batch.removed
         }
     }

@@ -43,6 +43,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Requests waiting for them before 503 (default: twice the cores).") var workQueue: Int?
     @Option(help: "Bytes kept free for the index when the disk fills (a reserve file in the data folder).") var diskReserve = 64 << 20
     @Option(help: "Most a deflated data set may inflate, times its stored size (at least 1 MiB).") var maximumInflationRatio = 16
+    @Option(name: .customLong("audit-syslog"), help: ArgumentHelp("Also send each audit record as a DICOM audit message (IHE ATNA) to this syslog receiver (RFC 5424; UDP unless tcp://).", valueName: "[tcp://]HOST:PORT"))
+    var auditSyslog: String?
+    @Option(name: .customLong("audit-buffer"), help: "Read audit records queued at most while the disk is slow; beyond it they are dropped and counted (Docs/security.md).")
+    var auditBuffer = 10_000
 
     func run() async throws {
         if let config {
@@ -61,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "tessera")
         let store: Datastore
-        do { store = try Datastore(folder: data, diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio) } catch {
+        do { store = try Datastore(folder: data, diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBuffer) } catch {
             logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
             throw ExitCode.failure
         }
@@ -98,10 +102,20 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("serving", metadata: ["url": "\(config.publicURL.map(\.description) ?? "\(scheme)://\(host):\(port)")/dicomweb", "data": "\(data)",
                                           "corsOrigins": "\(config.effectiveCORSOrigins)"])
         let reloader = config.tls.map { Self.reloadOnHangUp($0, logger: logger) }
+        var syslog: AuditSyslogForwarder?
+        if let auditSyslog {
+            guard let (transport, host, port) = AuditSyslogForwarder.parse(auditSyslog) else {
+                throw ValidationError("--audit-syslog is HOST:PORT, udp://HOST:PORT or tcp://HOST:PORT")
+            }
+            syslog = try AuditSyslogForwarder(store: store, host: host, port: port, transport: transport, logger: logger)
+            syslog?.start()
+        }
         let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
         reloader?.cancel()
+        store.flushAudit()  // what reads queued goes on record before the process ends
+        syslog?.stop()
     }
 }
 

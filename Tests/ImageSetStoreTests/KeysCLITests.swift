@@ -52,6 +52,15 @@ final class KeysCLITests: XCTestCase {
         XCTAssertNil(items.first { $0["name"] as? String == "ohif" }?["revoked"] as? String)
         XCTAssertEqual(try Datastore.openAccessKeys(folder: data, create: false).activeAPIKeys().map(\.name), ["ohif"])
 
+        // Key changes are on the audit trail, each record in its change's transaction (issue 12 §2),
+        // under the local user who ran the command; the refused revokes too, as failures.
+        let trail = try SQLiteIndex(path: data + "/index.sqlite", folder: data).auditRecords(AuditFilter())
+        XCTAssertEqual(trail.filter { $0.action == "key-create" }.map(\.detail), ["gateway key ct-gateway", "viewer key ohif"])
+        XCTAssertEqual(trail.filter { $0.action == "key-revoke" }.map { "\($0.detail ?? "") \($0.success)" },
+                       ["key ct-gateway true", "key ct-gateway false", "key nobody false"])
+        XCTAssertTrue(trail.allSatisfy { $0.principalKind == "local" && $0.principalName == ProcessInfo.processInfo.userName })
+        XCTAssertNil(try SQLiteIndex(path: data + "/index.sqlite", folder: data).verifyAuditTrail().problem)
+
         // list and revoke never create a folder.
         XCTAssertEqual(try Corpus.runCapturing(tessera, ["keys", "list", "--data", data + "-missing"]).status, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: data + "-missing"))

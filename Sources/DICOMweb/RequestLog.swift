@@ -1,0 +1,93 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One structured log line per request, written when its last body byte has gone to the
+/// connection (a streamed series can take seconds after its headers): id, method, path, status,
+/// client address, identity, response bytes, `ms` to the last byte and `headersMs` to the headers.
+struct RequestLogMiddleware: RouterMiddleware {
+    let trusted: [CIDR]
+
+    func handle(_ request: Request, context: TesseraRequestContext,
+                next: (Request, TesseraRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var logger = context.logger
+        logger[metadataKey: "method"] = "\(request.method.rawValue)"
+        logger[metadataKey: "path"] = "\(request.uri.path)"
+        logger[metadataKey: "client"] = "\(AuditMiddleware.clientAddress(request, context: context, trusted: trusted) ?? "-")"
+        let notes = context.notes
+        do {
+            var response = try await next(request, context)
+            logger[metadataKey: "status"] = "\(response.status.code)"
+            logger[metadataKey: "headersMs"] = "\(Self.milliseconds(since: start))"
+            let body = response.body
+            let log = logger
+            response.body = ResponseBody(contentLength: body.contentLength) { writer in
+                let counter = ByteCounter()
+                do {
+                    try await body.write(CountingWriter(base: writer, counter: counter))
+                    Self.finished(log, notes: notes, bytes: counter.value, start: start, error: nil)
+                } catch {
+                    Self.finished(log, notes: notes, bytes: counter.value, start: start, error: error)
+                    throw error
+                }
+            }
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            logger[metadataKey: "status"] = "\(status)"
+            logger[metadataKey: "identity"] = "\(notes.principal?.name ?? "-")"
+            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
+            logger.info("request failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    static func finished(_ logger: Logger, notes: RequestNotes, bytes: Int, start: ContinuousClock.Instant, error: (any Error)?) {
+        var logger = logger
+        logger[metadataKey: "identity"] = "\(notes.principal?.name ?? "-")"
+        logger[metadataKey: "bytes"] = "\(bytes)"
+        logger[metadataKey: "ms"] = "\(milliseconds(since: start))"
+        if let error {
+            logger.info("request body failed", metadata: ["error": "\(error)"])
+        } else {
+            logger.info("request")
+        }
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return String(format: "%.2f", ms)
+    }
+}
+
+/// The bytes a response body wrote so far.
+final class ByteCounter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    func add(_ n: Int) { count.withLockedValue { $0 += n } }
+    var value: Int { count.withLockedValue { $0 } }
+}
+
+/// Passes a response body through, counting its bytes.
+struct CountingWriter: ResponseBodyWriter {
+    var base: any ResponseBodyWriter
+    let counter: ByteCounter
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        counter.add(buffer.readableBytes)
+        try await base.write(buffer)
+    }
+
+    mutating func write(contentsOf buffers: some Sequence<ByteBuffer>) async throws {
+        for b in buffers { counter.add(b.readableBytes) }
+        try await base.write(contentsOf: buffers)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        try await base.finish(trailingHeaders)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// The audit trail's two ways in (Docs/security.md, "Audit trail"):
+/// - changes (STOW-RS, DELETE, prune) write their record in the transaction of the change, so
+///   one never commits without the other (`store(_:reason:audit:)`, `remove`, `prune`);
+/// - reads hand theirs to `audit(_:)`, a bounded buffer that a background writer drains in batches,
+///   so a slow or failing audit sink never delays or fails a read: when the buffer is full, records
+///   are dropped and counted, and a record saying how many were lost goes in when space returns.
+extension Datastore {
+    /// Queues a read's audit record; never blocks. False when the buffer was full and it was dropped.
+    @discardableResult
+    public func audit(_ event: AuditEvent) -> Bool { auditBuffer.submit(event) }
+
+    /// Appends audit records now, in one transaction of their own: for what is not a change to
+    /// the index (key creation and revocation by `tessera keys`, failed logins a caller wants on disk
+    /// before it answers). Throws when they cannot be written.
+    public func recordAudit(_ events: [AuditEvent]) throws {
+        guard access == .readWrite else { throw DataFolderError("the data folder \(folder) is open read-only; audit records cannot be written") }
+        try index.appendAudit(events)
+    }
+
+    /// Waits until every record queued so far is written (or dropped); for shutdown and tests.
+    public func flushAudit() { auditBuffer.flush() }
+
+    /// Records dropped because the buffer was full or the writer failed, since the process started.
+    public var auditRecordsDropped: Int { auditBuffer.droppedTotal }
+
+    public func auditRecords(_ filter: AuditFilter) throws -> [AuditRecord] { try index.auditRecords(filter) }
+
+    /// The sequence of the newest audit record (0 for an empty trail).
+    public func auditHeadSequence() throws -> Int64 { try index.auditHeadSequence() }
+
+    public func verifyAuditTrail(anchor: (Int64, String)? = nil) throws -> AuditVerification {
+        try index.verifyAuditTrail(anchor: anchor)
+    }
+
+    /// One STOW-RS request's share of a group commit, for its audit record.
+    struct AuditClaim: Sendable {
+        let context: AuditContext
+        let range: Range<Int>
+        /// Parts refused before they reached the store (not DICOM, empty), counted as failures.
+        let alsoFailed: Int
+    }
+
+    /// The store record of each claim, from the final outcome of its candidates: what was stored
+    /// (UIDs, Patient IDs) and the status STOW-RS answers for it (PS3.18 §10.5.3: 200 all stored,
+    /// 202 some failed or stored with warnings, 409 none).
+    static func storeEvents(_ claims: [AuditClaim], outcomes: [IngestOutcome], patients: [Int: String]) -> [AuditEvent] {
+        claims.map { claim in
+            var subjects = AuditSubjects()
+            var failed = claim.alsoFailed, referenced = 0, warnings = 0
+            for k in claim.range {
+                let o = outcomes[k]
+                if o.status == .failed { failed += 1; continue }
+                referenced += 1
+                if o.isPrimary == false { warnings += 1 }
+                subjects.add(study: o.studyInstanceUID, series: o.seriesInstanceUID, instance: o.sopInstanceUID, patient: patients[k])
+            }
+            let status = failed == 0 && warnings == 0 ? 200 : (referenced == 0 ? 409 : 202)
+            return AuditEvent(claim.context, action: .store, subjects: subjects, success: referenced > 0, status: status,
+                              detail: "\(referenced) stored, \(failed) failed")
+        }
+    }
+}
+
+/// The bounded queue between reads and the audit table. `submit` only takes a lock; a serial queue
+/// of its own writes what is queued, up to `batchSize` records per transaction.
+final class AuditBuffer: @unchecked Sendable {
+    let capacity: Int
+    let batchSize: Int
+    private let write: @Sendable ([AuditEvent]) throws -> Void
+    private let lock = NSLock()
+    private var queued: [AuditEvent] = []
+    private var draining = false
+    /// Dropped since the last loss record was queued.
+    private var dropped = 0
+    private var _droppedTotal = 0
+    private let queue = DispatchQueue(label: "tessera.audit")
+
+    init(capacity: Int, batchSize: Int = 512, write: @escaping @Sendable ([AuditEvent]) throws -> Void) {
+        self.capacity = max(capacity, 2)
+        self.batchSize = batchSize
+        self.write = write
+    }
+
+    var droppedTotal: Int { lock.withLock { _droppedTotal } }
+
+    func submit(_ event: AuditEvent) -> Bool {
+        let (accepted, start) = lock.withLock { () -> (Bool, Bool) in
+            // The loss record needs a place of its own before the event that follows the loss.
+            guard queued.count + (dropped > 0 ? 2 : 1) <= capacity else {
+                dropped += 1
+                _droppedTotal += 1
+                return (false, false)
+            }
+            if dropped > 0 {
+                queued.append(Self.lossRecord(dropped))
+                dropped = 0
+            }
+            queued.append(event)
+            defer { draining = true }
+            return (true, !draining)
+        }
+        if start { queue.async { self.drain() } }
+        return accepted
+    }
+
+    func flush() {
+        queue.sync {}
+        // A drain started while this waited covers what came after; one more wait covers it.
+        if lock.withLock({ draining }) { queue.sync {} }
+    }
+
+    private func drain() {
+        var failed = false
+        while true {
+            let batch = lock.withLock { () -> [AuditEvent] in
+                // Space has returned (the queue is empty): the loss goes on record, unless writing is what fails.
+                if queued.isEmpty && dropped > 0 && !failed {
+                    queued.append(Self.lossRecord(dropped))
+                    dropped = 0
+                }
+                let taken = Array(queued.prefix(batchSize))
+                queued.removeFirst(taken.count)
+                if taken.isEmpty { draining = false }
+                return taken
+            }
+            if batch.isEmpty { return }
+            do {
+                try write(batch)
+                failed = false
+            } catch {
+                failed = true
+                // Lost like a full buffer's: counted, and said so in the trail when a write succeeds again.
+                lock.withLock {
+                    dropped += batch.count
+                    _droppedTotal += batch.count
+                }
+            }
+        }
+    }
+
+    static func lossRecord(_ n: Int) -> AuditEvent {
+        AuditEvent(action: .recordsDropped, principal: Principal(name: "tessera", roles: [], kind: .local), success: false,
+                   detail: "\(n) audit records dropped (the audit buffer was full or its writer failed)")
+    }
+}
