@@ -89,7 +89,8 @@ public final class OIDCAuthenticator: @unchecked Sendable {
     func check(_ claims: JSONValue, now: Date) throws(AuthenticationFailure) -> (Principal, Date) {
         let c = configuration
         guard claims["iss"]?.string == c.issuer else { throw Self.invalid("wrong-issuer", "the token's issuer is not \(c.issuer)") }
-        guard claims["aud"]?.strings.contains(c.audience) == true else {
+        // Each audience whole: "other-app tessera" is one audience, not tessera's (RFC 7519 §4.1.3).
+        guard claims["aud"]?.values.contains(c.audience) == true else {
             throw Self.invalid("wrong-audience", "the token's audience does not include \(c.audience)")
         }
         guard let exp = claims["exp"]?.number else { throw Self.invalid("no-expiry", "the token has no exp claim") }

@@ -69,6 +69,15 @@ enum JSONValue: Decodable, Sendable {
         path.split(separator: ".").reduce(Optional(self)) { v, key in v?[String(key)] }
     }
 
+    /// A string or an array of strings, as a list, each string whole (`aud`, RFC 7519 §4.1.3).
+    var values: [String] {
+        switch self {
+        case .string(let s): [s]
+        case .array(let a): a.compactMap(\.string)
+        default: []
+        }
+    }
+
     /// A string or an array of strings, as a list (space-separated strings split, as `scope` is).
     var strings: [String] {
         switch self {

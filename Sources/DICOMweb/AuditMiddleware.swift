@@ -37,8 +37,9 @@ struct AuditMiddleware: RouterMiddleware {
 
     func record(_ request: Request, notes: RequestNotes, status: Int) {
         guard !notes.auditWritten else { return }
-        // No principal: refused by authentication (401), or authentication is off (the anonymous user).
-        let principal = notes.principal ?? (status == 401 ? nil : notes.auditContext.principal)
+        // Authentication sets a principal on every request it lets through (the anonymous admin when
+        // it is off); none means it refused the request or never saw it: unauthenticated.
+        let principal = notes.principal
         let action: AuditAction
         if status == 401 && notes.principal == nil {
             action = .authenticationFailed
@@ -48,7 +49,7 @@ struct AuditMiddleware: RouterMiddleware {
             return  // not a route to patient data (an unknown path, a CORS preflight)
         }
         store.audit(AuditEvent(action: action, principal: principal, clientAddress: notes.clientAddress, requestID: notes.requestID,
-                               subjects: notes.subjects, success: status < 400, status: status))
+                               subjects: notes.subjects, success: status < 400, status: status, detail: notes.authenticationFailure))
     }
 
     /// What a route does, from its method and path; nil for what holds no patient data.

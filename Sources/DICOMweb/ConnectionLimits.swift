@@ -7,8 +7,12 @@ import NIOHTTPTypes
 ///
 /// - idle: no byte of a next request since the connection opened or the last response ended (keep-alive);
 /// - header: from the first byte of a request to its last header line; dripping bytes does not extend it;
-/// - body: between two pieces of a request body (a stalled or announced-but-unsent upload); closing
-///   the connection ends the request body with an error, and STOW-RS removes what it staged.
+/// - body: while the server waits for the client's next piece of a request body (a stalled or
+///   announced-but-unsent upload); closing the connection ends the request body with an error, and
+///   STOW-RS removes what it staged. The clock runs only while a read is outstanding: when the
+///   server stops reading (backpressure: STOW-RS parsing or transcoding a large part) the client is
+///   not to blame. Over a body, the client must also average `minimumBodyRate` bytes per second of
+///   that waiting time, so a client that drips a byte just inside each deadline is closed too.
 ///
 /// No deadline runs while a request is being answered: a slow transcode or a long download is
 /// bounded elsewhere (the work pool, the client's own reading).
@@ -35,6 +39,12 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
     private var lingering = false
     static let linger = TimeAmount.milliseconds(500)
     private var context: ChannelHandlerContext?
+    /// The body's bytes so far, and the time spent waiting for them (`waitingSince`: a read is outstanding).
+    private var bodyBytes = 0
+    private var bodyWaited = TimeAmount.zero
+    private var waitingSince: NIODeadline?
+    /// The slowest a body may arrive, averaged over the time the server waited for it, once that time exceeds the body deadline.
+    static let minimumBodyRate = 1024.0
 
     init(_ timeouts: Timeouts) { self.timeouts = timeouts }
 
@@ -71,10 +81,20 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
             // A pipelined request behind one being answered waits its turn without a deadline.
             if phase != .answering {
                 phase = .body
-                arm(timeouts.body)
+                (bodyBytes, bodyWaited) = (0, .zero)
+                waitBody()
             }
-        case .body:
-            if phase == .body && !lingering { arm(timeouts.body) }
+        case .body(let bytes):
+            if phase == .body && !lingering {
+                if let since = waitingSince { bodyWaited = bodyWaited + (context.eventLoop.now - since) }
+                disarm()
+                bodyBytes += bytes.readableBytes
+                let waited = Double(bodyWaited.nanoseconds) / 1e9
+                if bodyWaited > timeouts.body, Double(bodyBytes) < Self.minimumBodyRate * waited {
+                    context.close(promise: nil)
+                    return
+                }
+            }
         case .end:
             if unanswered == 0 {
                 // Answered before its body was read whole (413, 415, an early error): idle now.
@@ -87,6 +107,17 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// The request's reader asks for more: from now the client owes the next piece of the body.
+    func read(context: ChannelHandlerContext) {
+        if phase == .body && !lingering && timer == nil { waitBody() }
+        context.read()
+    }
+
+    private func waitBody() {
+        arm(timeouts.body)
+        waitingSince = context?.eventLoop.now
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -123,6 +154,7 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
     private func disarm() {
         timer?.cancel()
         timer = nil
+        waitingSince = nil
     }
 }
 

@@ -105,11 +105,12 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
     router.middlewares.add(AllowedOriginsMiddleware(origins: configuration.effectiveCORSOrigins))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
-    router.middlewares.add(RequestLimitsMiddleware(maximumRequestSize: configuration.maximumRequestSize))
-    // Innermost, so that the request log and the audit trail outside see its 401s and 403s.
+    // Inside the request log and the audit trail, so that they see its 401s and 403s.
     router.middlewares.add(AuthenticationMiddleware(
         authenticator: authenticator ?? RequestAuthenticator(keys: store.accessKeys, configuration: configuration.authentication),
         keys: store.accessKeys))
+    // After authentication: a client without credentials learns nothing but 401, and a 413 or 415 is on record with who sent it.
+    router.middlewares.add(RequestLimitsMiddleware(maximumRequestSize: configuration.maximumRequestSize))
     service.addHealthRoutes(to: router)
     let web = router.group("dicomweb")
     service.addSTOWRoutes(to: web)

@@ -1,3 +1,4 @@
+import AccessControl
 import Foundation
 import ImageSetStore
 import NIOConcurrencyHelpers
@@ -56,7 +57,7 @@ public final class RequestNotes: @unchecked Sendable {
     /// Who this request's changes are recorded under: the authenticated principal, or, when
     /// authentication is off (nothing set one), the anonymous development user.
     public var auditContext: AuditContext {
-        AuditContext(principal: principal ?? Principal(name: "anonymous", roles: [], kind: .anonymous),
+        AuditContext(principal: principal ?? RequestAuthenticator.anonymous,
                      clientAddress: clientAddress, requestID: requestID)
     }
 

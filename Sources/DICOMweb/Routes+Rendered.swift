@@ -51,6 +51,21 @@ extension DICOMwebService {
     }
 
     func rendered(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) async throws -> Response {
+        let (mediaType, image) = try renderer(request, instance: instance, frames: frames, thumbnail: thumbnail)
+        if frames.count == 1 {
+            let only = try await image(0)
+            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: only))
+        }
+        let writer = MultipartWriter()
+        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
+                        body: writer.streamingBody(count: frames.count, contentType: { _ in mediaType }, part: image))
+    }
+
+    /// Everything a rendered response needs, checked before it starts: its media type, and what
+    /// renders part `i`. Synchronous, apart from the async handler above: Swift 6.3's release build
+    /// crashed splitting the handler's coroutine (LLVM CoroSplit, swifterror) with all this inside.
+    func renderer(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) throws
+        -> (String, @Sendable (Int) async throws -> ByteBuffer) {
         let query = request.uri.queryParameters
         let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init))
         var options = try Self.renderingOptions(query)
@@ -71,19 +86,20 @@ extension DICOMwebService {
         guard frames.count * size.0 * size.1 <= Self.maximumRenderedPixels else {
             throw DICOMwebError(.badRequest, "\(frames.count) frames of \(size.0)×\(size.1) exceed \(Self.maximumRenderedPixels) rendered pixels per request")
         }
-        let chosen = options, pool = self.pool
         // Rendering is pool work (WorkPool): admitted before the response starts, held to its end.
-        let ticket = try pool.admit()
-        @Sendable func image(_ i: Int) async throws -> ByteBuffer {
+        let chosen = options
+        return (mediaType, Self.renderer(ticket: try pool.admit(), pool: pool) { i in
+            try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType)
+        })
+    }
+
+    /// Part `i` of a rendered response, made in the work pool while `ticket` holds the request's place.
+    static func renderer(ticket: WorkPool.Ticket, pool: WorkPool,
+                         _ work: @escaping @Sendable (Int) throws -> ByteBuffer) -> @Sendable (Int) async throws -> ByteBuffer {
+        { i in
             _ = ticket  // captured: held as long as the body
-            return try await pool.run { try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType) }
+            return try await pool.run { try work(i) }
         }
-        if frames.count == 1 {
-            return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: try await image(0)))
-        }
-        let writer = MultipartWriter()
-        return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],
-                        body: writer.streamingBody(count: frames.count, contentType: { _ in mediaType }, part: image))
     }
 
     /// The size of one rendered image of a `columns` × `rows` frame: the viewport's, scaled from its

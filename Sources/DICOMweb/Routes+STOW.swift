@@ -26,7 +26,12 @@ extension DICOMwebService {
         case "application/dicom":
             // Out of space: nothing is staged, the instance is reported (PS3.18 Annex I: 0xA700).
             if store.disk?.refresh() == true {
-                for try await _ in request.body {}
+                // Read to the end (the client waits for its answer), but no further than the request cap.
+                var total = 0
+                for try await buffer in request.body {
+                    total += buffer.readableBytes
+                    guard total <= limit else { throw DICOMwebError(.contentTooLarge, "the request exceeds the \(limit)-byte limit") }
+                }
                 rejected.append(Self.diskFull)
                 break
             }

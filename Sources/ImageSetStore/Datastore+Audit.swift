@@ -19,6 +19,13 @@ extension Datastore {
         try index.appendAudit(events)
     }
 
+    /// The record of a change that did not happen (a STOW-RS whose every instance failed, an index
+    /// commit that failed): written now when it can be, else handed to the read buffer, which
+    /// counts it as lost if it cannot be written either, so it is never gone without a trace.
+    func recordFailedChange(_ events: [AuditEvent]) {
+        do { try recordAudit(events) } catch { for e in events { audit(e) } }
+    }
+
     /// Waits until every record queued so far is written (or dropped); for shutdown and tests.
     public func flushAudit() { auditBuffer.flush() }
 

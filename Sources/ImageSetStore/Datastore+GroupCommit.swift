@@ -9,7 +9,7 @@ extension Datastore {
     /// counts the request's parts refused before they got here.
     public func storeGrouped(_ candidates: [Candidate], reason: String, audit: AuditContext? = nil, alsoFailed: Int = 0) async -> [IngestOutcome] {
         if candidates.isEmpty {
-            if let audit { try? recordAudit(Self.storeEvents([AuditClaim(context: audit, range: 0..<0, alsoFailed: alsoFailed)], outcomes: [], patients: [:])) }
+            if let audit { recordFailedChange(Self.storeEvents([AuditClaim(context: audit, range: 0..<0, alsoFailed: alsoFailed)], outcomes: [], patients: [:])) }
             return []
         }
         return await withCheckedContinuation { continuation in

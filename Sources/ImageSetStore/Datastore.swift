@@ -259,7 +259,7 @@ public final class Datastore: Sendable {
                          study: p.studyInstanceUID)
             }
             // Nothing committed; the failed attempt is still on record when the trail can be written.
-            if !claims.isEmpty { try? index.appendAudit(events(results)) }
+            if !claims.isEmpty { recordFailedChange(events(results)) }
         }
         if results.contains(where: { $0.reasonCode == FailureReason.outOfResources }) { disk?.noteFull() }
         for ((i, p, isNew), outcome) in zip(committed, results) {

@@ -48,6 +48,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("audit-buffer"), help: "Read audit records queued at most while the disk is slow; beyond it they are dropped and counted (Docs/security.md).")
     var auditBuffer = 10_000
 
+    func validate() throws {
+        // A deadline of 0, less, NaN or beyond a day is a typo, and would close every connection or overflow the timer.
+        for (name, seconds) in [("idle-timeout", idleTimeout), ("header-timeout", headerTimeout), ("body-timeout", bodyTimeout)]
+        where !(seconds > 0 && seconds <= 86_400) {
+            throw ValidationError("--\(name) is more than 0 and at most 86400 seconds")
+        }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections is at least 1") }
+        if let workThreads, workThreads < 1 { throw ValidationError("--work-threads is at least 1") }
+        if let workQueue, workQueue < 0 { throw ValidationError("--work-queue is 0 or more") }
+        guard diskReserve >= 0 else { throw ValidationError("--disk-reserve is 0 or more bytes") }
+        guard maximumInflationRatio >= 1 else { throw ValidationError("--maximum-inflation-ratio is at least 1") }
+    }
+
     func run() async throws {
         if let config {
             try await Self.merging(configFile: config, commandLine: Self.commandLine).serve()

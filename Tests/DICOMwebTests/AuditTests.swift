@@ -181,7 +181,20 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
                 size.withLockedValue { $0 = r.body.readableBytes }
             }
         }
-        let line = try XCTUnwrap(captured.lines.withLockedValue { $0 }.last { $0.0 == "request" })
+        try await app.test(.router) { client in
+            // A refused query's message quotes the value, for the client; the log line never carries it.
+            try await client.execute(uri: "/dicomweb/studies?PatientBirthDate=SECRET1937", method: .get) { r in
+                XCTAssertEqual(r.status, .badRequest)
+                XCTAssertTrue(String(buffer: r.body).contains("SECRET1937"), "the test's premise: the message quotes the value")
+            }
+            try await client.execute(uri: Self.path, method: .head) { XCTAssertEqual($0.status, .ok) }
+        }
+        let lines = captured.lines.withLockedValue { $0 }
+        let failed = try XCTUnwrap(lines.last { $0.0 == "request failed" })
+        XCTAssertEqual(failed.1["status"]?.description, "400")
+        XCTAssertFalse("\(failed.1)".contains("SECRET1937"), "patient data stays out of the log: \(failed.1)")
+        XCTAssertEqual(lines.last { $0.0 == "request" }?.1["method"]?.description, "HEAD", "HEAD is logged too")
+        let line = try XCTUnwrap(lines.first { $0.0 == "request" })
         XCTAssertEqual(line.1["bytes"]?.description, "\(size.withLockedValue { $0 })", "the streamed multipart body, counted")
         XCTAssertEqual(line.1["identity"]?.description, "anonymous", "authentication off: the anonymous admin")
         XCTAssertEqual(line.1["client"]?.description, "-", "in-process: no peer")

@@ -1,4 +1,4 @@
-import AccessControl
+@testable import AccessControl
 @testable import DICOMweb
 import Foundation
 import HTTPTypes
@@ -230,4 +230,20 @@ final class OIDCTests: DICOMwebTestCase, @unchecked Sendable {
             try await Self.expect(client, try await self.sign(c), .forbidden, error: "insufficient_scope")
         }
     }
+
+    /// `aud` as one string is one audience (RFC 7519 §4.1.3): "other-app tessera" is not tessera's,
+    /// though `scope`-like splitting would have made it so.
+    func testAnAudienceStringIsNotSplit() throws {
+        let oidc = OIDCAuthenticator(configuration: OIDCConfiguration(issuer: Self.issuer, audience: Self.audience, jwks: .init("/nonexistent")))
+        let now = Date()
+        func claims(_ aud: String) throws -> JSONValue {
+            try JSONDecoder().decode(JSONValue.self, from: Data("""
+                {"iss": "\(Self.issuer)", "aud": \(aud), "exp": \(Int(now.timeIntervalSince1970) + 60), "sub": "u", "roles": ["viewer"]}
+                """.utf8))
+        }
+        XCTAssertThrowsError(try oidc.check(claims("\"other-app tessera\""), now: now))
+        XCTAssertNoThrow(try oidc.check(claims("\"tessera\""), now: now))
+        XCTAssertNoThrow(try oidc.check(claims("[\"other-app\", \"tessera\"]"), now: now))
+    }
+
 }

@@ -80,6 +80,7 @@ final class ServeConfigTests: XCTestCase {
             (#"{"port": 80"#, "is not a JSON object"),
             (#"{"cors-origin": [["a"]]}"#, "a list of lists"),
             (#"{"public-url": "ftp://x"}"#, "--public-url ftp://x is not"),
+            (#"{"idle-timeout": 0}"#, #""idle-timeout": "#),
         ]
         for (text, expected) in cases {
             let r = try serveFailing(["--config", try config(text)])
@@ -87,8 +88,25 @@ final class ServeConfigTests: XCTestCase {
             XCTAssertTrue(r.err.hasPrefix("tessera: ") && r.err.contains(expected), "\(text): \(r.err)")
             XCTAssertEqual(r.err.split(separator: "\n").count, 1, "\(text): \(r.err)")
         }
+        // Deadlines that would close every connection or overflow the timer are refused at start.
+        for bad in [["--body-timeout", "1e10"], ["--header-timeout", "nan"], ["--idle-timeout", "-1"], ["--max-connections", "0"]] {
+            let r = try serveFailing(bad)
+            XCTAssertNotEqual(r.status, 0, "\(bad)")
+            XCTAssertTrue(r.err.contains(bad[0]), "\(bad): \(r.err)")
+        }
         let missing = try serveFailing(["--config", folder + "/missing.json"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.err.contains("cannot read the config file"), missing.err)
     }
+
+    /// Docs/configuration.md's table names every option of `tessera serve --help`, so that the
+    /// reference of the file's keys cannot fall behind the command line.
+    func testTheDocsTableNamesEveryOption() throws {
+        let help = String(decoding: try Corpus.runCapturing(try Corpus.product("tessera"), ["serve", "--help"]).out, as: UTF8.self)
+        let options = Set(help.matches(of: /--([a-z][a-z0-9-]*)/).map { String($0.1) }).subtracting(["help", "config", "version"])
+        let docs = try String(contentsOf: Corpus.packageRoot.appendingPathComponent("Docs/configuration.md"), encoding: .utf8)
+        XCTAssertGreaterThan(options.count, 25, help)
+        for option in options.sorted() { XCTAssertTrue(docs.contains("`\(option)`"), "Docs/configuration.md lacks \(option)") }
+    }
+
 }
