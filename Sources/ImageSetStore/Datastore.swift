@@ -197,6 +197,12 @@ public final class Datastore: Sendable {
     /// version per image set touched.
     public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] { store(candidates, reason: reason, audit: []) }
 
+    /// With `audit`, one store record for these candidates commits in their index transaction
+    /// (`tessera import`: the local user who ran it).
+    public func store(_ candidates: [Candidate], reason: String, audit: AuditContext?) -> [IngestOutcome] {
+        store(candidates, reason: reason, audit: audit.map { [AuditClaim(context: $0, range: 0..<candidates.count, alsoFailed: 0)] } ?? [])
+    }
+
     /// `audit`: the requests whose audit records commit in the index transaction (`AuditClaim`).
     func store(_ candidates: [Candidate], reason: String, audit claims: [AuditClaim]) -> [IngestOutcome] {
         var outcomes = [IngestOutcome?](repeating: nil, count: candidates.count)

@@ -44,6 +44,11 @@ final class StoreCLITests: XCTestCase {
         XCTAssertTrue(summary.contains("stored: 3"), summary)
         XCTAssertTrue(summary.contains("non-primary (conflicts): 1"), summary)
         XCTAssertTrue(summary.contains("failed: 0"), summary)
+        // The import is a store on the audit trail (issue 12 §2), under the local user, naming what it stored.
+        let trail = try SQLiteIndex(path: data + "/index.sqlite", folder: data).auditRecords(AuditFilter()).filter { $0.action == "store" }
+        XCTAssertEqual(trail.count, 1)
+        XCTAssertEqual(trail.first?.principalKind, "local")
+        XCTAssertEqual(trail.first?.subjects.instances.sorted(), ["1.2.3.7.1", "1.2.3.7.2", "1.2.3.7.3"])
 
         // Again, plus a file that is not DICOM: duplicates are fine, the text file is skipped.
         FileManager.default.createFile(atPath: source + "/notes.txt", contents: Data("not dicom".utf8))
