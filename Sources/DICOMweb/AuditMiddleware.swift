@@ -20,7 +20,8 @@ struct AuditMiddleware: RouterMiddleware {
         let path = request.uri.path
         if path == "/health" || path == "/ready" { return try await next(request, context) }
         let notes = context.notes
-        notes.clientAddress = Self.clientAddress(request, context: context, trusted: trusted)
+        // The request log outside has worked it out already, unless this runs without it.
+        if notes.clientAddress == nil { notes.clientAddress = Self.clientAddress(request, context: context, trusted: trusted) }
         notes.requestID = context.id
         let status: Int
         do {

@@ -17,8 +17,10 @@ struct RequestLogMiddleware: RouterMiddleware {
         var logger = context.logger
         logger[metadataKey: "method"] = "\(request.method.rawValue)"
         logger[metadataKey: "path"] = "\(request.uri.path)"
-        logger[metadataKey: "client"] = "\(AuditMiddleware.clientAddress(request, context: context, trusted: trusted) ?? "-")"
         let notes = context.notes
+        // Worked out once per request: the audit middleware inside records the same address.
+        notes.clientAddress = AuditMiddleware.clientAddress(request, context: context, trusted: trusted)
+        logger[metadataKey: "client"] = "\(notes.clientAddress ?? "-")"
         do {
             var response = try await next(request, context)
             logger[metadataKey: "status"] = "\(response.status.code)"

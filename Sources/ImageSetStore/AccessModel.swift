@@ -32,6 +32,13 @@ public struct Principal: Sendable, Hashable {
     public func has(_ role: Role) -> Bool { roles.contains(role) }
 }
 
+extension AuditContext {
+    /// A local command's changes (`tessera import`, `prune`, `keys`): the operating-system user who ran it.
+    public static var localUser: AuditContext {
+        AuditContext(principal: Principal(name: ProcessInfo.processInfo.userName, roles: [.admin], kind: .local))
+    }
+}
+
 /// The request an audited action belongs to: who, from where, under which request id.
 public struct AuditContext: Sendable, Hashable {
     public var principal: Principal

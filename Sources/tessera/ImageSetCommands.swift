@@ -153,8 +153,7 @@ struct PruneCommand: ParsableCommand {
         guard keep >= 1 else { throw ValidationError("--keep is at least 1: an image set always keeps its latest version") }
         if let imageSet, try store.index.imageSet(imageSet) == nil { throw Diagnostics.fail("no image set \(imageSet)") }
         // On the audit trail as the local user who ran it.
-        let local = AuditContext(principal: Principal(name: ProcessInfo.processInfo.userName, roles: [.admin], kind: .local))
-        let report = try store.prune(imageSetID: imageSet, keep: keep, audit: local)
+        let report = try store.prune(imageSetID: imageSet, keep: keep, audit: .localUser)
         if json { return try AdminJSON.write(report) }
         print("removed \(report.versionsRemoved) version(s), \(report.instanceRowsRemoved) instance row(s), "
               + "\(report.blobsRemoved) blob(s), \(report.bytesFreed) bytes freed")

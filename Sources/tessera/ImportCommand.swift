@@ -85,8 +85,7 @@ struct ImportCommand: AsyncParsableCommand {
                     }
                 }
                 // Each batch is one store record on the audit trail, in its transaction, under the user who ran the import.
-                let outcomes = store.store(good.map(\.1), reason: "import",
-                                           audit: AuditContext(principal: Principal(name: ProcessInfo.processInfo.userName, roles: [.admin], kind: .local)))
+                let outcomes = store.store(good.map(\.1), reason: "import", audit: .localUser)
                 for ((i, _), outcome) in zip(good, outcomes) {
                     lines.append((.outcome(outcome), chunk[i].path))
                 }

@@ -22,7 +22,7 @@ struct KeysCommand: ParsableCommand {
             let keys = try KeysCommand.open(data, create: true)
             let key = APIKey.generate()
             do {
-                try keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()), audit: KeysCommand.local)
+                try keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()), audit: .localUser)
             } catch let e as AccessKeyError {
                 throw Diagnostics.fail(e.description)
             }
@@ -62,16 +62,11 @@ struct KeysCommand: ParsableCommand {
         @Option(help: "The data folder.") var data: String
 
         func run() throws {
-            guard try KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date(), audit: KeysCommand.local) else {
+            guard try KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date(), audit: .localUser) else {
                 throw Diagnostics.fail("no unrevoked key named \(name) in \(data)")
             }
             Diagnostics.line("revoked key \(name)")
         }
-    }
-
-    /// Key changes are audited under the local user who ran the command (an audit record in the change's transaction).
-    static var local: AuditContext {
-        AuditContext(principal: Principal(name: ProcessInfo.processInfo.userName, roles: [.admin], kind: .local))
     }
 
     static func open(_ folder: String, create: Bool) throws -> any AccessKeyIndex {

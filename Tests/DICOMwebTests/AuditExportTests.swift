@@ -6,20 +6,7 @@ import TestSupport
 import XCTest
 
 /// DICOM audit messages (PS3.15 Annex A.5, IHE ATNA) and their delivery to syslog (RFC 5424).
-final class AuditExportTests: XCTestCase {
-    var folder = ""
-    var store: Datastore!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-audit-export-\(UUID().uuidString)").path
-        store = try Datastore(folder: folder)
-    }
-
-    override func tearDownWithError() throws {
-        store = nil
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-
+final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
     static let viewer = Principal(name: "ohif-user", roles: [.viewer], kind: .token)
 
     /// One record of each kind of message Tessera sends, with awkward text in it.
