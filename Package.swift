@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
     ],
     targets: [
         .target(name: "DICOMCore"),
@@ -65,6 +69,29 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The index on PostgreSQL (postgres-nio): a second implementation of the store's ImageSetIndex and
+        // AccessKeyIndex, for several `tessera serve` replicas on one database.
+        .target(
+            name: "PostgresIndex",
+            dependencies: [
+                "ImageSetStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Blobs on the S3 API (SigV4 over AsyncHTTPClient): a second implementation of the store's BlobStore.
+        .target(
+            name: "ObjectStorage",
+            dependencies: [
+                "ImageSetStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Who is asking: API keys (hashes in the index) and OIDC bearer JWTs (jwt-kit, JWKS from a
         // file or a URL), mapped to roles; the route policy that says which role may do what.
         .target(
@@ -90,12 +117,15 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl",
+                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl", "PostgresIndex", "ObjectStorage",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,16 +135,20 @@ let package = Package(
         .executableTarget(name: "tessera-fuzz", dependencies: ["DICOMParser", "PixelData", "DICOMweb"], path: "Tools/Fuzz"),
         .executableTarget(name: "tessera-bench", dependencies: ["DICOMParser", "PixelData"], path: "Tools/Benchmark"),
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
+        // Datastores on the backends a test run asks for (TESSERA_TEST_INDEX, TESSERA_TEST_BLOBS): one
+        // suite runs against SQLite + files and against PostgreSQL + S3 (Docs/architecture.md).
+        .target(name: "StoreTestSupport", dependencies: ["ImageSetStore", "PostgresIndex", "ObjectStorage", "TestSupport"],
+                path: "Tests/StoreTestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),
         .testTarget(name: "DICOMParserTests", dependencies: ["DICOMParser", "TestSupport"]),
         .testTarget(name: "PixelDataTests", dependencies: ["PixelData", "TestSupport"]),
         .testTarget(name: "ImageSetStoreTests", dependencies: [
-            "ImageSetStore", "TestSupport",
+            "ImageSetStore", "TestSupport", "StoreTestSupport", "PostgresIndex", "ObjectStorage",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
-            "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl",
+            "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl", "StoreTestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
