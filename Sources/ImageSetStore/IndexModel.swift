@@ -175,63 +175,72 @@ public protocol ImageSetIndex: Sendable {
     /// version per image set touched.
     /// `audit` makes, from the outcomes, the audit records that commit in the same transaction.
     func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
-                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) throws -> [IngestOutcome]
-    func imageSets(_ filter: ImageSetFilter) throws -> [ImageSetSummary]
-    func imageSet(_ id: String) throws -> ImageSetSummary?
-    func versions(of imageSetID: String) throws -> [VersionRecord]
+                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) async throws -> [IngestOutcome]
+    func imageSets(_ filter: ImageSetFilter) async throws -> [ImageSetSummary]
+    func imageSet(_ id: String) async throws -> ImageSetSummary?
+    func versions(of imageSetID: String) async throws -> [VersionRecord]
     /// Instances of an image set as of `version` (nil: the latest).
-    func instances(of imageSetID: String, version: Int?) throws -> [InstanceRecord]
+    func instances(of imageSetID: String, version: Int?) async throws -> [InstanceRecord]
     /// The current instance with this SOP Instance UID, in whichever image set holds it.
-    func instance(sopInstanceUID: String) throws -> InstanceRecord?
+    func instance(sopInstanceUID: String) async throws -> InstanceRecord?
     /// The instance row with this id, if it belongs to the latest version of its image set.
-    func currentInstance(rowID: Int64) throws -> InstanceRecord?
-    func frames(of instanceID: Int64) throws -> [FrameRecord]
-    func metadata(of instanceID: Int64) throws -> [UInt8]?
+    func currentInstance(rowID: Int64) async throws -> InstanceRecord?
+    func frames(of instanceID: Int64) async throws -> [FrameRecord]
+    func metadata(of instanceID: Int64) async throws -> [UInt8]?
     /// The gzipped JSON array of a series' instance metadata for the image set's latest version;
     /// nil while a change to the series waits for `refreshPendingSeriesMetadata`.
-    func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]?
+    func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) async throws -> [UInt8]?
     /// The JSON array of a series' current instance metadata, from the stored document when it is
     /// up to date, else built from the instance rows. An empty array when the series has no instance.
-    func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer
+    func seriesMetadata(imageSetID: String, seriesInstanceUID: String) async throws -> ByteBuffer
     /// Builds and compresses the documents of series changed since their last refresh; returns how many.
-    func refreshPendingSeriesMetadata() throws -> Int
+    func refreshPendingSeriesMetadata() async throws -> Int
     /// Every blob the index references, with the size it recorded.
-    func referencedBlobs() throws -> [BlobID: Int]
-    func isReferenced(_ blob: BlobID) throws -> Bool
-    func search(_ query: SearchQuery) throws -> [SearchRow]
+    func referencedBlobs() async throws -> [BlobID: Int]
+    func isReferenced(_ blob: BlobID) async throws -> Bool
+    func search(_ query: SearchQuery) async throws -> [SearchRow]
     /// Removes the current instances of a study (or one series, or one instance) that `scope` sees,
     /// in a new version of each image set holding them; returns how many were removed from each image set. Rows stay
     /// for older versions.
     /// With `audit`, the delete's audit record commits in the same transaction.
     func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
-                         audit: AuditContext?) throws -> [String: Int]
+                         audit: AuditContext?) async throws -> [String: Int]
     /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
     /// instance rows only those versions could see.
-    func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) throws -> PruneResult
+    func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) async throws -> PruneResult
     /// Appends audit records in one transaction of their own (reads, key changes).
-    func appendAudit(_ events: [AuditEvent]) throws
+    func appendAudit(_ events: [AuditEvent]) async throws
     /// Audit records matching `filter`, oldest first.
-    func auditRecords(_ filter: AuditFilter) throws -> [AuditRecord]
-    func auditHeadSequence() throws -> Int64
+    func auditRecords(_ filter: AuditFilter) async throws -> [AuditRecord]
+    func auditHeadSequence() async throws -> Int64
     /// Checks the whole chain (and that `anchor`, a sequence and its hash, is still in it).
-    func verifyAuditTrail(anchor: (Int64, String)?) throws -> AuditVerification
+    func verifyAuditTrail(anchor: (Int64, String)?) async throws -> AuditVerification
     /// Current instances of a study, optionally narrowed to a series and an instance, in the active
     /// image sets `scope` selects.
-    func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord]
-    func setting(_ key: String) throws -> String?
-    func setSetting(_ key: String, _ value: String) throws
+    func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) async throws -> [InstanceRecord]
+    func setting(_ key: String) async throws -> String?
+    func setSetting(_ key: String, _ value: String) async throws
+    /// Says that this process is about to upload these blobs for a commit, so that no process's
+    /// sweeper (`removeOrphanBlob`) removes them while they are on their way to the index. Called
+    /// only when several processes share the backends; the embedded index has nothing to do.
+    func reserveBlobs(_ ids: [BlobID]) async throws
+    /// Calls `remove` when no instance row references the blob and no reservation younger than
+    /// `grace` seconds names it, ordered against `reserveBlobs` of the same blob by any process (on
+    /// PostgreSQL a per-blob lock is held across `remove`: a commit of the same bytes either reserves
+    /// first, and the blob stays, or after the removal, and uploads it again). Returns whether it removed.
+    func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool
 }
 
 extension ImageSetIndex {
-    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome] {
-        try commit(instances, policy: policy, reason: reason, audit: nil)
+    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) async throws -> [IngestOutcome] {
+        try await commit(instances, policy: policy, reason: reason, audit: nil)
     }
 
-    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int] {
-        try removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: nil)
+    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) async throws -> [String: Int] {
+        try await removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: nil)
     }
 
-    public func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult {
-        try pruneVersions(imageSetID: imageSetID, keep: keep, audit: nil)
+    public func pruneVersions(imageSetID: String?, keep: Int) async throws -> PruneResult {
+        try await pruneVersions(imageSetID: imageSetID, keep: keep, audit: nil)
     }
 }
