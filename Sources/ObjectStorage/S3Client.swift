@@ -140,6 +140,8 @@ public struct S3Client: Sendable {
         case 403: "AccessDenied"
         case 404: "NotFound"
         case 412: "PreconditionFailed"
+        case 500: "InternalError"
+        case 503: "ServiceUnavailable"
         default: "HTTP\(status)"
         }
         return S3Error(operation: operation, status: status, code: code, message: HTTPResponseStatus(statusCode: status).reasonPhrase,

@@ -231,6 +231,47 @@ final class S3BlobStoreTests: XCTestCase {
         XCTAssertEqual(v22, Array("old".utf8))
     }
 
+    /// Figures for Docs/store.md: a 100 KB blob's commit (HEAD + PUT) and read, and a frame's ranges
+    /// read with one GET spanning them against one GET per range, near together and far apart.
+    func testMeasuredCosts() async throws {
+        var store = try await makeStore()
+        func time(_ n: Int, _ body: () async throws -> Void) async rethrows -> Duration {
+            let start = ContinuousClock.now
+            for _ in 0..<n { try await body() }
+            return (ContinuousClock.now - start) / n
+        }
+        var seed: UInt64 = 100
+        let put = try await time(20) {
+            seed += 1
+            _ = try await store.commit(try store.stage(bytes: Self.random(100_000, seed: seed)))
+        }
+        let small = try store.stage(bytes: Self.random(100_000, seed: 99))
+        _ = try await store.commit(small)
+        let get = try await time(20) {
+            let bytes = try await store.read(small.id)
+            XCTAssertEqual(bytes.count, 100_000)
+        }
+        let big = Self.random(8 << 20, seed: 98)
+        let staged = try store.stage(bytes: big)
+        _ = try await store.commit(staged)
+        // Fragments of one frame (16 of 64 KiB, item headers of 8 bytes between), and 4 frames spread over 8 MiB.
+        let near = (0..<16).map { i in (1000 + i * (65536 + 8))..<(1000 + i * (65536 + 8) + 65536) }
+        let far = (0..<4).map { i in (i * (2 << 20))..<(i * (2 << 20) + 65536) }
+        var lines = ["commit of 100 KB: \(put); read of 100 KB: \(get)"]
+        for (name, ranges) in [("near", near), ("far", far)] {
+            for (how, gap) in [("one GET per range", 0), ("one spanning GET", Int.max / 2)] {
+                store.rangeMergeGap = gap
+                let t = try await time(10) {
+                    var buffer = ByteBuffer()
+                    try await store.read(staged.id, ranges: ranges, into: &buffer)
+                    XCTAssertEqual(buffer.readableBytes, ranges.reduce(0) { $0 + $1.count })
+                }
+                lines.append("\(name) ranges, \(how): \(t)")
+            }
+        }
+        print("S3 costs against moto:\n  " + lines.joined(separator: "\n  "))
+    }
+
     // MARK: Errors
 
     func testAMissingBucketIsAClearError() async throws {
@@ -288,6 +329,58 @@ final class S3BlobStoreTests: XCTestCase {
             XCTAssertEqual(e.code, "RequestFailed")
             XCTAssertTrue("\(e)".hasPrefix("S3 HeadObject tessera/k failed"), "\(e)")
         }
+    }
+
+    /// A 5xx (S3's 503 SlowDown) is retried up to `maxAttempts`, then reported with S3's code and
+    /// message; a request that is not idempotent (CreateMultipartUpload) is never retried.
+    func testServerErrorsAreRetriedBoundedAndOnlyWhenIdempotent() async throws {
+        for (failures, succeeds, attempts) in [(2, true, 3), (10, false, 4)] {
+            let (process, port) = try Self.startFlakyServer(failures: failures)
+            defer { process.terminate() }
+            var client = S3Client(endpoint: URL(string: "http://127.0.0.1:\(port)")!, region: "us-east-1", credentials: TestBackends.s3Credentials)
+            client.retryBaseDelay = .milliseconds(10)
+            do {
+                let body = try await client.getObject(bucket: "tessera", key: "k")
+                XCTAssertTrue(succeeds, "GET succeeded after \(failures) failures")
+                XCTAssertEqual(body.readableBytes, 0)
+            } catch let e as S3Error {
+                XCTAssertFalse(succeeds, "\(e)")
+                XCTAssertEqual([e.status], [503])
+                XCTAssertEqual(e.code, "SlowDown")
+                XCTAssertEqual("\(e)", "S3 GetObject tessera/k failed: HTTP 503 SlowDown: Please reduce your request rate. (request FLAKY1)")
+            }
+            let count = try await client.getObject(bucket: "_count", key: "")
+            XCTAssertEqual(String(buffer: count), "\(attempts)")
+        }
+        let (process, port) = try Self.startFlakyServer(failures: 1)
+        defer { process.terminate() }
+        let client = S3Client(endpoint: URL(string: "http://127.0.0.1:\(port)")!, region: "us-east-1", credentials: TestBackends.s3Credentials)
+        do {
+            _ = try await client.createMultipartUpload(bucket: "tessera", key: "k")
+            XCTFail("CreateMultipartUpload succeeded on a 503")
+        } catch let e as S3Error {
+            XCTAssertEqual(e.code, "SlowDown")
+        }
+        let count = try await client.getObject(bucket: "_count", key: "")
+        XCTAssertEqual(String(buffer: count), "1")
+    }
+
+    static func startFlakyServer(failures: Int) throws -> (Process, Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Corpus.python)
+        process.arguments = [Corpus.packageRoot.appendingPathComponent("Tools/oracles/s3_flaky_server.py").path, String(failures)]
+        let out = Pipe()
+        process.standardOutput = out
+        // Not the test's stderr: a server left running would hold swift test's pipe open.
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let more = out.fileHandleForReading.availableData
+            if more.isEmpty { throw S3Error(operation: "test", status: 0, code: "NoServer", message: "the flaky S3 server did not start") }
+            line += more
+        }
+        return (process, Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))!)
     }
 
     func testS3LocationsAreParsedWithClearErrors() throws {
