@@ -336,7 +336,7 @@ final class S3BlobStoreTests: XCTestCase {
     func testServerErrorsAreRetriedBoundedAndOnlyWhenIdempotent() async throws {
         for (failures, succeeds, attempts) in [(2, true, 3), (10, false, 4)] {
             let (process, port) = try Self.startFlakyServer(failures: failures)
-            defer { process.terminate() }
+            defer { Self.stop(process) }
             var client = S3Client(endpoint: URL(string: "http://127.0.0.1:\(port)")!, region: "us-east-1", credentials: TestBackends.s3Credentials)
             client.retryBaseDelay = .milliseconds(10)
             do {
@@ -353,7 +353,7 @@ final class S3BlobStoreTests: XCTestCase {
             XCTAssertEqual(String(buffer: count), "\(attempts)")
         }
         let (process, port) = try Self.startFlakyServer(failures: 1)
-        defer { process.terminate() }
+        defer { Self.stop(process) }
         let client = S3Client(endpoint: URL(string: "http://127.0.0.1:\(port)")!, region: "us-east-1", credentials: TestBackends.s3Credentials)
         do {
             _ = try await client.createMultipartUpload(bucket: "tessera", key: "k")
@@ -363,6 +363,12 @@ final class S3BlobStoreTests: XCTestCase {
         }
         let count = try await client.getObject(bucket: "_count", key: "")
         XCTAssertEqual(String(buffer: count), "1")
+    }
+
+    /// SIGKILL: SIGTERM may be ignored by what the test runner's environment passes on.
+    static func stop(_ process: Process) {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     static func startFlakyServer(failures: Int) throws -> (Process, Int) {

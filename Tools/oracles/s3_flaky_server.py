@@ -2,9 +2,13 @@
 """A stand-in S3 endpoint that fails: the first FAILURES requests get 503 SlowDown (S3's XML error
 body), later ones 200. GET /_count answers how many other requests came. Prints its port, then
 serves on loopback until killed. For the retry tests of S3Client."""
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The test stops it with SIGTERM, which a parent may have left ignored or blocked.
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 failures = int(sys.argv[1])
 count = 0
 ERROR = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>FLAKY1</RequestId></Error>"
