@@ -158,8 +158,8 @@ public struct S3BlobStore: Sendable {
     }
 
     /// Ranges in order; neighbours closer than `rangeMergeGap` share one GET (a frame's fragments sit
-    /// a few item-header bytes apart: 16 fragments took 195 ms as 16 GETs, 17 ms as one, against
-    /// moto), others get their own, all in flight at once (Docs/store.md has the figures).
+    /// a few item-header bytes apart: 16 fragments took 180-195 ms as 16 GETs, 17-38 ms as one,
+    /// against moto), others get their own, all in flight at once (Docs/store.md has the figures).
     public func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) async throws {
         let wanted = ranges.filter { !$0.isEmpty }
         buffer.reserveCapacity(minimumWritableBytes: wanted.reduce(0) { $0 + $1.count })
