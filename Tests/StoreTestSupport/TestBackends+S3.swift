@@ -9,8 +9,8 @@ extension TestBackends {
             + "(or `eval \"$(Tools/services/s3 start DIR)\"` before swift test)"
     }
 
-    public static func s3Endpoint() throws -> URL {
-        guard let text = ProcessInfo.processInfo.environment["TESSERA_TEST_S3_ENDPOINT"], let url = URL(string: text), url.host != nil else {
+    public static func s3Endpoint(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> URL {
+        guard let text = environment["TESSERA_TEST_S3_ENDPOINT"], let url = URL(string: text), url.host != nil else {
             throw S3NotConfigured()
         }
         return url
