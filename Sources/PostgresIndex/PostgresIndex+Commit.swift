@@ -21,7 +21,7 @@ extension PostgresIndex {
                     outcome = try await batch.place(instance, policy: policy)
                 } catch {
                     let code = Self.sqlState(error) == "53100" ? FailureReason.outOfResources : FailureReason.processingFailure
-                    outcome = .failure(code, "index: \(String(reflecting: error))", sop: instance.sopInstanceUID,
+                    outcome = .failure(code, "index: \(Self.describe(error))", sop: instance.sopInstanceUID,
                                        sopClass: instance.sopClassUID, study: instance.studyInstanceUID)
                 }
                 if outcome.status == .failed {
@@ -164,38 +164,40 @@ extension PostgresIndex {
             let v = try await version(for: setID)
             let a = p.attributes
             let framesBlobSize: Int? = p.framesBlob == nil ? nil : p.framesBlobSize
+            let numbers = p.frames.map { Int64($0.number) }, offsets = p.frames.map { Int64($0.offset) }
+            let lengths = p.frames.map { Int64($0.length) }
+            let fragments = p.frames.map { f in f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") } ?? "" }
+            // Arrays bind no NULL element from Swift: a flag says which frames have a fragment list.
+            let hasFragments = p.frames.map { $0.fragments != nil }
+            // One statement (one round trip) for the instance, its metadata, its frames (a multi-frame
+            // instance has thousands) and its series: per-statement round trips were most of a commit's time.
             let inserted = try await rows("""
-                INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
-                    transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
-                    frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, added_version, stored_at)
-                VALUES (\(setID), \(p.studyInstanceUID), \(p.seriesInstanceUID), \(p.sopInstanceUID), \(p.sopClassUID),
-                    \(p.transferSyntaxUID), \(a.instanceNumber), \(a.rows), \(a.columns), \(a.bitsAllocated), \(a.numberOfFrames),
-                    \(p.blob.hex), \(p.blobSize), \(p.framesInPlace), \(p.framesBlob?.hex), \(framesBlobSize),
-                    \(p.framesTransferSyntaxUID), \(v), \(now))
-                RETURNING id
-                """)
-            guard let instanceID = try inserted.first?.get("id", as: Int64.self) else { throw PostgresIndexError("INSERT returned no id") }
-            try await execute("INSERT INTO instance_metadata(instance_id, json) VALUES (\(instanceID), \(ByteBuffer(bytes: p.metadataJSON)))")
-            if !p.frames.isEmpty {
-                // One statement for all frames (a multi-frame instance has thousands).
-                let numbers = p.frames.map { Int64($0.number) }, offsets = p.frames.map { Int64($0.offset) }
-                let lengths = p.frames.map { Int64($0.length) }
-                let fragments = p.frames.map { f in f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") } }
-                // Arrays bind no NULL element from Swift: a flag says which frames have a fragment list.
-                let hasFragments = p.frames.map { $0.fragments != nil }
-                try await execute("""
+                WITH ins AS (
+                    INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
+                        transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
+                        frames_in_place, frames_blob_id, frames_blob_size, frames_transfer_syntax_uid, added_version, stored_at)
+                    VALUES (\(setID), \(p.studyInstanceUID), \(p.seriesInstanceUID), \(p.sopInstanceUID), \(p.sopClassUID),
+                        \(p.transferSyntaxUID), \(a.instanceNumber), \(a.rows), \(a.columns), \(a.bitsAllocated), \(a.numberOfFrames),
+                        \(p.blob.hex), \(p.blobSize), \(p.framesInPlace), \(p.framesBlob?.hex), \(framesBlobSize),
+                        \(p.framesTransferSyntaxUID), \(v), \(now))
+                    RETURNING id
+                ), metadata AS (
+                    INSERT INTO instance_metadata(instance_id, json) SELECT id, \(ByteBuffer(bytes: p.metadataJSON)) FROM ins
+                ), frames AS (
                     INSERT INTO frame(instance_id, number, "offset", length, fragments)
-                    SELECT \(instanceID), n, o, l, CASE WHEN h THEN f END
-                    FROM unnest(\(numbers)::bigint[], \(offsets)::bigint[], \(lengths)::bigint[], \(fragments.map { $0 ?? "" })::text[],
-                                \(hasFragments)::boolean[]) AS t(n, o, l, f, h)
-                    """)
-            }
-            try await execute("""
-                INSERT INTO series(image_set_id, series_instance_uid, modality, series_number, series_description,
-                    body_part_examined, performed_start_date, performed_start_time)
-                VALUES (\(setID), \(p.seriesInstanceUID), \(a.modality), \(a.seriesNumber), \(a.seriesDescription),
-                    \(a.bodyPartExamined), \(a.performedProcedureStepStartDate), \(a.performedProcedureStepStartTime)) ON CONFLICT DO NOTHING
+                    SELECT ins.id, n, o, l, CASE WHEN h THEN f END
+                    FROM ins, unnest(\(numbers)::bigint[], \(offsets)::bigint[], \(lengths)::bigint[], \(fragments)::text[],
+                                     \(hasFragments)::boolean[]) AS t(n, o, l, f, h)
+                ), series AS (
+                    INSERT INTO series(image_set_id, series_instance_uid, modality, series_number, series_description,
+                        body_part_examined, performed_start_date, performed_start_time)
+                    VALUES (\(setID), \(p.seriesInstanceUID), \(a.modality), \(a.seriesNumber), \(a.seriesDescription),
+                        \(a.bodyPartExamined), \(a.performedProcedureStepStartDate), \(a.performedProcedureStepStartTime))
+                    ON CONFLICT DO NOTHING
+                )
+                SELECT id FROM ins
                 """)
+            guard !inserted.isEmpty else { throw PostgresIndexError("INSERT returned no id") }
             added[setID, default: 0] += 1
             touchedSeries.insert(SeriesKey(imageSet: setID, series: p.seriesInstanceUID))
             outcome.imageSetID = setID

@@ -5,7 +5,7 @@ import PostgresNIO
 
 extension PostgresIndex {
     public func imageSet(_ id: String) async throws -> ImageSetSummary? {
-        try await client.withConnection { conn in
+        try await read { conn in
             guard let row = try await Self.rows("SELECT * FROM image_set WHERE id = \(id)", on: conn, logger: logger).first else { return nil }
             return try await summary(row, on: conn)
         }

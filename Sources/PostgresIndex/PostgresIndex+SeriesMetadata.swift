@@ -51,7 +51,7 @@ extension PostgresIndex {
     }
 
     public func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) async throws -> [UInt8]? {
-        try await client.withConnection { conn in
+        try await read { conn in
             guard var gz = try await Self.storedSeriesGzip(conn, logger: logger, imageSetID: imageSetID, seriesInstanceUID: seriesInstanceUID) else { return nil }
             return gz.readBytes(length: gz.readableBytes)
         }
@@ -60,7 +60,7 @@ extension PostgresIndex {
     public func seriesMetadata(imageSetID: String, seriesInstanceUID: String) async throws -> ByteBuffer {
         let logger = self.logger
         // One repeatable-read transaction: the stored document and the rows it would be built from agree.
-        let (gz, built): (ByteBuffer?, ByteBuffer?) = try await client.withConnection { conn in
+        let (gz, built): (ByteBuffer?, ByteBuffer?) = try await read { conn in
             try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 let result: (ByteBuffer?, ByteBuffer?)
@@ -72,7 +72,7 @@ extension PostgresIndex {
                 try await conn.query("COMMIT", logger: logger)
                 return result
             } catch {
-                try? await conn.query("ROLLBACK", logger: logger)
+                _ = try? await conn.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -91,7 +91,7 @@ extension PostgresIndex {
         for row in pending {
             let set: String = try row.get("image_set_id"), series: String = try row.get("series_instance_uid"), version: Int = try row.get("version")
             let logger = self.logger
-            refreshed += try await client.withConnection { conn in
+            refreshed += try await read { conn in
                 var json = try await Self.buildSeriesMetadata(conn, logger: logger, imageSetID: set, seriesInstanceUID: series)
                 let gz = try json.compress(with: .gzip)
                 return try await Self.rows("""

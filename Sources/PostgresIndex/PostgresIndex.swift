@@ -17,7 +17,8 @@ public final class PostgresIndex: Sendable {
     init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
-        runner = Task { await client.run() }
+        // Immediate: the pool is running before the first lease (else PostgresNIO warns that it is not).
+        runner = Task.immediate { await client.run() }
     }
 
     /// Connects to `url` (libpq style: `postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]`)
@@ -107,16 +108,46 @@ public final class PostgresIndex: Sendable {
     }
 
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        try await client.withConnection { try await Self.rows(query, on: $0, logger: logger) }
+        do {
+            return try await client.withConnection { try await Self.rows(query, on: $0, logger: logger) }
+        } catch {
+            throw Self.clear(error)
+        }
     }
 
+    func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { try await body($0) }
+        } catch {
+            throw Self.clear(error)
+        }
+    }
+
+    @discardableResult
     func write<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { try await body($0) }
         } catch let error as PostgresTransactionError {
             // The closure's own error says what went wrong; the wrapper only says where.
-            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+            throw Self.clear(error.closureError ?? error.commitError ?? error.beginError ?? error)
+        } catch {
+            throw Self.clear(error)
         }
+    }
+
+    /// PSQLError's description is deliberately generic; the server's message and SQLSTATE say what
+    /// happened without the query's arguments (patient data).
+    static func clear(_ error: any Error) -> any Error {
+        guard let psql = error as? PSQLError else { return error }
+        return PostgresIndexError(describe(psql))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        guard let psql = error as? PSQLError else { return "\(error)" }
+        if let info = psql.serverInfo {
+            return "PostgreSQL: \(info[.message] ?? "error")" + (info[.detail].map { " (\($0))" } ?? "") + " [SQLSTATE \(info[.sqlState] ?? "?")]"
+        }
+        return "PostgreSQL: \(psql.code)" + (psql.underlying.map { ": \($0)" } ?? "")
     }
 
     static func newImageSetID() -> String {
