@@ -38,11 +38,23 @@ public enum TestBackends {
 
     /// Creates an empty database with a random name on the test cluster and returns its URL.
     /// Databases this process made more than `keptDatabases` creations ago, and those of test
-    /// processes no longer running, are dropped: a whole suite would otherwise leave hundreds.
+    /// processes no longer running, are dropped in the background: a whole suite would otherwise
+    /// leave hundreds.
     public static func freshPostgresDatabase() async throws -> String {
         let url = try postgresURL()
         let pid = ProcessInfo.processInfo.processIdentifier
         let name = "tessera_test_\(pid)_\(UUID().uuidString.prefix(8).lowercased())"
+        try await withAdminConnection(url: url) { conn in
+            try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(name)\""), logger: logger)
+        }
+        // Off the test's path: a DROP DATABASE takes a second or more (a checkpoint).
+        Task.detached { try? await dropStaleDatabases(url: url, pid: pid) }
+        return replacingDatabase(in: url, with: name)
+    }
+
+    static let keptDatabases = 8
+
+    static func dropStaleDatabases(url: String, pid: Int32) async throws {
         try await withAdminConnection(url: url) { conn in
             var mine: [String] = [], dead: [String] = []
             for try await (datname,) in try await conn.query("""
@@ -52,16 +64,11 @@ public enum TestBackends {
                 guard parts.count == 4, let owner = Int32(parts[2]) else { continue }
                 if owner == pid { mine.append(datname) } else if kill(owner, 0) != 0 && errno == ESRCH { dead.append(datname) }
             }
-            let drop = dead + mine.dropLast(keptDatabases)
-            for db in drop {
+            for db in dead + mine.dropLast(keptDatabases) {
                 try await conn.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(db)\" WITH (FORCE)"), logger: logger)
             }
-            try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(name)\""), logger: logger)
         }
-        return replacingDatabase(in: url, with: name)
     }
-
-    static let keptDatabases = 8
 
     /// Runs `sql` on the database at `url` (tests that reach under the index).
     public static func execute(_ sql: String, url: String) async throws {
