@@ -105,6 +105,31 @@ final class PostgresIndexTests: XCTestCase {
         for r in replicas { await r.close() }
     }
 
+    /// Two replicas refreshing the same pending series documents at once: each document is written
+    /// once, and it is the one built from the rows.
+    func testTwoReplicasRefreshingTheSameSeriesWriteEachDocumentOnce() async throws {
+        let url = try await TestBackends.freshPostgresDatabase()
+        let a = try await TestBackends.postgresIndex(url: url), b = try await TestBackends.postgresIndex(url: url)
+        let study = "1.2.826.0.1.3680043.9.7433.66"
+        let batch = (0..<30).map { Self.prepared(study: study, series: "\(study).\($0 % 6)", sop: "\(study).\($0)", instanceNumber: $0) }
+        let outcomes = try await a.commit(batch, policy: .reject, reason: "stored", audit: nil)
+        let set = try XCTUnwrap(outcomes.first?.imageSetID)
+        async let refreshedA = a.refreshPendingSeriesMetadata()
+        async let refreshedB = b.refreshPendingSeriesMetadata()
+        let total = try await refreshedA + refreshedB
+        XCTAssertEqual(total, 6, "each of the six pending documents is written by one replica")
+        for series in 0..<6 {
+            let uid = "\(study).\(series)"
+            let gz = try await XCTUnwrapAsync(try await b.seriesMetadataGzip(imageSetID: set, seriesInstanceUID: uid))
+            let expected = "[" + batch.filter { $0.seriesInstanceUID == uid }.map { String(decoding: $0.metadataJSON, as: UTF8.self) }.joined(separator: ",") + "]"
+            XCTAssertEqual(String(decoding: try SeriesMetadata.gunzip(gz), as: UTF8.self), expected)
+        }
+        let again = try await b.refreshPendingSeriesMetadata()
+        XCTAssertEqual(again, 0)
+        await a.close()
+        await b.close()
+    }
+
     /// The same operations on SQLite and on PostgreSQL give the same outcomes, versions, rows,
     /// frames, metadata documents, removals and prunes (image set ids aside, which are random).
     func testPostgresIndexMatchesSQLiteIndex() async throws {
