@@ -25,7 +25,8 @@ public final class PostgresIndex: Sendable {
     /// and migrates the database to this binary's schema. The password is `password`, else the URL's,
     /// else `PGPASSWORD`. Refuses a database whose schema is newer than this binary knows.
     public static func connect(url: String, password: String? = nil, logger: Logger) async throws -> PostgresIndex {
-        let config = try configuration(url: url, password: password ?? ProcessInfo.processInfo.environment["PGPASSWORD"])
+        let (config, sslMode) = try configuration(url: url, password: password ?? ProcessInfo.processInfo.environment["PGPASSWORD"])
+        try await probe(config, sslMode: sslMode, url: url, logger: logger)
         let index = PostgresIndex(client: PostgresClient(configuration: config, backgroundLogger: logger), logger: logger)
         do {
             try await index.migrate()
@@ -45,7 +46,9 @@ public final class PostgresIndex: Sendable {
     deinit { runner.cancel() }
 
     /// The client configuration a libpq-style URL describes.
-    static func configuration(url: String, password: String?) throws -> PostgresClient.Configuration {
+    enum SSLMode { case disable, prefer, require }
+
+    static func configuration(url: String, password: String?) throws -> (PostgresClient.Configuration, SSLMode) {
         guard let c = URLComponents(string: url), let scheme = c.scheme, ["postgresql", "postgres"].contains(scheme.lowercased()) else {
             throw PostgresIndexError("the index URL \(redacted(url)) is not a PostgreSQL URL; expected postgresql://USER@HOST:PORT/DATABASE")
         }
@@ -61,17 +64,37 @@ public final class PostgresIndex: Sendable {
         let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
         let database = path.isEmpty ? user : (path.removingPercentEncoding ?? path)
         let query = Dictionary((c.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
-        let tls: PostgresClient.Configuration.TLS
+        let tls: PostgresClient.Configuration.TLS, mode: SSLMode
         switch query["sslmode"] ?? "prefer" {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": (tls, mode) = (.disable, .disable)
+        case "prefer", "allow": (tls, mode) = (.prefer(.makeClientConfiguration()), .prefer)
+        case "require", "verify-ca", "verify-full": (tls, mode) = (.require(.makeClientConfiguration()), .require)
         case let other: throw PostgresIndexError("the index URL's sslmode \(other) is not one of disable, prefer, require")
         }
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user.removingPercentEncoding ?? user,
                                                   password: password ?? c.password?.removingPercentEncoding, database: database, tls: tls)
         config.options.maximumConnections = 20
-        return config
+        return (config, mode)
+    }
+
+    /// One connection before the pool: a wrong host, port, password or database fails here, with the
+    /// server's reason, where the pool would keep retrying and a start-up would wait.
+    static func probe(_ config: PostgresClient.Configuration, sslMode: SSLMode, url: String, logger: Logger) async throws {
+        let tls: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var probe = PostgresConnection.Configuration(host: config.host ?? "localhost", port: config.port ?? 5432, username: config.username,
+                                                     password: config.password, database: config.database, tls: tls)
+        probe.options.connectTimeout = .seconds(10)
+        do {
+            let conn = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try await conn.close()
+        } catch {
+            throw PostgresIndexError("cannot open the PostgreSQL index at \(redacted(url)): \(describe(error))")
+        }
     }
 
     /// The URL without its password, for error messages.

@@ -55,6 +55,24 @@ final class PostgresIndexTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(url): \(error)")
             }
         }
+        // Nothing listens there: a clear error at once, not a pool retrying for ever. PostgreSQL's
+        // port is taken from the test cluster's URL, with a database that does not exist.
+        let start = Date()
+        do {
+            _ = try await PostgresIndex.connect(url: "postgresql://u@127.0.0.1:1/db?sslmode=disable", logger: TestBackends.logger)
+            XCTFail("a closed port was accepted")
+        } catch {
+            XCTAssertTrue("\(error)".contains("cannot open the PostgreSQL index at postgresql://u@127.0.0.1:1/db"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 15)
+        var missing = try XCTUnwrap(URLComponents(string: try TestBackends.postgresURL()))
+        missing.path = "/no_such_database"
+        do {
+            _ = try await PostgresIndex.connect(url: missing.string!, logger: TestBackends.logger)
+            XCTFail("a missing database was accepted")
+        } catch {
+            XCTAssertTrue("\(error)".contains("does not exist"), "\(error)")
+        }
         // The password never shows in an error.
         do {
             _ = try await PostgresIndex.connect(url: "mysql://u:secret@localhost/db", logger: TestBackends.logger)
