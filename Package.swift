@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "ImageSetStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -138,7 +139,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
         // Datastores on the backends a test run asks for (TESSERA_TEST_INDEX, TESSERA_TEST_BLOBS): one
         // suite runs against SQLite + files and against PostgreSQL + S3 (Docs/architecture.md).
-        .target(name: "StoreTestSupport", dependencies: ["ImageSetStore", "PostgresIndex", "ObjectStorage", "TestSupport"],
+        .target(name: "StoreTestSupport", dependencies: ["ImageSetStore", "PostgresIndex", "ObjectStorage", "TestSupport",
+                                                   .product(name: "PostgresNIO", package: "postgres-nio")],
                 path: "Tests/StoreTestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),

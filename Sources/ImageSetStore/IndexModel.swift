@@ -34,6 +34,14 @@ public struct FrameRecord: Sendable, Hashable, Codable {
 
     /// The byte ranges to read, in order.
     public var ranges: [Range<Int>] { fragments ?? [offset..<(offset + length)] }
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(number: Int, offset: Int, length: Int, fragments: [Range<Int>]?) {
+        self.number = number
+        self.offset = offset
+        self.length = length
+        self.fragments = fragments
+    }
 }
 
 public enum DuplicatePolicy: String, Sendable, Codable, CaseIterable {
@@ -66,6 +74,18 @@ public struct IngestOutcome: Sendable, Hashable {
     /// (the same instance, differently encoded): the stored copy's syntax.
     public var storedTransferSyntaxUID: String?
 
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(status: Status, sopInstanceUID: String? = nil, sopClassUID: String? = nil, studyInstanceUID: String? = nil,
+                seriesInstanceUID: String? = nil, reasonCode: UInt16? = nil, message: String? = nil) {
+        self.status = status
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.studyInstanceUID = studyInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.reasonCode = reasonCode
+        self.message = message
+    }
+
     public static func failure(_ code: UInt16, _ message: String, sop: String? = nil, sopClass: String? = nil,
                                study: String? = nil) -> IngestOutcome {
         IngestOutcome(status: .failed, sopInstanceUID: sop, sopClassUID: sopClass, studyInstanceUID: study,
@@ -96,6 +116,23 @@ public struct ImageSetSummary: Sendable, Hashable, Codable {
     public var instanceCount: Int
     public var frameCount: Int
     public var conflicts: [AttributeConflict]
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(id: String, studyInstanceUID: String, isPrimary: Bool, state: String, version: Int, createdAt: Date, updatedAt: Date,
+                attributes: InstanceAttributes, seriesCount: Int, instanceCount: Int, frameCount: Int, conflicts: [AttributeConflict]) {
+        self.id = id
+        self.studyInstanceUID = studyInstanceUID
+        self.isPrimary = isPrimary
+        self.state = state
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.attributes = attributes
+        self.seriesCount = seriesCount
+        self.instanceCount = instanceCount
+        self.frameCount = frameCount
+        self.conflicts = conflicts
+    }
 }
 
 public struct VersionRecord: Sendable, Hashable, Codable {
@@ -103,6 +140,14 @@ public struct VersionRecord: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var reason: String
     public var instanceCount: Int
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(version: Int, createdAt: Date, reason: String, instanceCount: Int) {
+        self.version = version
+        self.createdAt = createdAt
+        self.reason = reason
+        self.instanceCount = instanceCount
+    }
 }
 
 public struct InstanceRecord: Sendable, Hashable {
@@ -121,6 +166,26 @@ public struct InstanceRecord: Sendable, Hashable {
     /// The blob and syntax frames are served from (the transcoded copy when there is one).
     public var framesBlob: BlobID
     public var framesTransferSyntaxUID: String
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(id: Int64, imageSetID: String, studyInstanceUID: String, seriesInstanceUID: String, sopInstanceUID: String,
+                sopClassUID: String, transferSyntaxUID: String, blob: BlobID, blobSize: Int, attributes: InstanceAttributes,
+                framesInPlace: Bool, addedInVersion: Int, framesBlob: BlobID, framesTransferSyntaxUID: String) {
+        self.id = id
+        self.imageSetID = imageSetID
+        self.studyInstanceUID = studyInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.transferSyntaxUID = transferSyntaxUID
+        self.blob = blob
+        self.blobSize = blobSize
+        self.attributes = attributes
+        self.framesInPlace = framesInPlace
+        self.addedInVersion = addedInVersion
+        self.framesBlob = framesBlob
+        self.framesTransferSyntaxUID = framesTransferSyntaxUID
+    }
 }
 
 /// Which image sets a DICOMweb request sees. By default the primary set of each study, as in AWS
