@@ -96,6 +96,14 @@ public struct ImageSetSummary: Sendable, Hashable, Codable {
     public var instanceCount: Int
     public var frameCount: Int
     public var conflicts: [AttributeConflict]
+
+    // Public for the index implementations in other modules (PostgresIndex).
+    public init(id: String, studyInstanceUID: String, isPrimary: Bool, state: String, version: Int, createdAt: Date, updatedAt: Date,
+                attributes: InstanceAttributes, seriesCount: Int, instanceCount: Int, frameCount: Int, conflicts: [AttributeConflict]) {
+        self.id = id; self.studyInstanceUID = studyInstanceUID; self.isPrimary = isPrimary; self.state = state; self.version = version
+        self.createdAt = createdAt; self.updatedAt = updatedAt; self.attributes = attributes; self.seriesCount = seriesCount
+        self.instanceCount = instanceCount; self.frameCount = frameCount; self.conflicts = conflicts
+    }
 }
 
 public struct VersionRecord: Sendable, Hashable, Codable {
@@ -155,8 +163,9 @@ public enum ImageSetSort: String, Sendable, CaseIterable {
     case createdAscending = "createdAt", createdDescending = "-createdAt"
     case studyDateAscending = "studyDate", studyDateDescending = "-studyDate"
 
-    /// The ORDER BY clause; the id breaks ties so that pages never overlap.
-    var sql: String {
+    /// The ORDER BY clause; the id breaks ties so that pages never overlap. Public for PostgresIndex,
+    /// whose columns sort byte-wise too (COLLATE "C").
+    public var sql: String {
         switch self {
         case .updatedAscending: "s.updated_at ASC, s.id"
         case .updatedDescending: "s.updated_at DESC, s.id"
