@@ -72,15 +72,27 @@ extension PostgresIndex {
             clauses.append("i.removed_version IS NULL")
             if let study = q.studyInstanceUID { clauses.append("i.study_instance_uid = \(b.add(study))") }
             if let series = q.seriesInstanceUID { clauses.append("i.series_instance_uid = \(b.add(series))") }
+            // The page comes off instance_current_order, joined to its image set; the series row joins after
+            // unless a condition needs it: joined on two columns inside the page, it made the planner guess a
+            // hundred matches in a million and sort them all (31 ms instead of 1 for the first page at 1M instances).
+            let needsSeries = q.conditions.keys.contains { SearchQuery.matchable[$0]?.column.hasPrefix("se.") == true }
+            func order(_ t: String) -> String {
+                "\(t).study_instance_uid, \(t).series_instance_uid, \(t).instance_number NULLS FIRST, \(t).sop_instance_uid"
+            }
             select = """
-                SELECT \(studyColumns), \(seriesColumns), i.sop_instance_uid, i.sop_class_uid, i.instance_number, i.rows, i.columns,
-                  i.bits_allocated, i.number_of_frames, i.id AS rep
-                FROM instance i JOIN image_set s ON s.id = i.image_set_id
-                JOIN series se ON se.image_set_id = i.image_set_id AND se.series_instance_uid = i.series_instance_uid
-                WHERE \(clauses.joined(separator: " AND "))
-                ORDER BY i.study_instance_uid, i.series_instance_uid, i.instance_number NULLS FIRST,
-                  i.sop_instance_uid
-                LIMIT \(b.add(q.limit)) OFFSET \(b.add(q.offset))
+                WITH page AS (
+                  SELECT i.id, i.image_set_id, i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid, i.sop_class_uid,
+                    i.instance_number, i.rows, i.columns, i.bits_allocated, i.number_of_frames
+                  FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                  \(needsSeries ? "JOIN series se ON se.image_set_id = i.image_set_id AND se.series_instance_uid = i.series_instance_uid" : "")
+                  WHERE \(clauses.joined(separator: " AND "))
+                  ORDER BY \(order("i"))
+                  LIMIT \(b.add(q.limit)) OFFSET \(b.add(q.offset)))
+                SELECT \(studyColumns), \(seriesColumns), page.sop_instance_uid, page.sop_class_uid, page.instance_number, page.rows,
+                  page.columns, page.bits_allocated, page.number_of_frames, page.id AS rep
+                FROM page JOIN image_set s ON s.id = page.image_set_id
+                JOIN series se ON se.image_set_id = page.image_set_id AND se.series_instance_uid = page.series_instance_uid
+                ORDER BY \(order("page"))
                 """
         }
         return (select, b.bindings)
@@ -209,12 +221,17 @@ struct SQLBinds {
 extension PostgresIndex {
     /// Indexes for searches at scale, beyond those SQLite's schema has (migration 2). An instance search
     /// pages in its ORDER BY's order straight off `instance_current_order` (no sort of every current instance);
-    /// a study search of the whole index reads its page off `image_set_primary_order`.
+    /// a study search of the whole index reads its page off `image_set_primary_order`. (`instance_current_set_id`
+    /// covers migration 1's `instance_current_set`, which could take its INCLUDE instead while migration 1 is unshipped.)
     static let searchIndexes: [String] = [
         """
         CREATE INDEX instance_current_order ON instance(study_instance_uid, series_instance_uid, instance_number NULLS FIRST,
             sop_instance_uid) WHERE removed_version IS NULL
         """,
         "CREATE INDEX image_set_primary_order ON image_set(study_date DESC, study_instance_uid, id) WHERE is_primary AND state = 'ACTIVE'",
+        // The per-result counts and modalities of a study or series search, index-only: with the heap read
+        // for `id`, a 100-study page at 1M instances took 16 ms; 9.5 ms with these.
+        "CREATE INDEX instance_current_set_id ON instance(image_set_id, series_instance_uid) INCLUDE (id) WHERE removed_version IS NULL",
+        "CREATE INDEX series_set_modality ON series(image_set_id, series_instance_uid) INCLUDE (modality)",
     ]
 }
