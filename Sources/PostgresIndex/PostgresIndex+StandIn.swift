@@ -6,7 +6,11 @@ import PostgresNIO
 // TEMPORARY (pgquery): a minimal stand-in for pgcore's `PostgresIndex` (PostgresIndex.swift,
 // PostgresIndex+Schema.swift), the same names and a copy of its migration 1 as it stood in pgcore's
 // worktree, so that the search, audit and key halves build and are tested before pgcore's struct is on
-// main. Delete this file when merging pgcore's.
+// main. Delete this file when merging pgcore's. A trial merge of pgcore at 6a5bef0 built and passed
+// PostgresQueryTests with: this file deleted, this branch's PostgresIndex+Audit.swift over pgcore's
+// placeholder, pgcore's ImageSetSummary.init (the same as this branch's) plus this branch's `public var sql`
+// of ImageSetSort, both store.md sections; pgcore's testMigrationsApplyOnceWhenTwoReplicasStartTogether then
+// expects versions [1, 2] (migration 2 is no longer empty).
 public final class PostgresIndex: Sendable {
     let client: PostgresClient
     let logger: Logger
