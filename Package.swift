@@ -149,6 +149,7 @@ let package = Package(
         .testTarget(name: "ImageSetStoreTests", dependencies: [
             "ImageSetStore", "TestSupport", "StoreTestSupport", "PostgresIndex", "ObjectStorage",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
             "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl", "StoreTestSupport",

@@ -220,8 +220,9 @@ public enum ImageSetSort: String, Sendable, CaseIterable {
     case createdAscending = "createdAt", createdDescending = "-createdAt"
     case studyDateAscending = "studyDate", studyDateDescending = "-studyDate"
 
-    /// The ORDER BY clause; the id breaks ties so that pages never overlap.
-    var sql: String {
+    /// The ORDER BY clause; the id breaks ties so that pages never overlap. Public for PostgresIndex,
+    /// whose columns sort byte-wise too (COLLATE "C").
+    public var sql: String {
         switch self {
         case .updatedAscending: "s.updated_at ASC, s.id"
         case .updatedDescending: "s.updated_at DESC, s.id"

@@ -283,3 +283,4 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { prefix.isEmpty ? "s3://\(bucket)" : "s3://\(bucket)/\(prefix)" }
 }
+extension S3BlobStore: BlobStore {}

@@ -19,6 +19,8 @@ extension PostgresIndex {
         Migration(version: 1, name: "core tables", statements: coreSchema),
         // Audit trail, API keys and the instances each principal stored (PostgresIndex+Audit.swift).
         Migration(version: 2, name: "access and audit", statements: accessAndAuditStatements),
+        // Blob reservations for sweeping a shared bucket (PostgresIndex+Blobs.swift).
+        Migration(version: 3, name: "blob reservations", statements: blobSchema),
     ] }
 
     /// The newest schema version this binary knows.
