@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "ImageSetStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -90,6 +91,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // Who is asking: API keys (hashes in the index) and OIDC bearer JWTs (jwt-kit, JWKS from a
@@ -137,7 +139,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["DICOMParser"], path: "Tests/TestSupport"),
         // Datastores on the backends a test run asks for (TESSERA_TEST_INDEX, TESSERA_TEST_BLOBS): one
         // suite runs against SQLite + files and against PostgreSQL + S3 (Docs/architecture.md).
-        .target(name: "StoreTestSupport", dependencies: ["ImageSetStore", "PostgresIndex", "ObjectStorage", "TestSupport"],
+        .target(name: "StoreTestSupport", dependencies: ["ImageSetStore", "PostgresIndex", "ObjectStorage", "TestSupport",
+                                                   .product(name: "PostgresNIO", package: "postgres-nio")],
                 path: "Tests/StoreTestSupport"),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),
         .testTarget(name: "DICOMDictionaryTests", dependencies: ["DICOMDictionary", "TestSupport"]),
@@ -146,6 +149,7 @@ let package = Package(
         .testTarget(name: "ImageSetStoreTests", dependencies: [
             "ImageSetStore", "TestSupport", "StoreTestSupport", "PostgresIndex", "ObjectStorage",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
             "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl", "StoreTestSupport",

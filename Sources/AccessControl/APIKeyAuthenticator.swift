@@ -22,30 +22,36 @@ public final class APIKeyAuthenticator: @unchecked Sendable {
     }
 
     /// The unrevoked keys by hash, re-read when stale. A failed read leaves no key valid (fail closed).
-    func current() -> [[UInt8]: APIKeyRecord] {
-        lock.lock()
-        defer { lock.unlock() }
+    func current() async -> [[UInt8]: APIKeyRecord] {
         let now = Date()
-        if let loadedAt, now.timeIntervalSince(loadedAt) < lifetime, now >= loadedAt { return byHash }
+        let cached = lock.withLock { () -> [[UInt8]: APIKeyRecord]? in
+            if let loadedAt, now.timeIntervalSince(loadedAt) < lifetime, now >= loadedAt { return byHash }
+            return nil
+        }
+        if let cached { return cached }
+        // Concurrent requests that find the copy stale may each re-read it; the last one read wins.
+        var fresh: [[UInt8]: APIKeyRecord] = [:]
         do {
-            byHash = Dictionary(try index.activeAPIKeys().map { ($0.keyHash, $0) }, uniquingKeysWith: { a, _ in a })
+            fresh = Dictionary(try await index.activeAPIKeys().map { ($0.keyHash, $0) }, uniquingKeysWith: { a, _ in a })
         } catch {
             logger.error("cannot read the API keys; no key authenticates until they can be read", metadata: ["error": "\(error)"])
-            byHash = [:]
         }
-        loadedAt = now
-        return byHash
+        lock.withLock {
+            byHash = fresh
+            loadedAt = now
+        }
+        return fresh
     }
 
     /// Whether any unrevoked key exists (as of the cached copy).
-    public var hasActiveKeys: Bool { !current().isEmpty }
+    public func hasActiveKeys() async -> Bool { !(await current()).isEmpty }
 
-    public func principal(forKey key: String) throws(AuthenticationFailure) -> Principal {
+    public func principal(forKey key: String) async throws(AuthenticationFailure) -> Principal {
         let digest = APIKey.hash(key)
         // The dictionary compares digests with ==, which may stop at the first differing byte; that
         // can only tell an attacker about the SHA-256 of the key they sent, which leads to no valid
         // key (finding one means inverting SHA-256). The final check is constant-time all the same.
-        guard let record = current()[digest], APIKey.constantTimeEqual(record.keyHash, digest) else {
+        guard let record = await current()[digest], APIKey.constantTimeEqual(record.keyHash, digest) else {
             throw AuthenticationFailure(.invalidToken, reason: "unknown-or-revoked-key", "the API key is unknown or revoked")
         }
         return Principal(name: record.name, roles: [record.role], kind: .apiKey)

@@ -20,22 +20,17 @@ public final class RequestAuthenticator: @unchecked Sendable {
         oidc = configuration.oidc.map { OIDCAuthenticator(configuration: $0, logger: logger) }
     }
 
-    public var isEnabled: Bool {
+    public func isEnabled() async -> Bool {
         if oidc != nil { return true }
-        lock.lock()
-        let was = wasEnabled
-        lock.unlock()
-        if was { return true }
-        guard apiKeys.hasActiveKeys else { return false }
-        lock.lock()
-        wasEnabled = true
-        lock.unlock()
+        if lock.withLock({ wasEnabled }) { return true }
+        guard await apiKeys.hasActiveKeys() else { return false }
+        lock.withLock { wasEnabled = true }
         return true
     }
 
     /// The principal of a request with this `Authorization` header value.
     public func authenticate(authorization: String?) async throws(AuthenticationFailure) -> Principal {
-        guard isEnabled else { return Self.anonymous }
+        guard await isEnabled() else { return Self.anonymous }
         guard let authorization else {
             throw AuthenticationFailure(.missingCredentials, reason: "no-credentials", "this route needs Authorization: Bearer <API key or token>")
         }
@@ -45,7 +40,7 @@ public final class RequestAuthenticator: @unchecked Sendable {
             throw AuthenticationFailure(.missingCredentials, reason: "not-bearer", "only Authorization: Bearer is accepted")
         }
         let token = parts[1].trimmingCharacters(in: .whitespaces)
-        if token.hasPrefix(APIKey.prefix) { return try apiKeys.principal(forKey: token) }
+        if token.hasPrefix(APIKey.prefix) { return try await apiKeys.principal(forKey: token) }
         guard let oidc else {
             throw AuthenticationFailure(.invalidToken, reason: "unknown-or-revoked-key", "the bearer token is not an API key of this server")
         }

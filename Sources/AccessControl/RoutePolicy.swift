@@ -61,14 +61,14 @@ public enum RoutePolicy {
 
     /// Whether `principal` may use a route with this rule; `storedBy` answers whether the principal
     /// stored the route's instance, and is asked only when that decides it. An error there refuses.
-    public static func allows(_ access: Access, _ principal: Principal, storedBy: () throws -> Bool) -> Bool {
+    public static func allows(_ access: Access, _ principal: Principal, storedBy: () async throws -> Bool) async -> Bool {
         switch access {
         case .everyone: return true
         case .roles(let roles): return !roles.isDisjoint(with: principal.roles)
         case .rolesOrStoredByGateway(let roles):
             if !roles.isDisjoint(with: principal.roles) { return true }
             guard principal.has(.gateway) else { return false }
-            return (try? storedBy()) ?? false
+            return (try? await storedBy()) ?? false
         }
     }
 

@@ -109,16 +109,16 @@ extension DICOMwebService {
 
     /// DELETE with its audit record in the same transaction; when it throws, nothing changed and the
     /// audit middleware records the failure.
-    func removeAudited(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> Int {
-        guard let notes = RequestNotes.current else { return try store.remove(study: study, series: series, sop: sop, scope: scope) }
-        let removed = try store.remove(study: study, series: series, sop: sop, scope: scope, reason: "DELETE", audit: notes.auditContext)
+    func removeAudited(study: String, series: String?, sop: String?, scope: ImageSetScope) async throws -> Int {
+        guard let notes = RequestNotes.current else { return try await store.remove(study: study, series: series, sop: sop, scope: scope) }
+        let removed = try await store.remove(study: study, series: series, sop: sop, scope: scope, reason: "DELETE", audit: notes.auditContext)
         notes.auditWritten = true
         return removed
     }
 
     /// Pruning with its audit record in the same transaction.
-    func pruneAudited(imageSetID: String, keep: Int, context: TesseraRequestContext) throws -> Datastore.PruneReport {
-        let report = try store.prune(imageSetID: imageSetID, keep: keep, audit: context.notes.auditContext)
+    func pruneAudited(imageSetID: String, keep: Int, context: TesseraRequestContext) async throws -> Datastore.PruneReport {
+        let report = try await store.prune(imageSetID: imageSetID, keep: keep, audit: context.notes.auditContext)
         context.notes.auditWritten = true
         return report
     }

@@ -21,14 +21,16 @@ public final class AuditSyslogForwarder: @unchecked Sendable {
     private var sent: Int64
     private var stopped = false
     private let lock = NSLock()
-    private let queue = DispatchQueue(label: "tessera.audit-syslog")
+    /// Sends block on the socket: they run on an executor of their own, off Swift's cooperative threads.
+    private let executor = BlockingExecutor(label: "tessera.audit-syslog")
+    private var task: Task<Void, Never>?
 
-    public init(store: Datastore, host: String, port: Int, transport: Transport, logger: Logger) throws {
+    public init(store: Datastore, host: String, port: Int, transport: Transport, logger: Logger) async throws {
         self.store = store; self.host = host; self.port = port; self.transport = transport; self.logger = logger
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
         hostname = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        sent = try store.auditHeadSequence()
+        sent = try await store.auditHeadSequence()
     }
 
     /// `HOST:PORT`, `udp://HOST:PORT` or `tcp://HOST:PORT` (UDP when no scheme).
@@ -44,25 +46,29 @@ public final class AuditSyslogForwarder: @unchecked Sendable {
         return host.isEmpty ? nil : (transport, host, port)
     }
 
-    public func start(interval: Double = 0.5) { queue.async { self.loop(interval) } }
-
-    public func stop() {
-        lock.withLock { stopped = true }
-        queue.sync { if fd >= 0 { close(fd); fd = -1 } }
+    public func start(interval: Double = 0.5) {
+        let task = Task(executorPreference: executor) { await self.loop(interval) }
+        lock.withLock { self.task = task }
     }
 
-    private func loop(_ interval: Double) {
+    public func stop() async {
+        lock.withLock { stopped = true }
+        await lock.withLock({ task })?.value
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+
+    private func loop(_ interval: Double) async {
         while !lock.withLock({ stopped }) {
             var f = AuditFilter()
             f.after = sent
             f.limit = 500
-            if let records = try? store.auditRecords(f) {
+            if let records = try? await store.auditRecords(f) {
                 for r in records {
                     guard send(frame(r)) else { break }
                     sent = r.sequence
                 }
             }
-            Thread.sleep(forTimeInterval: interval)
+            try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
         }
     }
 

@@ -43,9 +43,9 @@ struct AuthenticationMiddleware: AuthenticatorMiddleware {
                                                     "\(request.method.rawValue) \(route) is not in the access policy"), context)
             }
             let sop = context.parameters.get("sop")
-            let allowed = RoutePolicy.allows(access, principal) { [keys] in
+            let allowed = await RoutePolicy.allows(access, principal) { [keys] in
                 guard let sop else { return false }
-                return try keys.hasStored(principal, sopInstanceUID: sop)
+                return try await keys.hasStored(principal, sopInstanceUID: sop)
             }
             guard allowed else {
                 let roles = principal.roles.map(\.rawValue).sorted().joined(separator: ", ")

@@ -22,32 +22,36 @@ final class InstanceFrames: @unchecked Sendable {
 
     var syntax: String { instance.framesTransferSyntaxUID }
 
-    func dataSet() throws -> DataSet {
+    /// The header, read once (memory-mapped from a local blob, else fetched from the blob store).
+    func dataSet() async throws -> DataSet {
         if let header { return header }
-        guard let path = store.blobs.localPath(instance.framesBlob) else { throw DICOMwebError(.internalServerError, "blob not local") }
-        let ds = try DICOMFile.read(path: path, options: .headerOnly).dataSet
+        let ds = try await store.parse(instance.framesBlob, options: .headerOnly).dataSet
         header = ds
         return ds
     }
 
-    func pixelDescription() throws -> PixelDescription { try PixelDescription(dataSet: try dataSet()) }
+    /// The pixel description, from the header `dataSet()` read (call it first).
+    func pixelDescription() throws -> PixelDescription {
+        guard let header else { throw DICOMwebError(.internalServerError, "the instance's header was not read") }
+        return try PixelDescription(dataSet: header)
+    }
 
     /// Frame `n` (from 1) as stored, appended to `buffer`: range reads of the blob when the frame
     /// lies in place (one copy), else located by parsing (deflated or bit-packed data, rare).
-    func stored(_ n: Int, into buffer: inout ByteBuffer) throws {
+    func stored(_ n: Int, into buffer: inout ByteBuffer) async throws {
         guard n >= 1, n <= records.count else { throw DICOMwebError(.notFound, "frame \(n) is beyond the instance's \(records.count) frames") }
         if instance.framesInPlace {
-            return try store.blobs.read(instance.framesBlob, ranges: records[n - 1].ranges, into: &buffer)
+            return try await store.blobs.read(instance.framesBlob, ranges: records[n - 1].ranges, into: &buffer)
         }
-        if table == nil, let path = store.blobs.localPath(instance.framesBlob) { table = try FrameTable(file: try DICOMFile.read(path: path)) }
-        guard let table else { throw DICOMwebError(.internalServerError, "blob not local") }
+        if table == nil { table = try FrameTable(file: try await store.parse(instance.framesBlob)) }
+        guard let table else { throw DICOMwebError(.internalServerError, "no frame table") }
         buffer.writeBytes(try table.encodedFrame(n - 1))
     }
 
     /// Frame `n` as stored, for a decoder.
-    func stored(_ n: Int) throws -> [UInt8] {
+    func stored(_ n: Int) async throws -> [UInt8] {
         var buffer = ByteBuffer()
-        try stored(n, into: &buffer)
+        try await stored(n, into: &buffer)
         return Array(buffer.readableBytesView)
     }
 

@@ -9,7 +9,7 @@ extension DICOMwebService {
     func addAuditRoutes(to router: Router<TesseraRequestContext>) {
         router.get("audit") { request, _ in
             let filter = try Self.auditFilter(request.uri.queryParameters)
-            let records = try self.store.auditRecords(filter)
+            let records = try await self.store.auditRecords(filter)
             var body: [String: Any] = ["records": records.map(\.jsonObject)]
             // The cursor of the next page: records after this sequence.
             if records.count == filter.limit, let last = records.last { body["next"] = String(last.sequence) }

@@ -37,7 +37,7 @@ extension DICOMwebService {
                 guard let n = Int(c), n >= 0 else { throw DICOMwebError(.badRequest, "cursor is not one this server issued") }
                 filter.offset = n
             }
-            let sets = try self.store.index.imageSets(filter)
+            let sets = try await self.store.index.imageSets(filter)
             context.notes.touched(sets)
             var body: [String: AnyEncodable] = ["imageSets": AnyEncodable(sets)]
             if sets.count == filter.limit { body["nextCursor"] = AnyEncodable(String(filter.offset + filter.limit)) }
@@ -45,38 +45,38 @@ extension DICOMwebService {
         }
         group.get(":id") { _, context in
             let id = try context.parameters.require("id")
-            guard let set = try self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            guard let set = try await self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
             context.notes.touched([set])
             return try Self.json(set)
         }
         group.get(":id/versions") { _, context in
             let id = try context.parameters.require("id")
-            guard try self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
-            return try Self.json(["versions": try self.store.index.versions(of: id)])
+            guard try await self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            return try await Self.json(["versions": try self.store.index.versions(of: id)])
         }
         // Pruning: keep the newest `keep` versions (default 1) and free the blobs nothing retained references.
         group.delete(":id/versions") { request, context in
             let id = try context.parameters.require("id")
-            guard try self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            guard try await self.store.index.imageSet(id) != nil else { throw DICOMwebError(.notFound, "no image set \(id)") }
             var keep = 1
             if let k = request.uri.queryParameters["keep"] {
                 guard let n = Int(k), n >= 1 else { throw DICOMwebError(.badRequest, "keep is a whole number of at least 1") }
                 keep = n
             }
-            return try Self.json(try self.pruneAudited(imageSetID: id, keep: keep, context: context))
+            return try await Self.json(try self.pruneAudited(imageSetID: id, keep: keep, context: context))
         }
         group.get(":id/metadata") { request, context in
             let id = try context.parameters.require("id")
-            guard let set = try self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
+            guard let set = try await self.store.index.imageSet(id) else { throw DICOMwebError(.notFound, "no image set \(id)") }
             context.notes.touched([set])
             var version: Int? = nil
             if let v = request.uri.queryParameters["version"] {
-                guard let n = Int(v), try self.store.index.versions(of: id).contains(where: { $0.version == n }) else {
+                guard let n = Int(v), try await self.store.index.versions(of: id).contains(where: { $0.version == n }) else {
                     throw DICOMwebError(.notFound, "image set \(id) has no version \(v)")
                 }
                 version = n
             }
-            let doc = try self.hierarchy(set, version: version)
+            let doc = try await self.hierarchy(set, version: version)
             var buffer = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes]))
             let gz = try buffer.compress(with: .gzip)
             return Response(status: .ok, headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .init(byteBuffer: gz))
@@ -88,24 +88,25 @@ extension DICOMwebService {
             guard parts.count == 2, let row = Int64(parts[0]), let number = Int(parts[1]) else {
                 throw DICOMwebError(.badRequest, "frame id '\(frameID.prefix(40))' is not <instance>.<frame>")
             }
-            guard let instance = try self.store.index.currentInstance(rowID: row), instance.imageSetID == id,
-                  let frame = try self.store.index.frames(of: row).first(where: { $0.number == number }), instance.framesInPlace else {
+            guard let instance = try await self.store.index.currentInstance(rowID: row), instance.imageSetID == id,
+                  let frame = try await self.store.index.frames(of: row).first(where: { $0.number == number }), instance.framesInPlace else {
                 throw DICOMwebError(.notFound, "no frame \(frameID) in image set \(id)")
             }
             context.notes.touched([instance])
-            let bytes = try frame.ranges.flatMap { try self.store.blobs.read(instance.framesBlob, range: $0) }
+            var bytes = ByteBuffer()
+            try await self.store.blobs.read(instance.framesBlob, ranges: frame.ranges, into: &bytes)
             let type = FrameMediaType.forTransferSyntax(instance.framesTransferSyntaxUID)
             return Response(status: .ok, headers: [.contentType: "\(type); transfer-syntax=\(instance.framesTransferSyntaxUID)"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                            body: .init(byteBuffer: bytes))
         }
     }
 
     /// patient → study → series → instances → frames, with sizes and the blob checksums (SHA-256).
-    func hierarchy(_ set: ImageSetSummary, version: Int?) throws -> [String: Any] {
-        let instances = try store.index.instances(of: set.id, version: version ?? set.version)
+    func hierarchy(_ set: ImageSetSummary, version: Int?) async throws -> [String: Any] {
+        let instances = try await store.index.instances(of: set.id, version: version ?? set.version)
         var series: [String: [[String: Any]]] = [:]
         for i in instances {
-            let frames = try store.index.frames(of: i.id).map { f -> [String: Any] in
+            let frames = try await store.index.frames(of: i.id).map { f -> [String: Any] in
                 ["id": "\(i.id).\(f.number)", "number": f.number, "length": f.length]
             }
             series[i.seriesInstanceUID, default: []].append([

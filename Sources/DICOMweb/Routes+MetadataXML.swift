@@ -19,15 +19,14 @@ import NIOCore
 extension DICOMwebService {
     /// The XML response, once negotiation (`negotiateMetadata`) chose it.
     func metadataXML(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
-        let found = try instances(request, study: study, series: series, sop: sop)
+        let found = try await instances(request, study: study, series: series, sop: sop)
         let root = root(request), store = self.store, linkQuery = Self.scopeQuery(try Self.scope(request))
-        @Sendable func part(_ k: Int) throws -> ByteBuffer {
+        @Sendable func part(_ k: Int) async throws -> ByteBuffer {
             let i = found[k]
-            guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
             let instancePath = "\(root)/studies/\(i.studyInstanceUID)/series/\(i.seriesInstanceUID)/instances/\(i.sopInstanceUID)"
             var options = DICOMJSONOptions()
             options.bulkDataURI = { tags, _ in BulkURI.url(instancePath: instancePath, tags) + linkQuery }
-            return ByteBuffer(bytes: DICOMXML.encode(try DICOMFile.read(path: path).dataSet, options: options))
+            return ByteBuffer(bytes: DICOMXML.encode(try await store.parse(i.blob).dataSet, options: options))
         }
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: "application/dicom+xml")],

@@ -8,23 +8,23 @@ import NIOCore
 
 extension DICOMwebService {
     func addQIDORoutes(to group: RouterGroup<TesseraRequestContext>) {
-        group.get("studies") { request, _ in try self.search(request, level: .study, study: nil, series: nil) }
-        group.get("series") { request, _ in try self.search(request, level: .series, study: nil, series: nil) }
-        group.get("instances") { request, _ in try self.search(request, level: .instance, study: nil, series: nil) }
+        group.get("studies") { request, _ in try await self.search(request, level: .study, study: nil, series: nil) }
+        group.get("series") { request, _ in try await self.search(request, level: .series, study: nil, series: nil) }
+        group.get("instances") { request, _ in try await self.search(request, level: .instance, study: nil, series: nil) }
         group.get("studies/:study/series") { request, context in
-            try self.search(request, level: .series, study: context.parameters.require("study"), series: nil)
+            try await self.search(request, level: .series, study: context.parameters.require("study"), series: nil)
         }
         group.get("studies/:study/instances") { request, context in
-            try self.search(request, level: .instance, study: context.parameters.require("study"), series: nil)
+            try await self.search(request, level: .instance, study: context.parameters.require("study"), series: nil)
         }
         group.get("studies/:study/series/:series/instances") { request, context in
-            try self.search(request, level: .instance, study: context.parameters.require("study"),
+            try await self.search(request, level: .instance, study: context.parameters.require("study"),
                             series: context.parameters.require("series"))
         }
     }
 
     /// QIDO-RS (PS3.18 §10.6), answered from the index.
-    func search(_ request: Request, level: SearchQuery.Level, study: String?, series: String?) throws -> Response {
+    func search(_ request: Request, level: SearchQuery.Level, study: String?, series: String?) async throws -> Response {
         // A UID in the path is checked like one in the query: 400, not an empty answer.
         try Self.requireValidUIDs(study, series)
         var query = SearchQuery(level: level)
@@ -72,7 +72,7 @@ extension DICOMwebService {
         // than the page tells whether matches remain (PS3.18 §8.3.4.4.1).
         let page = min(limit ?? SearchQuery.defaultLimit, SearchQuery.maximumLimit)
         query.limit = page + 1
-        var rows = try store.index.search(query)
+        var rows = try await store.index.search(query)
         let truncated = rows.count > page
         if truncated { rows.removeLast(rows.count - page) }
         RequestNotes.current?.touched(rows)  // for the request's audit record
@@ -88,7 +88,7 @@ extension DICOMwebService {
         for row in rows {
             var json: [String: Any] = [:]
             // Attributes beyond the typed columns come from a representative instance's stored JSON.
-            if includeAll || !include.isEmpty, let meta = try store.index.metadata(of: row.representativeInstanceID),
+            if includeAll || !include.isEmpty, let meta = try await store.index.metadata(of: row.representativeInstanceID),
                let object = try JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any] {
                 for (key, value) in object {
                     guard let raw = UInt32(key, radix: 16) else { continue }

@@ -37,7 +37,7 @@ extension DICOMwebService {
     /// A representative image: the middle instance (by Instance Number) of the study's first series
     /// (by Series Instance UID order, as the index lists them), and the middle frame of a multi-frame instance.
     func thumbnail(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
-        let found = try instances(request, study: study, series: series, sop: sop).filter { ($0.attributes.rows ?? 0) > 0 }
+        let found = try await instances(request, study: study, series: series, sop: sop).filter { ($0.attributes.rows ?? 0) > 0 }
         guard let firstSeries = found.first?.seriesInstanceUID else { throw DICOMwebError(.notFound, "nothing in it has pixel data") }
         let candidates = found.filter { $0.seriesInstanceUID == firstSeries }
         let chosen = candidates[candidates.count / 2]
@@ -46,12 +46,16 @@ extension DICOMwebService {
     }
 
     func rendered(_ request: Request, study: String, series: String, sop: String, frames: [Int], thumbnail: Bool) async throws -> Response {
-        guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        guard let instance = try await instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         return try await rendered(request, instance: instance, frames: frames, thumbnail: thumbnail)
     }
 
     func rendered(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) async throws -> Response {
-        let (mediaType, image) = try renderer(request, instance: instance, frames: frames, thumbnail: thumbnail)
+        let records = try await store.index.frames(of: instance.id)
+        guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
+        let source = InstanceFrames(store: store, instance: instance, records: records)
+        let header = try await source.dataSet()
+        let (mediaType, image) = try renderer(request, source: source, header: header, frames: frames, thumbnail: thumbnail)
         if frames.count == 1 {
             let only = try await image(0)
             return Response(status: .ok, headers: [.contentType: mediaType], body: .init(byteBuffer: only))
@@ -64,17 +68,14 @@ extension DICOMwebService {
     /// Everything a rendered response needs, checked before it starts: its media type, and what
     /// renders part `i`. Synchronous, apart from the async handler above: Swift 6.3's release build
     /// crashed splitting the handler's coroutine (LLVM CoroSplit, swifterror) with all this inside.
-    func renderer(_ request: Request, instance: InstanceRecord, frames: [Int], thumbnail: Bool) throws
+    func renderer(_ request: Request, source: InstanceFrames, header: DataSet, frames: [Int], thumbnail: Bool) throws
         -> (String, @Sendable (Int) async throws -> ByteBuffer) {
         let query = request.uri.queryParameters
         let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init))
         var options = try Self.renderingOptions(query)
         // Thumbnails default to a 128-pixel box (PS3.18 leaves the size to the server).
         if thumbnail && options.viewport == nil { options.viewport = .init(width: 128, height: 128) }
-        let records = try store.index.frames(of: instance.id)
-        guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
-        let source = InstanceFrames(store: store, instance: instance, records: records)
-        let header = try source.dataSet()
+        let records = source.records
         let display = DisplayAttributes(dataSet: header)
         let d = try source.pixelDescription()
         if let problem = options.viewport?.problem(imageWidth: d.columns, imageHeight: d.rows) { throw DICOMwebError(.badRequest, problem) }
@@ -88,17 +89,19 @@ extension DICOMwebService {
         }
         // Rendering is pool work (WorkPool): admitted before the response starts, held to its end.
         let chosen = options
-        return (mediaType, Self.renderer(ticket: try pool.admit(), pool: pool) { i in
-            try Self.renderedFrame(frames[i], of: source, header: header, display: display, options: chosen, mediaType: mediaType)
+        return (mediaType, Self.renderer(ticket: try pool.admit(), pool: pool, source: source, frames: frames) { i, stored in
+            try Self.renderedFrame(frames[i], stored: stored, of: source, header: header, display: display, options: chosen, mediaType: mediaType)
         })
     }
 
-    /// Part `i` of a rendered response, made in the work pool while `ticket` holds the request's place.
-    static func renderer(ticket: WorkPool.Ticket, pool: WorkPool,
-                         _ work: @escaping @Sendable (Int) throws -> ByteBuffer) -> @Sendable (Int) async throws -> ByteBuffer {
+    /// Part `i` of a rendered response: the stored frame read, then rendered in the work pool while
+    /// `ticket` holds the request's place.
+    static func renderer(ticket: WorkPool.Ticket, pool: WorkPool, source: InstanceFrames, frames: [Int],
+                         _ work: @escaping @Sendable (Int, [UInt8]) throws -> ByteBuffer) -> @Sendable (Int) async throws -> ByteBuffer {
         { i in
             _ = ticket  // captured: held as long as the body
-            return try await pool.run { try work(i) }
+            let stored = try await source.stored(frames[i])
+            return try await pool.run { try work(i, stored) }
         }
     }
 
@@ -111,11 +114,11 @@ extension DICOMwebService {
 
     /// Frame `n` of `source` rendered and encoded. An enhanced multi-frame object's frame has its own
     /// rescale and window (PS3.3 C.7.6.16.2.9, C.7.6.16.2.10), which PS3.18 §8.3.5.1 rendering applies.
-    static func renderedFrame(_ n: Int, of source: InstanceFrames, header: DataSet, display: DisplayAttributes,
+    static func renderedFrame(_ n: Int, stored: [UInt8], of source: InstanceFrames, header: DataSet, display: DisplayAttributes,
                               options: RenderingOptions, mediaType: String) throws -> ByteBuffer {
         let image: RenderedImage
         do {
-            image = try Renderer.render(try source.decode(try source.stored(n)), display: display.frame(n - 1, of: header), options: options)
+            image = try Renderer.render(try source.decode(stored), display: display.frame(n - 1, of: header), options: options)
         } catch let error as DICOMError {
             // The pixels are there but cannot be shown as asked (an unusable palette, say).
             throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")
@@ -132,7 +135,7 @@ extension DICOMwebService {
         let query = request.uri.queryParameters
         let mediaType = try Self.renderedMediaType(accept: request.headers[.accept], query: query["accept"].map(String.init), multipartOnly: true)
         let options = try Self.renderingOptions(query)
-        let found = try instances(request, study: study, series: series, sop: nil).filter { ($0.attributes.rows ?? 0) > 0 && ($0.attributes.columns ?? 0) > 0 }
+        let found = try await instances(request, study: study, series: series, sop: nil).filter { ($0.attributes.rows ?? 0) > 0 && ($0.attributes.columns ?? 0) > 0 }
         guard !found.isEmpty else { throw DICOMwebError(.notFound, "nothing in it has pixel data") }
         // Part p is frame p - starts[k] + 1 of instance k, for the last k with starts[k] <= p.
         var starts: [Int] = []
@@ -165,15 +168,16 @@ extension DICOMwebService {
             while k + 1 < offsets.count && offsets[k + 1] <= p { k += 1 }
             let n = p - offsets[k] + 1
             if current.index != k {
-                let records = try store.index.frames(of: found[k].id)
+                let records = try await store.index.frames(of: found[k].id)
                 let source = InstanceFrames(store: store, instance: found[k], records: records)
-                let header = try source.dataSet()
+                let header = try await source.dataSet()
                 (current.index, current.source, current.header, current.display) = (k, source, header, DisplayAttributes(dataSet: header))
             }
             guard let source = current.source, let header = current.header else { throw DICOMwebError(.internalServerError, "no instance") }
             let display = current.display
             _ = ticket  // captured: held as long as the body
-            return try await pool.run { try Self.renderedFrame(n, of: source, header: header, display: display, options: chosen, mediaType: mediaType) }
+            let stored = try await source.stored(n)
+            return try await pool.run { try Self.renderedFrame(n, stored: stored, of: source, header: header, display: display, options: chosen, mediaType: mediaType) }
         }
         let writer = MultipartWriter()
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)],

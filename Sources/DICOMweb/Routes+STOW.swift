@@ -71,7 +71,7 @@ extension DICOMwebService {
         }
         guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let outcomes = await storeAudited(candidates, rejected: rejected.count, context: context) + rejected
-        recordForGateway(outcomes, context: context)
+        await recordForGateway(outcomes, context: context)
         for o in outcomes where o.status != .failed && o.isPrimary == false {
             // Keywords and ids only: the conflicting values are patient data and stay out of logs.
             context.logger.warning("stored in a non-primary image set", metadata: [
@@ -84,11 +84,11 @@ extension DICOMwebService {
     /// A gateway may read back what its STOW-RS responses referenced, and nothing else
     /// (Docs/security.md): those SOP Instance UIDs are recorded under its name. When recording
     /// fails, the instances stay stored and the gateway cannot read them (closed, not open).
-    func recordForGateway(_ outcomes: [IngestOutcome], context: TesseraRequestContext) {
+    func recordForGateway(_ outcomes: [IngestOutcome], context: TesseraRequestContext) async {
         guard let principal = context.identity, principal.has(.gateway) else { return }
         let referenced = outcomes.filter { $0.status != .failed }.compactMap(\.sopInstanceUID)
         do {
-            try store.accessKeys.recordStoredInstances(by: principal, sopInstanceUIDs: referenced)
+            try await store.accessKeys.recordStoredInstances(by: principal, sopInstanceUIDs: referenced)
         } catch {
             context.logger.error("cannot record the gateway's stored instances; it will not be able to read them back",
                                  metadata: ["principal": "\(principal.name)", "error": "\(error)"])

@@ -11,24 +11,24 @@ import PixelData
 extension DICOMwebService {
     func addWADORoutes(to group: RouterGroup<TesseraRequestContext>) {
         onEachLevel(of: group, .get) { try await self.retrieve($0, study: $1, series: $2, sop: $3) }
-        onEachLevel(of: group, .delete) { try self.delete($0, study: $1, series: $2, sop: $3) }
+        onEachLevel(of: group, .delete) { try await self.delete($0, study: $1, series: $2, sop: $3) }
         onEachLevel(of: group, .get, "/metadata") { try await self.metadata($0, study: $1, series: $2, sop: $3) }
         group.get("studies/:study/series/:series/instances/:sop/frames/:frames") { r, c in
             try await self.frames(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                             sop: c.parameters.require("sop"), list: c.parameters.require("frames"))
         }
         group.get("studies/:study/series/:series/instances/:sop/bulkdata/**") { r, c in
-            try self.bulkdata(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
+            try await self.bulkdata(r, study: c.parameters.require("study"), series: c.parameters.require("series"),
                               sop: c.parameters.require("sop"), path: c.parameters.getCatchAll().joined(separator: "/"))
         }
     }
 
     /// The current instances a request addresses, in the image sets it may see (`scope(_:)`): 400 for
     /// a malformed UID, 404 when there are none.
-    func instances(_ request: Request, study: String, series: String?, sop: String?) throws -> [InstanceRecord] {
+    func instances(_ request: Request, study: String, series: String?, sop: String?) async throws -> [InstanceRecord] {
         try Self.requireValidUIDs(study, series, sop)
         let scope = try Self.scope(request)
-        let found = try store.index.currentInstances(study: study, series: series, sop: sop, scope: scope)
+        let found = try await store.index.currentInstances(study: study, series: series, sop: sop, scope: scope)
         guard !found.isEmpty else {
             let what = sop != nil ? "instance" : series != nil ? "series" : "study"
             if case .imageSet(let id) = scope { throw DICOMwebError(.notFound, "no such \(what) in image set \(id)") }
@@ -78,9 +78,9 @@ extension DICOMwebService {
 
     /// Removes a study, series or instance in a new version of its image sets (PS3.18 §10.7).
     /// Blobs stay while a retained version references them (Docs/store.md, "Versions and retention").
-    func delete(_ request: Request, study: String, series: String?, sop: String?) throws -> Response {
-        _ = try instances(request, study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
-        let removed = try removeAudited(study: study, series: series, sop: sop, scope: try Self.scope(request))
+    func delete(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
+        _ = try await instances(request, study: study, series: series, sop: sop)  // 400 for bad UIDs, 404 when absent
+        let removed = try await removeAudited(study: study, series: series, sop: sop, scope: try Self.scope(request))
         let body = ByteBuffer(string: "{\"removedInstances\":\(removed)}")
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
@@ -96,19 +96,19 @@ extension DICOMwebService {
         case .json: break
         case .xml: return try await metadataXML(request, study: study, series: series, sop: sop)  // Routes+MetadataXML.swift
         }
-        let found = try instances(request, study: study, series: series, sop: sop)
+        let found = try await instances(request, study: study, series: series, sop: sop)
         var json = ByteBuffer()
         json.writeString("[")
         if sop != nil {
             for (n, i) in found.enumerated() {
                 if n > 0 { json.writeString(",") }
-                json.writeBytes(try store.index.metadata(of: i.id) ?? [])
+                await json.writeBytes(try store.index.metadata(of: i.id) ?? [])
             }
         } else {
             var seen = Set<[String]>()
             var first = true
             for i in found where seen.insert([i.imageSetID, i.seriesInstanceUID]).inserted {
-                var array = try store.index.seriesMetadata(imageSetID: i.imageSetID, seriesInstanceUID: i.seriesInstanceUID)
+                var array = try await store.index.seriesMetadata(imageSetID: i.imageSetID, seriesInstanceUID: i.seriesInstanceUID)
                 // Strip the series array's brackets to splice series together.
                 guard array.readableBytes > 2 else { continue }
                 array.moveReaderIndex(forwardBy: 1)
@@ -175,7 +175,7 @@ extension DICOMwebService {
     /// transfer syntax the Accept header asks for: `*` as stored, else Explicit VR LE by default,
     /// or a lossless syntax Tessera encodes.
     func retrieve(_ request: Request, study: String, series: String?, sop: String?) async throws -> Response {
-        let found = try instances(request, study: study, series: series, sop: sop)
+        let found = try await instances(request, study: study, series: series, sop: sop)
         let target = try Self.negotiateInstanceSyntax(request.headers[.accept], stored: Set(found.map(\.transferSyntaxUID)))
         // What cannot be transcoded is a 406 before the body starts (a streamed body can only stop).
         if target != "*", let stuck = found.first(where: { $0.transferSyntaxUID != target && !PixelCodecs.canDecode($0.transferSyntaxUID) }) {
@@ -193,13 +193,12 @@ extension DICOMwebService {
             let target = syntax(i)
             var part = ByteBuffer()
             if target == i.transferSyntaxUID {
-                try store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
+                try await store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
             } else {
-                guard let path = store.blobs.localPath(i.blob) else { throw DICOMwebError(.internalServerError, "blob not local") }
+                let file = try await store.parse(i.blob)
                 _ = ticket  // captured: held as long as the body
                 part.writeBytes(try await pool.run {
                     do {
-                        let file = try DICOMFile.read(path: path)
                         let (ds, syntax) = try Transcoder.transcode(file, to: target)
                         return try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
                     } catch {
@@ -258,9 +257,9 @@ extension DICOMwebService {
 
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) async throws -> Response {
-        guard let instance = try instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        guard let instance = try await instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         let numbers = try Self.frameList(list)
-        let records = try store.index.frames(of: instance.id)
+        let records = try await store.index.frames(of: instance.id)
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
         let storedSyntax = instance.framesTransferSyntaxUID
         let storedType = FrameMediaType.forTransferSyntax(storedSyntax)
@@ -280,9 +279,9 @@ extension DICOMwebService {
             let n = numbers[i]
             var part = ByteBuffer()
             if asStored {
-                try source.stored(n, into: &part)
+                try await source.stored(n, into: &part)
             } else {
-                let stored = try source.stored(n)
+                let stored = try await source.stored(n)
                 _ = ticket  // captured: held as long as the body
                 part.writeBytes(try await pool.run {
                     let decoded = try source.decode(stored)
@@ -328,15 +327,14 @@ extension DICOMwebService {
     // MARK: Bulk data
 
     /// A bulk value by tag path; sequences resolve through their first item containing the tag.
-    func bulkdata(_ request: Request, study: String, series: String?, sop: String, path: String) throws -> Response {
-        guard let instance = try instances(request, study: study, series: series, sop: sop).first,
-              let file = store.blobs.localPath(instance.blob) else { throw DICOMwebError(.notFound, "no such instance") }
+    func bulkdata(_ request: Request, study: String, series: String?, sop: String, path: String) async throws -> Response {
+        guard let instance = try await instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         let tags = try path.split(separator: "/").map { part -> Tag in
             guard part.count == 8, let raw = UInt32(part, radix: 16) else { throw DICOMwebError(.badRequest, "'\(part.prefix(20))' is not a tag") }
             return Tag(raw)
         }
         guard let last = tags.last else { throw DICOMwebError(.badRequest, "no tag path") }
-        let dicom = try DICOMFile.read(path: file)
+        let dicom = try await store.parse(instance.blob)
         var ds = dicom.dataSet
         for (k, t) in tags.dropLast().enumerated() {
             // The first item holding the next tag of the path.

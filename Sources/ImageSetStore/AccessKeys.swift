@@ -29,24 +29,24 @@ public struct AccessKeyError: Error, CustomStringConvertible, Sendable {
 public protocol AccessKeyIndex: Sendable {
     /// Adds a key; fails when a key of that name exists (revoked or not: a name means one key, in the audit trail too).
     /// With `audit`, a key-create record commits in the same transaction.
-    func createAPIKey(_ record: APIKeyRecord, audit: AuditContext?) throws
+    func createAPIKey(_ record: APIKeyRecord, audit: AuditContext?) async throws
     /// Every key, revoked ones included, by name.
-    func apiKeys() throws -> [APIKeyRecord]
+    func apiKeys() async throws -> [APIKeyRecord]
     /// The keys that authenticate: not revoked.
-    func activeAPIKeys() throws -> [APIKeyRecord]
+    func activeAPIKeys() async throws -> [APIKeyRecord]
     /// Revokes the key; false when no unrevoked key has that name.
     /// With `audit`, a key-revoke record commits in the same transaction.
-    func revokeAPIKey(name: String, at: Date, audit: AuditContext?) throws -> Bool
+    func revokeAPIKey(name: String, at: Date, audit: AuditContext?) async throws -> Bool
     /// Records that `principal` stored these instances (its STOW-RS response referenced them), so
     /// that a gateway may read back what it stored and nothing else.
-    func recordStoredInstances(by principal: Principal, sopInstanceUIDs: [String]) throws
+    func recordStoredInstances(by principal: Principal, sopInstanceUIDs: [String]) async throws
     /// Whether `principal` stored the instance (see `recordStoredInstances`).
-    func hasStored(_ principal: Principal, sopInstanceUID: String) throws -> Bool
+    func hasStored(_ principal: Principal, sopInstanceUID: String) async throws -> Bool
 }
 
 extension AccessKeyIndex {
-    public func createAPIKey(_ record: APIKeyRecord) throws { try createAPIKey(record, audit: nil) }
-    public func revokeAPIKey(name: String, at date: Date) throws -> Bool { try revokeAPIKey(name: name, at: date, audit: nil) }
+    public func createAPIKey(_ record: APIKeyRecord) async throws { try await createAPIKey(record, audit: nil) }
+    public func revokeAPIKey(name: String, at date: Date) async throws -> Bool { try await revokeAPIKey(name: name, at: date, audit: nil) }
 }
 
 /// API keys: generation, hashing and comparison.

@@ -190,4 +190,5 @@ public struct AuditVerification: Sendable, Hashable {
     public var headHash = AuditRecord.genesis
     /// The first problem, naming the record; nil when the chain is whole.
     public var problem: String?
+    public init() {}
 }

@@ -54,27 +54,31 @@ public protocol BlobStore: Sendable {
     func stage(bytes: [UInt8]) throws -> StagedBlob
     /// A writer for bytes that arrive through callbacks (a multipart parser, say).
     func makeWriter(limit: Int) throws -> BlobWriter
-    /// Makes a staged blob visible under its id (a rename). Returns whether the id was new; when
-    /// not, the staged copy is dropped. Durable only after `sync()`.
-    func commit(_ staged: StagedBlob) throws -> Bool
+    /// Makes a staged blob visible under its id (a rename, or an upload). Returns whether the id was
+    /// new; when not, the staged copy is dropped. Durable only after `sync()`.
+    func commit(_ staged: StagedBlob) async throws -> Bool
     /// Makes every blob committed so far durable, contents and names. Called once per batch,
     /// before the index commit: one flush instead of two fsyncs per instance.
-    func sync() throws
+    func sync() async throws
     func discard(_ staged: StagedBlob)
-    func contains(_ id: BlobID) -> Bool
+    func contains(_ id: BlobID) async throws -> Bool
     /// The blob's local path when it has one (file store): lets readers memory-map it.
     func localPath(_ id: BlobID) -> String?
-    func read(_ id: BlobID) throws -> [UInt8]
-    func read(_ id: BlobID, range: Range<Int>) throws -> [UInt8]
+    func read(_ id: BlobID) async throws -> [UInt8]
+    func read(_ id: BlobID, range: Range<Int>) async throws -> [UInt8]
     /// Appends the byte ranges, in order, to `buffer`: what the server sends, with one copy.
-    func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) throws
-    func remove(_ id: BlobID) throws
-    func list() throws -> [BlobID]
+    func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) async throws
+    func remove(_ id: BlobID) async throws
+    func list() async throws -> [BlobID]
+    /// Blobs last written before `date`. When several processes share a store, an unreferenced blob
+    /// is an orphan only once it is older than a grace period: a younger one may belong to another
+    /// process's commit that has not reached the index yet.
+    func list(modifiedBefore date: Date) async throws -> [BlobID]
 }
 
 extension BlobStore {
-    public func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) throws {
-        for r in ranges { buffer.writeBytes(try read(id, range: r)) }
+    public func read(_ id: BlobID, ranges: [Range<Int>], into buffer: inout ByteBuffer) async throws {
+        for r in ranges { buffer.writeBytes(try await read(id, range: r)) }
     }
 }
 
@@ -347,6 +351,15 @@ public struct FileBlobStore: BlobStore {
             }
         }
         return out
+    }
+
+    public func list(modifiedBefore date: Date) throws -> [BlobID] {
+        let limit = date.timeIntervalSince1970
+        return try list().filter { id in
+            var st = stat()
+            guard stat(path(id), &st) == 0 else { return false }
+            return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9 < limit
+        }
     }
 
     /// Removes staged blobs left by a process that stopped before committing them.

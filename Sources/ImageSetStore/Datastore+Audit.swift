@@ -14,31 +14,31 @@ extension Datastore {
     /// Appends audit records now, in one transaction of their own: for what is not a change to
     /// the index (key creation and revocation by `tessera keys`, failed logins a caller wants on disk
     /// before it answers). Throws when they cannot be written.
-    public func recordAudit(_ events: [AuditEvent]) throws {
+    public func recordAudit(_ events: [AuditEvent]) async throws {
         guard access == .readWrite else { throw DataFolderError("the data folder \(folder) is open read-only; audit records cannot be written") }
-        try index.appendAudit(events)
+        try await index.appendAudit(events)
     }
 
     /// The record of a change that did not happen (a STOW-RS whose every instance failed, an index
     /// commit that failed): written now when it can be, else handed to the read buffer, which
     /// counts it as lost if it cannot be written either, so it is never gone without a trace.
-    func recordFailedChange(_ events: [AuditEvent]) {
-        do { try recordAudit(events) } catch { for e in events { audit(e) } }
+    func recordFailedChange(_ events: [AuditEvent]) async {
+        do { try await recordAudit(events) } catch { for e in events { audit(e) } }
     }
 
     /// Waits until every record queued so far is written (or dropped); for shutdown and tests.
-    public func flushAudit() { auditBuffer.flush() }
+    public func flushAudit() async { await auditBuffer.flush() }
 
     /// Records dropped because the buffer was full or the writer failed, since the process started.
     public var auditRecordsDropped: Int { auditBuffer.droppedTotal }
 
-    public func auditRecords(_ filter: AuditFilter) throws -> [AuditRecord] { try index.auditRecords(filter) }
+    public func auditRecords(_ filter: AuditFilter) async throws -> [AuditRecord] { try await index.auditRecords(filter) }
 
     /// The sequence of the newest audit record (0 for an empty trail).
-    public func auditHeadSequence() throws -> Int64 { try index.auditHeadSequence() }
+    public func auditHeadSequence() async throws -> Int64 { try await index.auditHeadSequence() }
 
-    public func verifyAuditTrail(anchor: (Int64, String)? = nil) throws -> AuditVerification {
-        try index.verifyAuditTrail(anchor: anchor)
+    public func verifyAuditTrail(anchor: (Int64, String)? = nil) async throws -> AuditVerification {
+        try await index.verifyAuditTrail(anchor: anchor)
     }
 
     /// One STOW-RS request's share of a group commit, for its audit record.
@@ -70,21 +70,24 @@ extension Datastore {
     }
 }
 
-/// The bounded queue between reads and the audit table. `submit` only takes a lock; a serial queue
-/// of its own writes what is queued, up to `batchSize` records per transaction.
+/// The bounded queue between reads and the audit table. `submit` only takes a lock; a task on the
+/// store's blocking executor writes what is queued, up to `batchSize` records per transaction.
 final class AuditBuffer: @unchecked Sendable {
     let capacity: Int
     let batchSize: Int
-    private let write: @Sendable ([AuditEvent]) throws -> Void
+    private let write: @Sendable ([AuditEvent]) async throws -> Void
     private let lock = NSLock()
     private var queued: [AuditEvent] = []
     private var draining = false
     /// Dropped since the last loss record was queued.
     private var dropped = 0
     private var _droppedTotal = 0
-    private let queue = DispatchQueue(label: "tessera.audit")
+    private let executor: BlockingExecutor
+    /// Callers of `flush` waiting for the writer to go idle.
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(capacity: Int, batchSize: Int = 512, write: @escaping @Sendable ([AuditEvent]) throws -> Void) {
+    init(capacity: Int, batchSize: Int = 512, executor: BlockingExecutor, write: @escaping @Sendable ([AuditEvent]) async throws -> Void) {
+        self.executor = executor
         self.capacity = max(capacity, 2)
         self.batchSize = batchSize
         self.write = write
@@ -108,17 +111,23 @@ final class AuditBuffer: @unchecked Sendable {
             defer { draining = true }
             return (true, !draining)
         }
-        if start { queue.async { self.drain() } }
+        if start { Task(executorPreference: executor) { await self.drain() } }
         return accepted
     }
 
-    func flush() {
-        queue.sync {}
-        // A drain started while this waited covers what came after; one more wait covers it.
-        if lock.withLock({ draining }) { queue.sync {} }
+    /// Returns once the writer is idle: every record queued before the call is written or dropped.
+    func flush() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let idle = lock.withLock { () -> Bool in
+                if !draining { return true }
+                idleWaiters.append(c)
+                return false
+            }
+            if idle { c.resume() }
+        }
     }
 
-    private func drain() {
+    private func drain() async {
         var failed = false
         while true {
             let batch = lock.withLock { () -> [AuditEvent] in
@@ -132,9 +141,14 @@ final class AuditBuffer: @unchecked Sendable {
                 if taken.isEmpty { draining = false }
                 return taken
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                for waiter in lock.withLock({ () -> [CheckedContinuation<Void, Never>] in defer { idleWaiters = [] }; return idleWaiters }) {
+                    waiter.resume()
+                }
+                return
+            }
             do {
-                try write(batch)
+                try await write(batch)
                 failed = false
             } catch {
                 failed = true

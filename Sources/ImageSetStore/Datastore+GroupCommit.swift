@@ -9,7 +9,7 @@ extension Datastore {
     /// counts the request's parts refused before they got here.
     public func storeGrouped(_ candidates: [Candidate], reason: String, audit: AuditContext? = nil, alsoFailed: Int = 0) async -> [IngestOutcome] {
         if candidates.isEmpty {
-            if let audit { recordFailedChange(Self.storeEvents([AuditClaim(context: audit, range: 0..<0, alsoFailed: alsoFailed)], outcomes: [], patients: [:])) }
+            if let audit { await recordFailedChange(Self.storeEvents([AuditClaim(context: audit, range: 0..<0, alsoFailed: alsoFailed)], outcomes: [], patients: [:])) }
             return []
         }
         return await withCheckedContinuation { continuation in
@@ -19,8 +19,9 @@ extension Datastore {
     }
 }
 
-/// The queue behind `storeGrouped`: whoever finds it idle starts a drain on a serial queue of its
-/// own (blocking I/O stays off Swift's cooperative pool); requests arriving meanwhile form the next group.
+/// The queue behind `storeGrouped`: whoever finds it idle starts a drain, a task on the store's
+/// blocking executor (blocking I/O stays off Swift's cooperative pool); requests arriving meanwhile
+/// form the next group.
 final class GroupCommit: @unchecked Sendable {
     struct Request {
         let candidates: [Datastore.Candidate]
@@ -33,7 +34,6 @@ final class GroupCommit: @unchecked Sendable {
     private let lock = NSLock()
     private var waiting: [Request] = []
     private var draining = false
-    private let queue = DispatchQueue(label: "tessera.group-commit")
 
     func submit(_ request: Request, store: Datastore) {
         let start = lock.withLock { () -> Bool in
@@ -41,10 +41,10 @@ final class GroupCommit: @unchecked Sendable {
             defer { draining = true }
             return !draining
         }
-        if start { queue.async { self.drain(store) } }
+        if start { Task(executorPreference: store.executor) { await self.drain(store) } }
     }
 
-    private func drain(_ store: Datastore) {
+    private func drain(_ store: Datastore) async {
         while true {
             let group = lock.withLock { () -> [Request] in
                 let taken = waiting
@@ -62,7 +62,7 @@ final class GroupCommit: @unchecked Sendable {
                 }
                 start += request.candidates.count
             }
-            let outcomes = store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "),
+            let outcomes = await store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "),
                                        audit: claims)
             var next = 0
             for request in group {

@@ -61,7 +61,7 @@ extension Datastore {
     /// "process N" when another process holds the folder's lock (a writer), else nil.
     public func writerElsewhere() -> String? {
         guard lock == nil else { return nil }
-        let fd = open(folder + "/lock", O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(folder + "/lock", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         // A shared lock is refused only while a writer holds the exclusive one; released at once.

@@ -1,7 +1,15 @@
 import Crypto
+import DICOMParser
 import Foundation
 
 extension Datastore {
+    /// The stored instance parsed: memory-mapped from its file when the blob store has one, else
+    /// read whole from the store (object storage).
+    public func parse(_ id: BlobID, options: ReadOptions = .default) async throws -> DICOMFile {
+        if let path = blobs.localPath(id) { return try DICOMFile.read(path: path, options: options) }
+        return try DICOMFile.read(bytes: try await blobs.read(id), options: options)
+    }
+
     public struct VerifyReport: Sendable {
         public var blobsChecked = 0
         public var bytesChecked = 0
@@ -13,12 +21,12 @@ extension Datastore {
     }
 
     /// Re-hashes every blob the index references and compares it with its id and recorded size.
-    public func verify(progress: ((Int, Int) -> Void)? = nil) throws -> VerifyReport {
+    public func verify(progress: ((Int, Int) -> Void)? = nil) async throws -> VerifyReport {
         var report = VerifyReport()
         // Listed before the index is read: a writer moves a blob in before its row commits, so a
         // blob listed here and still unreferenced below is a leftover (or an ingest mid-commit).
-        let present = Set(try blobs.list())
-        let referenced = try index.referencedBlobs()
+        let present = Set(try await blobs.list())
+        let referenced = try await index.referencedBlobs()
         report.unreferenced = present.filter { referenced[$0] == nil }.sorted { $0.hex < $1.hex }
         for (n, (id, size)) in referenced.sorted(by: { $0.key.hex < $1.key.hex }).enumerated() {
             progress?(n, referenced.count)

@@ -9,19 +9,29 @@ import Glibc
 /// One data folder: `index.sqlite` (the index), `blobs/` (instance bytes by content hash) and a
 /// lock that keeps a second writer out. Ingest, grouping and the start-up sweep live here.
 /// Opened `.readOnly`, it takes no lock and changes nothing: readers share the folder with a writer.
+/// `open(folder:index:accessKeys:blobs:shared:)` puts the index and the blobs elsewhere (PostgreSQL,
+/// an S3 bucket); the folder then holds only what is this process's own (staging, the disk reserve).
 public final class Datastore: Sendable {
     public let folder: String
     public let index: any ImageSetIndex
     /// API keys and the instances each gateway stored (the same index, through its AccessKeyIndex face).
     public let accessKeys: any AccessKeyIndex
     public let blobs: any BlobStore
-    /// Nil for a read-only open.
+    /// Nil for a read-only open, and when the backends are shared.
     let lock: FolderLock?
     public let access: Access
+    /// Several processes write the same index and blobs (replicas on PostgreSQL and a bucket): no
+    /// folder lock, settings re-read (`SettingsCache`), and an unreferenced blob is removed only by
+    /// the sweeper, once older than `orphanGrace` (`sweepOrphans`), never at once.
+    public let shared: Bool
+    public let orphanGrace: TimeInterval
     let pending = PendingBlobs()
-    let metadataRefresh = DebouncedWork(label: "tessera.series-metadata", delay: 0.5)
+    /// Where the store's blocking work runs (SQLite commits, the audit writer, metadata refresh), so
+    /// that it never holds one of Swift's cooperative threads (`BlockingExecutor`).
+    let executor = BlockingExecutor(label: "tessera.store")
+    let metadataRefresh: DebouncedWork
     let groupCommit = GroupCommit()
-    let settings = SettingsCache()
+    let settings: SettingsCache
     /// Reads' audit records on their way to the index (Datastore+Audit.swift).
     let auditBuffer: AuditBuffer
     /// Largest instance accepted, in bytes.
@@ -47,60 +57,103 @@ public final class Datastore: Sendable {
         public var missingBlobs: [BlobID] = []
     }
 
-    /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
-    /// sweeps orphans; read-only only reads (see `Access`).
-    /// `diskReserve`: bytes of the reserve file (0: none; `tessera serve` keeps 64 MiB).
-    /// `auditBufferCapacity`: read audit records queued at most before new ones are dropped (and counted).
-    public init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite,
-                diskReserve: Int = 0, maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) throws {
+    public let startup: StartupReport
+
+    init(folder: String, index: any ImageSetIndex, accessKeys: any AccessKeyIndex, blobs: any BlobStore, lock: FolderLock?,
+         access: Access, shared: Bool, orphanGrace: TimeInterval, disk: DiskReserve?, startup: StartupReport,
+         settings: [String: String], maximumInstanceSize: Int, maximumInflationRatio: Int, auditBufferCapacity: Int) {
         self.folder = folder
+        self.index = index
+        self.accessKeys = accessKeys
+        self.blobs = blobs
+        self.lock = lock
         self.access = access
+        self.shared = shared
+        self.orphanGrace = orphanGrace
+        self.disk = disk
+        self.startup = startup
         self.maximumInstanceSize = maximumInstanceSize
         var options = ReadOptions()
         options.maximumInflationRatio = maximumInflationRatio
         ingestReadOptions = options
-        switch access {
-        case .readOnly:
-            try DataFolderError.checkExisting(folder)
-            self.lock = nil
-            self.disk = nil
-            self.blobs = FileBlobStore(existingRoot: folder + "/blobs")
-            let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
-            (self.index, self.accessKeys) = (sqlite, sqlite)
-            self.startup = StartupReport()
-            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { _ in
+        self.settings = SettingsCache(values: settings, maximumAge: shared ? 1 : nil)
+        metadataRefresh = DebouncedWork(delay: 0.5, executor: executor)
+        let executor = self.executor
+        if access == .readOnly {
+            auditBuffer = AuditBuffer(capacity: auditBufferCapacity, executor: executor) { _ in
                 throw DataFolderError("the data folder \(folder) is open read-only; audit records cannot be written")
             }
-        case .readWrite:
-            try DataFolderError.createFolder(folder)
-            self.lock = try FolderLock(folder: folder)
-            self.disk = DiskReserve(folder: folder, size: diskReserve)
-            let fileBlobs = try FileBlobStore(root: folder + "/blobs")
-            self.blobs = fileBlobs
-            let sqlite = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
-            (self.index, self.accessKeys) = (sqlite, sqlite)
-            self.startup = try Self.sweep(index: index, blobs: fileBlobs)
-            let index = self.index
-            self.auditBuffer = AuditBuffer(capacity: auditBufferCapacity) { try index.appendAudit($0) }
+        } else {
+            auditBuffer = AuditBuffer(capacity: auditBufferCapacity, executor: executor) { try await index.appendAudit($0) }
             scheduleMetadataRefresh()  // what a previous process left pending
         }
     }
 
+    /// The settings `SettingsCache` holds, read when the store opens.
+    static let settingKeys = ["duplicatePolicy", "transcodeOnIngest", "retainVersions"]
+
+    /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
+    /// sweeps orphans; read-only only reads (see `Access`).
+    /// `diskReserve`: bytes of the reserve file (0: none; `tessera serve` keeps 64 MiB).
+    /// `auditBufferCapacity`: read audit records queued at most before new ones are dropped (and counted).
+    public convenience init(folder: String, maximumInstanceSize: Int = 4 << 30, access: Access = .readWrite,
+                            diskReserve: Int = 0, maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) throws {
+        let lock: FolderLock?, disk: DiskReserve?, fileBlobs: FileBlobStore, sqlite: SQLiteIndex, startup: StartupReport
+        switch access {
+        case .readOnly:
+            try DataFolderError.checkExisting(folder)
+            (lock, disk) = (nil, nil)
+            fileBlobs = FileBlobStore(existingRoot: folder + "/blobs")
+            sqlite = try SQLiteIndex(path: folder + "/index.sqlite", readOnly: true, folder: folder)
+            startup = StartupReport()
+        case .readWrite:
+            try DataFolderError.createFolder(folder)
+            lock = try FolderLock(folder: folder)
+            disk = DiskReserve(folder: folder, size: diskReserve)
+            fileBlobs = try FileBlobStore(root: folder + "/blobs")
+            sqlite = try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
+            startup = try Self.sweep(index: sqlite, blobs: fileBlobs)
+        }
+        var settings: [String: String] = [:]
+        for key in Self.settingKeys { settings[key] = try sqlite.setting(key) }
+        self.init(folder: folder, index: sqlite, accessKeys: sqlite, blobs: fileBlobs, lock: lock, access: access, shared: false,
+                  orphanGrace: 0, disk: disk, startup: startup, settings: settings, maximumInstanceSize: maximumInstanceSize,
+                  maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBufferCapacity)
+    }
+
+    /// A store on backends of the caller's making (`PostgresIndex`, `S3BlobStore`, …). `folder` holds
+    /// this process's own files (the disk reserve; the blob store's staging is its own business).
+    /// With `shared`, other processes write the same backends: nothing is locked, and unreferenced
+    /// blobs are swept only once older than `orphanGrace` seconds. Alone (`shared: false`), start-up
+    /// sweeps orphans as the embedded store does.
+    public static func open(folder: String, index: any ImageSetIndex & AccessKeyIndex, blobs: any BlobStore, shared: Bool,
+                            orphanGrace: TimeInterval = 3600, maximumInstanceSize: Int = 4 << 30, diskReserve: Int = 0,
+                            maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) async throws -> Datastore {
+        try DataFolderError.createFolder(folder)
+        let lock = shared ? nil : try FolderLock(folder: folder)
+        var settings: [String: String] = [:]
+        for key in settingKeys { settings[key] = try await index.setting(key) }
+        var startup = StartupReport()
+        startup.orphanBlobsRemoved = try await sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: nil)
+        return Datastore(folder: folder, index: index, accessKeys: index, blobs: blobs, lock: lock, access: .readWrite,
+                         shared: shared, orphanGrace: orphanGrace, disk: DiskReserve(folder: folder, size: diskReserve),
+                         startup: startup, settings: settings, maximumInstanceSize: maximumInstanceSize,
+                         maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBufferCapacity)
+    }
+
     /// Compresses the series metadata documents that commits left pending, now (see `SeriesMetadata`).
     @discardableResult
-    public func flushMetadata() throws -> Int { try index.refreshPendingSeriesMetadata() }
+    public func flushMetadata() async throws -> Int { try await index.refreshPendingSeriesMetadata() }
 
     /// Refreshes pending series documents shortly, off the caller's path; bursts of commits coalesce.
     func scheduleMetadataRefresh() {
         let index = self.index
-        metadataRefresh.schedule { _ = try? index.refreshPendingSeriesMetadata() }
+        metadataRefresh.schedule { _ = try? await index.refreshPendingSeriesMetadata() }
     }
-
-    public let startup: StartupReport
 
     /// Blobs with no index row were written by an ingest that stopped before its commit: remove
     /// them. Index rows whose blob is missing are reported, never silently dropped.
-    static func sweep(index: any ImageSetIndex, blobs: FileBlobStore) throws -> StartupReport {
+    static func sweep(index: SQLiteIndex, blobs: FileBlobStore) throws -> StartupReport {
         var report = StartupReport()
         report.stagedFilesRemoved = blobs.removeStaged()
         let referenced = try index.referencedBlobs()
@@ -113,25 +166,67 @@ public final class Datastore: Sendable {
         return report
     }
 
-    public var policy: DuplicatePolicy {
-        get {
-            guard let value = setting("duplicatePolicy") else { return .reject }
-            return DuplicatePolicy(rawValue: value) ?? .reject
+    /// Removes unreferenced blobs: with shared backends only those older than `orphanGrace` (a
+    /// younger one may be another process's commit on its way to the index), each through
+    /// `ImageSetIndex.removeOrphanBlob`, which orders the removal against commits that name the
+    /// blob again. Alone, every unreferenced blob that no ingest of this process holds.
+    @discardableResult
+    public func sweepOrphans() async throws -> Int {
+        try await Self.sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: pending)
+    }
+
+    static func sweepOrphans(index: any ImageSetIndex, blobs: any BlobStore, shared: Bool, grace: TimeInterval,
+                             pending: PendingBlobs?) async throws -> Int {
+        let candidates = shared ? try await blobs.list(modifiedBefore: Date(timeIntervalSinceNow: -grace)) : try await blobs.list()
+        guard !candidates.isEmpty else { return 0 }
+        let referenced = try await index.referencedBlobs()
+        var removed = 0
+        for id in candidates where referenced[id] == nil {
+            if try await removeIfUnused(id, index: index, blobs: blobs, grace: shared ? grace : 0, pending: pending) { removed += 1 }
         }
+        return removed
     }
 
-    public func setPolicy(_ policy: DuplicatePolicy) throws { try setSetting("duplicatePolicy", policy.rawValue) }
-
-    /// A datastore setting, read from the index once and then from memory: the folder lock makes
-    /// this process the only writer, and every change goes through `setSetting`. (Reading
-    /// `transcodeOnIngest` from SQLite for every instance cost a query per ingest.)
-    func setting(_ key: String) -> String? {
-        settings.value(key) { try? index.setting(key) }
+    /// Removes the blob when no in-flight ingest of this process holds it (`PendingBlobs`) and the
+    /// index says nothing references or reserves it (`removeOrphanBlob`, which also orders the
+    /// removal against other processes' commits of the same bytes).
+    static func removeIfUnused(_ id: BlobID, index: any ImageSetIndex, blobs: any BlobStore, grace: TimeInterval,
+                               pending: PendingBlobs?) async throws -> Bool {
+        let remove: @Sendable () async throws -> Bool = {
+            try await index.removeOrphanBlob(id, grace: grace) { try await blobs.remove(id) }
+        }
+        guard let pending else { return try await remove() }
+        return try await pending.removeIfUnused(id, remove: remove)
     }
 
-    func setSetting(_ key: String, _ value: String) throws {
-        try index.setSetting(key, value)
+    public var policy: DuplicatePolicy {
+        guard let value = setting("duplicatePolicy") else { return .reject }
+        return DuplicatePolicy(rawValue: value) ?? .reject
+    }
+
+    public func setPolicy(_ policy: DuplicatePolicy) async throws { try await setSetting("duplicatePolicy", policy.rawValue) }
+
+    /// A datastore setting, from memory: loaded when the store opens and kept by `setSetting`. With
+    /// shared backends another process may change it, so `store` re-reads them when they are older
+    /// than a second (`SettingsCache`). (Reading `transcodeOnIngest` from the index for every
+    /// instance cost a query per ingest.)
+    func setting(_ key: String) -> String? { settings.value(key) }
+
+    func setSetting(_ key: String, _ value: String) async throws {
+        try await index.setSetting(key, value)
         settings.set(key, value)
+    }
+
+    /// Re-reads the settings when another process may have changed them and they are older than
+    /// the cache's maximum age.
+    func refreshSettingsIfStale() async {
+        guard settings.isStale else { return }
+        var values: [String: String] = [:]
+        for key in Self.settingKeys {
+            guard let value = try? await index.setting(key) else { continue }
+            values[key] = value
+        }
+        settings.replace(values)
     }
 
     // MARK: Ingest
@@ -148,7 +243,7 @@ public final class Datastore: Sendable {
         } catch {
             return .failure(FailureReason.processingFailure, "cannot store the object: \(error)")
         }
-        return ingest(staged: [staged], reason: reason, expectedStudy: expectedStudy)[0]
+        return await ingest(staged: [staged], reason: reason, expectedStudy: expectedStudy)[0]
     }
 
     /// Stores a file from disk (copied into the store; the original is left alone).
@@ -186,25 +281,26 @@ public final class Datastore: Sendable {
         return value
     }
 
-    public func setTranscodeOnIngest(_ uid: String?) throws { try setSetting("transcodeOnIngest", uid ?? "") }
+    public func setTranscodeOnIngest(_ uid: String?) async throws { try await setSetting("transcodeOnIngest", uid ?? "") }
 
     /// Validates staged blobs, moves the good ones into place and indexes them in one transaction.
-    public func ingest(staged: [StagedBlob], reason: String, expectedStudy: String? = nil) -> [IngestOutcome] {
-        store(staged.map { prepare($0, expectedStudy: expectedStudy) }, reason: reason)
+    public func ingest(staged: [StagedBlob], reason: String, expectedStudy: String? = nil) async -> [IngestOutcome] {
+        await store(staged.map { prepare($0, expectedStudy: expectedStudy) }, reason: reason)
     }
 
     /// Moves prepared candidates' blobs into place and indexes them in one transaction: one new
     /// version per image set touched.
-    public func store(_ candidates: [Candidate], reason: String) -> [IngestOutcome] { store(candidates, reason: reason, audit: []) }
+    public func store(_ candidates: [Candidate], reason: String) async -> [IngestOutcome] { await store(candidates, reason: reason, audit: []) }
 
     /// With `audit`, one store record for these candidates commits in their index transaction
     /// (`tessera import`: the local user who ran it).
-    public func store(_ candidates: [Candidate], reason: String, audit: AuditContext?) -> [IngestOutcome] {
-        store(candidates, reason: reason, audit: audit.map { [AuditClaim(context: $0, range: 0..<candidates.count, alsoFailed: 0)] } ?? [])
+    public func store(_ candidates: [Candidate], reason: String, audit: AuditContext?) async -> [IngestOutcome] {
+        await store(candidates, reason: reason, audit: audit.map { [AuditClaim(context: $0, range: 0..<candidates.count, alsoFailed: 0)] } ?? [])
     }
 
     /// `audit`: the requests whose audit records commit in the index transaction (`AuditClaim`).
-    func store(_ candidates: [Candidate], reason: String, audit claims: [AuditClaim]) -> [IngestOutcome] {
+    func store(_ candidates: [Candidate], reason: String, audit claims: [AuditClaim]) async -> [IngestOutcome] {
+        await refreshSettingsIfStale()
         var outcomes = [IngestOutcome?](repeating: nil, count: candidates.count)
         var prepared: [(Int, PreparedInstance, StagedBlob)] = []
         for (i, c) in candidates.enumerated() {
@@ -213,8 +309,9 @@ public final class Datastore: Sendable {
                 // The transcoded copy goes first: an index row never names a blob that is not in place.
                 // When it cannot be moved in, frames are served from the original, as prepared.
                 if let copy = c.transcoded {
-                    pending.retain(copy.staged.id)
-                    if (try? blobs.commit(copy.staged)) != nil {
+                    await pending.retain(copy.staged.id)
+                    if shared { try? await index.reserveBlobs([copy.staged.id]) }
+                    if (try? await blobs.commit(copy.staged)) != nil {
                         p.serveFrames(from: copy)
                     } else {
                         pending.release(copy.staged.id)
@@ -231,16 +328,23 @@ public final class Datastore: Sendable {
         // Blob first, durable, then the index: a crash between them leaves an orphan the next
         // start-up sweeps, never an index row without its bytes.
         var committed: [(Int, PreparedInstance, Bool)] = []
+        // With shared backends, the blobs are reserved in the index first, so that another
+        // process's sweeper cannot take them between their upload and the index commit.
+        var reserved = true
+        if shared, !prepared.isEmpty {
+            do { try await index.reserveBlobs(prepared.map(\.1.blob)) } catch { reserved = false }
+        }
         for (i, p, s) in prepared {
-            pending.retain(p.blob)
+            await pending.retain(p.blob)
             do {
-                committed.append((i, p, try blobs.commit(s)))
+                guard reserved else { throw DataFolderError("the index is unreachable: cannot reserve the blob") }
+                committed.append((i, p, try await blobs.commit(s)))
             } catch {
                 if DiskReserve.isNoSpace(error) { disk?.noteFull() }
                 pending.release(p.blob)
                 if let t = p.framesBlob { pending.release(t) }
                 blobs.discard(s)
-                outcomes[i] = .failure(FailureReason.outOfResources, "cannot store the object: \(error)", sop: p.sopInstanceUID,
+                outcomes[i] = .failure(DiskReserve.isNoSpace(error) ? FailureReason.outOfResources : FailureReason.processingFailure, "cannot store the object: \(error)", sop: p.sopInstanceUID,
                                        sopClass: p.sopClassUID, study: p.studyInstanceUID)
             }
         }
@@ -254,8 +358,8 @@ public final class Datastore: Sendable {
             return Self.storeEvents(claims, outcomes: all.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }, patients: patients)
         }
         do {
-            if !committed.isEmpty { try blobs.sync() }
-            results = try index.commit(committed.map(\.1), policy: policy, reason: reason, audit: claims.isEmpty ? nil : events)
+            if !committed.isEmpty { try await blobs.sync() }
+            results = try await index.commit(committed.map(\.1), policy: policy, reason: reason, audit: claims.isEmpty ? nil : events)
         } catch {
             // SQLITE_FULL: the reserve goes (so DELETE and prune can run) and these are out of resources.
             let full = DiskReserve.isNoSpace(error)
@@ -265,7 +369,7 @@ public final class Datastore: Sendable {
                          study: p.studyInstanceUID)
             }
             // Nothing committed; the failed attempt is still on record when the trail can be written.
-            if !claims.isEmpty { recordFailedChange(events(results)) }
+            if !claims.isEmpty { await recordFailedChange(events(results)) }
         }
         if results.contains(where: { $0.reasonCode == FailureReason.outOfResources }) { disk?.noteFull() }
         for ((i, p, isNew), outcome) in zip(committed, results) {
@@ -274,12 +378,12 @@ public final class Datastore: Sendable {
             // them: checked and removed under the pending lock, as pruning does.
             if let t = p.framesBlob {
                 pending.release(t)
-                if outcome.status == .failed { _ = try? removeBlobIfUnused(t) }
+                if outcome.status == .failed { _ = try? await removeBlobIfUnused(t) }
             }
             pending.release(p.blob)
-            if outcome.status == .failed && isNew { _ = try? removeBlobIfUnused(p.blob) }
+            if outcome.status == .failed && isNew { _ = try? await removeBlobIfUnused(p.blob) }
         }
-        pruneAfterReplacement(results)
+        await pruneAfterReplacement(results)
         if !committed.isEmpty { scheduleMetadataRefresh() }
         return outcomes.map { $0 ?? .failure(FailureReason.processingFailure, "not processed") }
     }
@@ -290,7 +394,17 @@ public final class Datastore: Sendable {
 final class PendingBlobs: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [BlobID: Int] = [:]
-    func retain(_ id: BlobID) { lock.withLock { counts[id, default: 0] += 1 } }
+    /// Held across a removal's check and the removal itself (which may await the index and the
+    /// blob store), and taken by `retain`: an ingest of the same bytes either retains first (and the
+    /// blob stays) or commits after the removal (and puts the bytes back).
+    private let removal = AsyncMutex()
+
+    func retain(_ id: BlobID) async {
+        await removal.acquire()
+        lock.withLock { counts[id, default: 0] += 1 }
+        removal.release()
+    }
+
     /// Returns whether this was the last user.
     @discardableResult func release(_ id: BlobID) -> Bool {
         lock.withLock {
@@ -299,55 +413,95 @@ final class PendingBlobs: @unchecked Sendable {
             return n <= 0
         }
     }
-    /// Removes the blob when no ingest holds it and `isReferenced` says no row names it, all under
-    /// the lock `retain` takes: an ingest of the same bytes either retains first (and the blob
-    /// stays) or commits after the removal (and puts the bytes back).
-    func removeIfUnused(_ id: BlobID, isReferenced: () throws -> Bool, remove: () throws -> Void) rethrows -> Bool {
-        try lock.withLock {
-            guard counts[id] == nil, try !isReferenced() else { return false }
-            try remove()
-            return true
+
+    /// Runs `remove` (which checks the index and removes) when no ingest holds the blob.
+    func removeIfUnused(_ id: BlobID, remove: @Sendable () async throws -> Bool) async throws -> Bool {
+        await removal.acquire()
+        defer { removal.release() }
+        guard lock.withLock({ counts[id] == nil }) else { return false }
+        return try await remove()
+    }
+}
+
+/// A lock that waits by suspending, for sections that await (first come, first served).
+final class AsyncMutex: @unchecked Sendable {
+    private let lock = NSLock()
+    private var locked = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = lock.withLock { () -> Bool in
+                if !locked { locked = true; return true }
+                waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func release() {
+        let next = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            if waiters.isEmpty { locked = false; return nil }
+            return waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// The datastore's settings, in memory. Alone, the store is the only writer and `set` keeps them
+/// right; with shared backends they are re-read when older than `maximumAge` (another replica's
+/// change takes effect here within that time).
+final class SettingsCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: String]
+    private var loadedAt = Date()
+    let maximumAge: TimeInterval?
+
+    init(values: [String: String], maximumAge: TimeInterval?) {
+        self.values = values
+        self.maximumAge = maximumAge
+    }
+
+    func value(_ key: String) -> String? { lock.withLock { values[key] } }
+    func set(_ key: String, _ value: String) { lock.withLock { values[key] = value } }
+
+    var isStale: Bool {
+        guard let maximumAge else { return false }
+        return lock.withLock { -loadedAt.timeIntervalSinceNow > maximumAge }
+    }
+
+    func replace(_ new: [String: String]) {
+        lock.withLock {
+            values = new
+            loadedAt = Date()
         }
     }
 }
 
-/// Settings by key, each loaded once.
-final class SettingsCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [String: String?] = [:]
-
-    func value(_ key: String, load: () -> String?) -> String? {
-        if let cached = lock.withLock({ values[key] }) { return cached }
-        let loaded = load()
-        lock.withLock { values[key] = loaded }
-        return loaded
-    }
-
-    func set(_ key: String, _ value: String) { lock.withLock { values[key] = value } }
-}
-
-/// Runs work once, `delay` seconds after the first request of a burst, on its own serial queue: the
-/// requests made while it waits coalesce; one made while it runs schedules another run.
+/// Runs work once, `delay` seconds after the first request of a burst, on the store's blocking
+/// executor: the requests made while it waits coalesce; one made while it runs schedules another run.
 final class DebouncedWork: @unchecked Sendable {
     private let lock = NSLock()
     private var scheduled = false
-    private let queue: DispatchQueue
+    private let executor: BlockingExecutor
     private let delay: Double
 
-    init(label: String, delay: Double) {
-        queue = DispatchQueue(label: label)
+    init(delay: Double, executor: BlockingExecutor) {
+        self.executor = executor
         self.delay = delay
     }
 
-    func schedule(_ work: @escaping @Sendable () -> Void) {
+    func schedule(_ work: @escaping @Sendable () async -> Void) {
         let first = lock.withLock { () -> Bool in
             defer { scheduled = true }
             return !scheduled
         }
         guard first else { return }
-        queue.asyncAfter(deadline: .now() + delay) { [self] in
+        Task(executorPreference: executor) { [self] in
+            try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             lock.withLock { scheduled = false }
-            work()
+            await work()
         }
     }
 }

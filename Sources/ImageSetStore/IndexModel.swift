@@ -34,6 +34,14 @@ public struct FrameRecord: Sendable, Hashable, Codable {
 
     /// The byte ranges to read, in order.
     public var ranges: [Range<Int>] { fragments ?? [offset..<(offset + length)] }
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(number: Int, offset: Int, length: Int, fragments: [Range<Int>]?) {
+        self.number = number
+        self.offset = offset
+        self.length = length
+        self.fragments = fragments
+    }
 }
 
 public enum DuplicatePolicy: String, Sendable, Codable, CaseIterable {
@@ -66,6 +74,18 @@ public struct IngestOutcome: Sendable, Hashable {
     /// (the same instance, differently encoded): the stored copy's syntax.
     public var storedTransferSyntaxUID: String?
 
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(status: Status, sopInstanceUID: String? = nil, sopClassUID: String? = nil, studyInstanceUID: String? = nil,
+                seriesInstanceUID: String? = nil, reasonCode: UInt16? = nil, message: String? = nil) {
+        self.status = status
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.studyInstanceUID = studyInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.reasonCode = reasonCode
+        self.message = message
+    }
+
     public static func failure(_ code: UInt16, _ message: String, sop: String? = nil, sopClass: String? = nil,
                                study: String? = nil) -> IngestOutcome {
         IngestOutcome(status: .failed, sopInstanceUID: sop, sopClassUID: sopClass, studyInstanceUID: study,
@@ -96,6 +116,23 @@ public struct ImageSetSummary: Sendable, Hashable, Codable {
     public var instanceCount: Int
     public var frameCount: Int
     public var conflicts: [AttributeConflict]
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(id: String, studyInstanceUID: String, isPrimary: Bool, state: String, version: Int, createdAt: Date, updatedAt: Date,
+                attributes: InstanceAttributes, seriesCount: Int, instanceCount: Int, frameCount: Int, conflicts: [AttributeConflict]) {
+        self.id = id
+        self.studyInstanceUID = studyInstanceUID
+        self.isPrimary = isPrimary
+        self.state = state
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.attributes = attributes
+        self.seriesCount = seriesCount
+        self.instanceCount = instanceCount
+        self.frameCount = frameCount
+        self.conflicts = conflicts
+    }
 }
 
 public struct VersionRecord: Sendable, Hashable, Codable {
@@ -103,6 +140,14 @@ public struct VersionRecord: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var reason: String
     public var instanceCount: Int
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(version: Int, createdAt: Date, reason: String, instanceCount: Int) {
+        self.version = version
+        self.createdAt = createdAt
+        self.reason = reason
+        self.instanceCount = instanceCount
+    }
 }
 
 public struct InstanceRecord: Sendable, Hashable {
@@ -121,6 +166,26 @@ public struct InstanceRecord: Sendable, Hashable {
     /// The blob and syntax frames are served from (the transcoded copy when there is one).
     public var framesBlob: BlobID
     public var framesTransferSyntaxUID: String
+
+    // Public, for the index in another module (PostgresIndex); Swift synthesises an internal one.
+    public init(id: Int64, imageSetID: String, studyInstanceUID: String, seriesInstanceUID: String, sopInstanceUID: String,
+                sopClassUID: String, transferSyntaxUID: String, blob: BlobID, blobSize: Int, attributes: InstanceAttributes,
+                framesInPlace: Bool, addedInVersion: Int, framesBlob: BlobID, framesTransferSyntaxUID: String) {
+        self.id = id
+        self.imageSetID = imageSetID
+        self.studyInstanceUID = studyInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.transferSyntaxUID = transferSyntaxUID
+        self.blob = blob
+        self.blobSize = blobSize
+        self.attributes = attributes
+        self.framesInPlace = framesInPlace
+        self.addedInVersion = addedInVersion
+        self.framesBlob = framesBlob
+        self.framesTransferSyntaxUID = framesTransferSyntaxUID
+    }
 }
 
 /// Which image sets a DICOMweb request sees. By default the primary set of each study, as in AWS
@@ -155,8 +220,9 @@ public enum ImageSetSort: String, Sendable, CaseIterable {
     case createdAscending = "createdAt", createdDescending = "-createdAt"
     case studyDateAscending = "studyDate", studyDateDescending = "-studyDate"
 
-    /// The ORDER BY clause; the id breaks ties so that pages never overlap.
-    var sql: String {
+    /// The ORDER BY clause; the id breaks ties so that pages never overlap. Public for PostgresIndex,
+    /// whose columns sort byte-wise too (COLLATE "C").
+    public var sql: String {
         switch self {
         case .updatedAscending: "s.updated_at ASC, s.id"
         case .updatedDescending: "s.updated_at DESC, s.id"
@@ -175,63 +241,72 @@ public protocol ImageSetIndex: Sendable {
     /// version per image set touched.
     /// `audit` makes, from the outcomes, the audit records that commit in the same transaction.
     func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
-                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) throws -> [IngestOutcome]
-    func imageSets(_ filter: ImageSetFilter) throws -> [ImageSetSummary]
-    func imageSet(_ id: String) throws -> ImageSetSummary?
-    func versions(of imageSetID: String) throws -> [VersionRecord]
+                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) async throws -> [IngestOutcome]
+    func imageSets(_ filter: ImageSetFilter) async throws -> [ImageSetSummary]
+    func imageSet(_ id: String) async throws -> ImageSetSummary?
+    func versions(of imageSetID: String) async throws -> [VersionRecord]
     /// Instances of an image set as of `version` (nil: the latest).
-    func instances(of imageSetID: String, version: Int?) throws -> [InstanceRecord]
+    func instances(of imageSetID: String, version: Int?) async throws -> [InstanceRecord]
     /// The current instance with this SOP Instance UID, in whichever image set holds it.
-    func instance(sopInstanceUID: String) throws -> InstanceRecord?
+    func instance(sopInstanceUID: String) async throws -> InstanceRecord?
     /// The instance row with this id, if it belongs to the latest version of its image set.
-    func currentInstance(rowID: Int64) throws -> InstanceRecord?
-    func frames(of instanceID: Int64) throws -> [FrameRecord]
-    func metadata(of instanceID: Int64) throws -> [UInt8]?
+    func currentInstance(rowID: Int64) async throws -> InstanceRecord?
+    func frames(of instanceID: Int64) async throws -> [FrameRecord]
+    func metadata(of instanceID: Int64) async throws -> [UInt8]?
     /// The gzipped JSON array of a series' instance metadata for the image set's latest version;
     /// nil while a change to the series waits for `refreshPendingSeriesMetadata`.
-    func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) throws -> [UInt8]?
+    func seriesMetadataGzip(imageSetID: String, seriesInstanceUID: String) async throws -> [UInt8]?
     /// The JSON array of a series' current instance metadata, from the stored document when it is
     /// up to date, else built from the instance rows. An empty array when the series has no instance.
-    func seriesMetadata(imageSetID: String, seriesInstanceUID: String) throws -> ByteBuffer
+    func seriesMetadata(imageSetID: String, seriesInstanceUID: String) async throws -> ByteBuffer
     /// Builds and compresses the documents of series changed since their last refresh; returns how many.
-    func refreshPendingSeriesMetadata() throws -> Int
+    func refreshPendingSeriesMetadata() async throws -> Int
     /// Every blob the index references, with the size it recorded.
-    func referencedBlobs() throws -> [BlobID: Int]
-    func isReferenced(_ blob: BlobID) throws -> Bool
-    func search(_ query: SearchQuery) throws -> [SearchRow]
+    func referencedBlobs() async throws -> [BlobID: Int]
+    func isReferenced(_ blob: BlobID) async throws -> Bool
+    func search(_ query: SearchQuery) async throws -> [SearchRow]
     /// Removes the current instances of a study (or one series, or one instance) that `scope` sees,
     /// in a new version of each image set holding them; returns how many were removed from each image set. Rows stay
     /// for older versions.
     /// With `audit`, the delete's audit record commits in the same transaction.
     func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
-                         audit: AuditContext?) throws -> [String: Int]
+                         audit: AuditContext?) async throws -> [String: Int]
     /// Drops all but the newest `keep` versions (of one image set, or of all when nil) and the
     /// instance rows only those versions could see.
-    func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) throws -> PruneResult
+    func pruneVersions(imageSetID: String?, keep: Int, audit: AuditContext?) async throws -> PruneResult
     /// Appends audit records in one transaction of their own (reads, key changes).
-    func appendAudit(_ events: [AuditEvent]) throws
+    func appendAudit(_ events: [AuditEvent]) async throws
     /// Audit records matching `filter`, oldest first.
-    func auditRecords(_ filter: AuditFilter) throws -> [AuditRecord]
-    func auditHeadSequence() throws -> Int64
+    func auditRecords(_ filter: AuditFilter) async throws -> [AuditRecord]
+    func auditHeadSequence() async throws -> Int64
     /// Checks the whole chain (and that `anchor`, a sequence and its hash, is still in it).
-    func verifyAuditTrail(anchor: (Int64, String)?) throws -> AuditVerification
+    func verifyAuditTrail(anchor: (Int64, String)?) async throws -> AuditVerification
     /// Current instances of a study, optionally narrowed to a series and an instance, in the active
     /// image sets `scope` selects.
-    func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) throws -> [InstanceRecord]
-    func setting(_ key: String) throws -> String?
-    func setSetting(_ key: String, _ value: String) throws
+    func currentInstances(study: String, series: String?, sop: String?, scope: ImageSetScope) async throws -> [InstanceRecord]
+    func setting(_ key: String) async throws -> String?
+    func setSetting(_ key: String, _ value: String) async throws
+    /// Says that this process is about to upload these blobs for a commit, so that no process's
+    /// sweeper (`removeOrphanBlob`) removes them while they are on their way to the index. Called
+    /// only when several processes share the backends; the embedded index has nothing to do.
+    func reserveBlobs(_ ids: [BlobID]) async throws
+    /// Calls `remove` when no instance row references the blob and no reservation younger than
+    /// `grace` seconds names it, ordered against `reserveBlobs` of the same blob by any process (on
+    /// PostgreSQL a per-blob lock is held across `remove`: a commit of the same bytes either reserves
+    /// first, and the blob stays, or after the removal, and uploads it again). Returns whether it removed.
+    func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool
 }
 
 extension ImageSetIndex {
-    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) throws -> [IngestOutcome] {
-        try commit(instances, policy: policy, reason: reason, audit: nil)
+    public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) async throws -> [IngestOutcome] {
+        try await commit(instances, policy: policy, reason: reason, audit: nil)
     }
 
-    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) throws -> [String: Int] {
-        try removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: nil)
+    public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String) async throws -> [String: Int] {
+        try await removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: nil)
     }
 
-    public func pruneVersions(imageSetID: String?, keep: Int) throws -> PruneResult {
-        try pruneVersions(imageSetID: imageSetID, keep: keep, audit: nil)
+    public func pruneVersions(imageSetID: String?, keep: Int) async throws -> PruneResult {
+        try await pruneVersions(imageSetID: imageSetID, keep: keep, audit: nil)
     }
 }

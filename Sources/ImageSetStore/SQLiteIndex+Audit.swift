@@ -114,45 +114,15 @@ extension SQLiteIndex {
     public func verifyAuditTrail(anchor: (Int64, String)? = nil) throws -> AuditVerification {
         try pool.read { db in
             var v = AuditVerification()
-            var expected: Int64 = 1
-            var previous = AuditRecord.genesis
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY sequence")
             while let row = try cursor.next() {
-                let r = Self.auditRecord(row)
-                if r.sequence != expected {
-                    v.problem = r.sequence > expected
-                        ? "record \(expected)\(r.sequence - expected > 1 ? "–\(r.sequence - 1)" : "") is missing (deleted): the trail jumps to \(r.sequence)"
-                        : "record \(r.sequence) is out of order"
-                    return v
-                }
-                if r.previousHash != previous {
-                    v.problem = "record \(r.sequence) does not chain to record \(r.sequence - 1) (its previous hash differs): a record before it was changed or replaced"
-                    return v
-                }
-                if r.computedHash() != r.hash {
-                    v.problem = "record \(r.sequence) was changed after it was written (its hash does not match its content)"
-                    return v
-                }
-                previous = r.hash
-                v.records += 1
-                v.headSequence = r.sequence
-                v.headHash = r.hash
-                if let (s, h) = anchor, s == r.sequence, h != r.hash {
-                    v.problem = "record \(s) is not the one the anchor names (hash \(r.hash), anchor \(h)): the trail was rewritten"
-                    return v
-                }
-                expected += 1
+                guard v.check(Self.auditRecord(row), anchor: anchor) else { return v }
             }
             let head = try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [Self.auditHeadKey])
-            if let head, head != "\(v.headSequence):\(v.headHash)" {
-                let s = head.split(separator: ":").first.map(String.init) ?? head
-                v.problem = "the trail ends at record \(v.headSequence) but the last one written was record \(s): the newest records were deleted"
-            } else if head == nil && v.records > 0 {
-                v.problem = "the trail's head is missing from the index settings"
-            }
-            if v.problem == nil, let (s, _) = anchor, s > v.headSequence {
-                v.problem = "the anchor names record \(s) but the trail ends at record \(v.headSequence): the newest records were deleted"
-            }
+            v.finish(head: head.map { head in
+                let parts = head.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                return (parts[0], parts.count > 1 ? parts[1] : "")
+            }, anchor: anchor)
             return v
         }
     }

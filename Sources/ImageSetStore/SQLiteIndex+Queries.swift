@@ -197,6 +197,16 @@ extension SQLiteIndex {
         try pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE blob_id = ?1 OR frames_blob_id = ?1)", arguments: [blob.hex]) ?? false }
     }
 
+    /// One process writes an embedded index (the folder lock): its in-process bookkeeping
+    /// (`PendingBlobs`) is all the ordering a removal needs.
+    public func reserveBlobs(_ ids: [BlobID]) {}
+
+    public func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool {
+        guard try !isReferenced(id) else { return false }
+        try await remove()
+        return true
+    }
+
     public func setting(_ key: String) throws -> String? {
         try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
     }

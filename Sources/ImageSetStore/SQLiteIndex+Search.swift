@@ -75,12 +75,7 @@ extension SQLiteIndex {
 
     static func clause(column: String, kind: SearchQuery.ColumnKind, condition: SearchQuery.Condition, fuzzy: Bool) -> (String, [any DatabaseValueConvertible]) {
         if kind == .modalitiesInStudy {
-            let values: [String]
-            switch condition {
-            case .anyOf(let v): values = v
-            case .equals(let v, _): values = v.split(separator: "\\").map(String.init)
-            case .range: values = []
-            }
+            let values = SearchQuery.modalities(condition)
             let marks = values.map { _ in "?" }.joined(separator: ", ")
             // Uncorrelated, so it runs once: a correlated EXISTS made SQLite walk every series of the
             // modality for each image set (1,000,000 row visits on a 100,000-instance index).

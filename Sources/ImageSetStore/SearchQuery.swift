@@ -81,6 +81,15 @@ public struct SearchQuery: Sendable {
 
     public enum ColumnKind: Sendable { case text, personName, uid, dateOrTime, integer, modalitiesInStudy }
 
+    /// The modalities a ModalitiesInStudy condition asks for: any of a list, or of a backslash-separated value.
+    public static func modalities(_ condition: Condition) -> [String] {
+        switch condition {
+        case .anyOf(let v): v
+        case .equals(let v, _): v.split(separator: "\\").map(String.init)
+        case .range: []
+        }
+    }
+
     public static func isMatchable(_ tag: Tag, at level: Level) -> Bool {
         guard let (column, kind) = matchable[tag] else { return false }
         switch level {
@@ -103,4 +112,5 @@ public struct SearchRow: Sendable {
     public var numberOfSeriesRelatedInstances: Int?
     public var modalitiesInStudy: [String] = []
     public var representativeInstanceID: Int64 = 0
+    public init() {}
 }

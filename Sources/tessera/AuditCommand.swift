@@ -12,7 +12,7 @@ struct AuditCommand: ParsableCommand {
         defaultSubcommand: AuditListCommand.self)
 }
 
-struct AuditListCommand: ParsableCommand {
+struct AuditListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "Print audit records, oldest first (the default subcommand).",
@@ -35,7 +35,7 @@ struct AuditListCommand: ParsableCommand {
     @Option(help: "text, json or dicom.") var format: Format = .text
     @Option(name: .customLong("source-id"), help: "AuditSourceID of DICOM audit messages (default: this host's name).") var sourceID: String?
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: .readOnly)
         var f = AuditFilter()
         f.patientID = patientID; f.studyInstanceUID = studyUID; f.identity = identity; f.action = action; f.after = after
@@ -46,7 +46,7 @@ struct AuditListCommand: ParsableCommand {
         // In pages, so a long trail is never read into memory at once.
         while remaining > 0 {
             f.limit = min(remaining, AuditFilter.maximumLimit)
-            let page = try store.auditRecords(f)
+            let page = try await store.auditRecords(f)
             for r in page {
                 switch format {
                 case .json: print(r.jsonLine)
@@ -82,7 +82,7 @@ struct AuditListCommand: ParsableCommand {
     }
 }
 
-struct AuditVerifyCommand: ParsableCommand {
+struct AuditVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check the audit trail's hash chain; exit 1 naming the first record edited, deleted or missing.",
@@ -96,7 +96,7 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(help: "The data folder (read only).") var data: String
     @Option(help: "SEQUENCE:HASH from an earlier verify's head line: that record must still be in the trail.") var anchor: String?
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: .readOnly)
         var pinned: (Int64, String)?
         if let anchor {
@@ -106,7 +106,7 @@ struct AuditVerifyCommand: ParsableCommand {
             }
             pinned = (s, String(parts[1]).lowercased())
         }
-        let v = try store.verifyAuditTrail(anchor: pinned)
+        let v = try await store.verifyAuditTrail(anchor: pinned)
         if let problem = v.problem {
             print("audit trail broken: \(problem)")
             throw ExitCode.failure

@@ -15,7 +15,7 @@ enum AdminJSON {
 
 }
 
-struct ImageSetsCommand: ParsableCommand {
+struct ImageSetsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "imagesets", abstract: "List the image sets of a data folder.")
 
     @Option(help: "The data folder (read only: nothing is created or changed).") var data: String
@@ -25,14 +25,14 @@ struct ImageSetsCommand: ParsableCommand {
     @Option(help: "Most image sets listed.") var limit = 1000
     @Flag(help: "Print JSON instead of a table.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: .readOnly)
         var filter = ImageSetFilter()
         filter.patientID = patientID
         filter.studyInstanceUID = studyUID
         filter.accessionNumber = accession
         filter.limit = limit
-        let sets = try store.index.imageSets(filter)
+        let sets = try await store.index.imageSets(filter)
         if json { return try AdminJSON.write(sets) }
         print("ID                                PRIMARY  VER  PATIENT ID        STUDY INSTANCE UID                                   SERIES  INST  FRAMES")
         for s in sets {
@@ -43,7 +43,7 @@ struct ImageSetsCommand: ParsableCommand {
     }
 }
 
-struct ImageSetCommand: ParsableCommand {
+struct ImageSetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "imageset", abstract: "Show one image set: series, instances, versions and conflicts.")
 
     @Argument(help: "The image set ID.") var id: String
@@ -63,16 +63,16 @@ struct ImageSetCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: .readOnly)
-        guard let set = try store.index.imageSet(id) else { throw Diagnostics.fail("no image set \(id) in \(data)") }
-        let versions = try store.index.versions(of: id)
+        guard let set = try await store.index.imageSet(id) else { throw Diagnostics.fail("no image set \(id) in \(data)") }
+        let versions = try await store.index.versions(of: id)
         let shown = version ?? set.version
         guard versions.contains(where: { $0.version == shown }) else { throw Diagnostics.fail("image set \(id) has no version \(shown)") }
-        let instances = try store.index.instances(of: id, version: shown)
+        let instances = try await store.index.instances(of: id, version: shown)
         var series: [Detail.Series] = []
         for i in instances {
-            let item = Detail.Instance(sopInstanceUID: i.sopInstanceUID, sopClassUID: i.sopClassUID, transferSyntaxUID: i.transferSyntaxUID,
+            let item = await Detail.Instance(sopInstanceUID: i.sopInstanceUID, sopClassUID: i.sopClassUID, transferSyntaxUID: i.transferSyntaxUID,
                                        instanceNumber: i.attributes.instanceNumber, frames: try store.index.frames(of: i.id).count,
                                        blob: i.blob.hex, size: i.blobSize, addedInVersion: i.addedInVersion)
             if series.last?.seriesInstanceUID == i.seriesInstanceUID { series[series.count - 1].instances.append(item) }
@@ -93,7 +93,7 @@ struct ImageSetCommand: ParsableCommand {
     }
 }
 
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check every blob against the index (size and SHA-256).",
@@ -107,13 +107,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "The data folder (read only unless --repair).") var data: String
     @Flag(help: "Remove unreferenced blobs and staged files first (takes the folder's lock).") var repair = false
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: repair ? .readWrite : .readOnly)
         if repair {
             let s = store.startup
             print("removed \(s.orphanBlobsRemoved) unreferenced blob(s) and \(s.stagedFilesRemoved) staged file(s)")
         }
-        let report = try store.verify()
+        let report = try await store.verify()
         print("checked \(report.blobsChecked) blobs, \(report.bytesChecked) bytes")
         for id in report.missing { print("missing: \(id)") }
         for id in report.corrupt { print("corrupt (hash differs): \(id)") }
@@ -131,7 +131,7 @@ struct VerifyCommand: ParsableCommand {
     }
 }
 
-struct PruneCommand: ParsableCommand {
+struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Drop old image-set versions and free the blobs no retained version references.",
@@ -144,16 +144,16 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Versions DELETE and replacement keep from now on (0: all).") var retain: Int?
     @Flag(help: "Print the report as JSON.") var json = false
 
-    func run() throws {
+    func run() async throws {
         let store = try Diagnostics.open(data, access: .readWrite)
         if let retain {
             guard retain >= 0 else { throw ValidationError("--retain is 0 (keep all) or more") }
-            try store.setRetainVersions(retain == 0 ? nil : retain)
+            try await store.setRetainVersions(retain == 0 ? nil : retain)
         }
         guard keep >= 1 else { throw ValidationError("--keep is at least 1: an image set always keeps its latest version") }
-        if let imageSet, try store.index.imageSet(imageSet) == nil { throw Diagnostics.fail("no image set \(imageSet)") }
+        if let imageSet, try await store.index.imageSet(imageSet) == nil { throw Diagnostics.fail("no image set \(imageSet)") }
         // On the audit trail as the local user who ran it.
-        let report = try store.prune(imageSetID: imageSet, keep: keep, audit: .localUser)
+        let report = try await store.prune(imageSetID: imageSet, keep: keep, audit: .localUser)
         if json { return try AdminJSON.write(report) }
         print("removed \(report.versionsRemoved) version(s), \(report.instanceRowsRemoved) instance row(s), "
               + "\(report.blobsRemoved) blob(s), \(report.bytesFreed) bytes freed")

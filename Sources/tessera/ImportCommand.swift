@@ -55,11 +55,11 @@ struct ImportCommand: AsyncParsableCommand {
         let store = try Diagnostics.open(data, access: .readWrite)
         if let policy {
             guard let p = DuplicatePolicy(rawValue: policy) else { throw ValidationError("--policy is reject or replace") }
-            try store.setPolicy(p)
+            try await store.setPolicy(p)
         }
         if let transcodeOnIngest {
             guard ["htj2k", "none"].contains(transcodeOnIngest) else { throw ValidationError("--transcode-on-ingest is htj2k or none") }
-            try store.setTranscodeOnIngest(transcodeOnIngest == "htj2k" ? "1.2.840.10008.1.2.4.201" : nil)
+            try await store.setTranscodeOnIngest(transcodeOnIngest == "htj2k" ? "1.2.840.10008.1.2.4.201" : nil)
         }
         var progress = Progress(total: files.count, totalBytes: files.reduce(0) { $0 + $1.size }, live: !quiet && isatty(2) != 0)
         var summary = Summary()
@@ -85,7 +85,7 @@ struct ImportCommand: AsyncParsableCommand {
                     }
                 }
                 // Each batch is one store record on the audit trail, in its transaction, under the user who ran the import.
-                let outcomes = store.store(good.map(\.1), reason: "import", audit: .localUser)
+                let outcomes = await store.store(good.map(\.1), reason: "import", audit: .localUser)
                 for ((i, _), outcome) in zip(good, outcomes) {
                     lines.append((.outcome(outcome), chunk[i].path))
                 }
@@ -100,7 +100,7 @@ struct ImportCommand: AsyncParsableCommand {
         await pending?.value
         // The series metadata documents of what was imported, compressed before the process ends
         // (and counted in the elapsed time: they are part of ingest).
-        do { try store.flushMetadata() } catch {
+        do { try await store.flushMetadata() } catch {
             FileHandle.standardError.write(Data("tessera: series metadata will be rebuilt on the next start: \(error)\n".utf8))
         }
         report.flush(into: &summary, progress: &progress)

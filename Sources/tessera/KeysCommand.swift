@@ -11,18 +11,18 @@ struct KeysCommand: ParsableCommand {
         commandName: "keys", abstract: "Create, list and revoke API keys (Authorization: Bearer KEY).",
         subcommands: [Create.self, List.self, Revoke.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an API key and print it once; only its SHA-256 is stored.")
         @Option(help: "gateway (STOW-RS, reading back what it stored), viewer (reads) or admin (everything).") var role: Role
         @Option(help: "A unique name (letters, digits, '.', '_', '-'); audit records name the key by it.") var name: String
         @Option(help: "The data folder (created when missing).") var data: String
 
-        func run() throws {
+        func run() async throws {
             let keys = try KeysCommand.open(data, create: true)
             let key = APIKey.generate()
             do {
-                try keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()), audit: .localUser)
+                try await keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()), audit: .localUser)
             } catch let e as AccessKeyError {
                 throw Diagnostics.fail(e.description)
             }
@@ -32,7 +32,7 @@ struct KeysCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the API keys (never the keys themselves).")
         @Option(help: "The data folder.") var data: String
         @Flag(help: "Print JSON instead of a table.") var json = false
@@ -41,28 +41,30 @@ struct KeysCommand: ParsableCommand {
             let name: String, role: String, created: Date, revoked: Date?
         }
 
-        func run() throws {
-            let items = try KeysCommand.open(data, create: false).apiKeys().map {
+        func run() async throws {
+            let items = try await KeysCommand.open(data, create: false).apiKeys().map {
                 Item(name: $0.name, role: $0.role.rawValue, created: $0.created, revoked: $0.revoked)
             }
             if json { return try AdminJSON.write(items) }
             let iso = ISO8601DateFormatter()
             print("NAME".padding(toLength: 32, withPad: " ", startingAt: 0) + " ROLE     CREATED              REVOKED")
             for i in items {
-                print(i.name.padding(toLength: 32, withPad: " ", startingAt: 0) + " " + i.role.padding(toLength: 8, withPad: " ", startingAt: 0)
-                      + " " + iso.string(from: i.created) + " " + (i.revoked.map(iso.string) ?? "-"))
+                let name: String = i.name.padding(toLength: 32, withPad: " ", startingAt: 0)
+                let role: String = i.role.padding(toLength: 8, withPad: " ", startingAt: 0)
+                let revoked: String = i.revoked.map { iso.string(from: $0) } ?? "-"
+                print(name + " " + role + " " + iso.string(from: i.created) + " " + revoked)
             }
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke an API key; a running server refuses it within 5 seconds.")
         @Argument(help: "The key's name.") var name: String
         @Option(help: "The data folder.") var data: String
 
-        func run() throws {
-            guard try KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date(), audit: .localUser) else {
+        func run() async throws {
+            guard try await KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date(), audit: .localUser) else {
                 throw Diagnostics.fail("no unrevoked key named \(name) in \(data)")
             }
             Diagnostics.line("revoked key \(name)")

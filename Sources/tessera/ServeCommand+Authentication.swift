@@ -44,8 +44,9 @@ struct AuthenticationOptions: ParsableArguments {
                 logger.warning("cannot read the OIDC key set yet; tokens fail until it can be read", metadata: ["jwks": "\(jwks ?? "")", "error": "\(error)"])
             }
         }
-        if authenticator.isEnabled {
-            logger.info("authentication on", metadata: ["oidcIssuer": "\(issuer ?? "-")", "apiKeys": "\(authenticator.apiKeys.hasActiveKeys)"])
+        if await authenticator.isEnabled() {
+            let keys = await authenticator.apiKeys.hasActiveKeys()
+            logger.info("authentication on", metadata: ["oidcIssuer": "\(issuer ?? "-")", "apiKeys": "\(keys)"])
         } else if !Self.isLoopback(host) {
             guard insecureNoAuth else {
                 throw Diagnostics.fail("refusing to listen on \(host) with authentication off: create an API key (tessera keys create --role admin --name NAME --data DIR) "

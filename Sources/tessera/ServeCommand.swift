@@ -84,17 +84,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var config = DICOMwebConfiguration()
         let authenticator = try await auth.authenticator(store: store, host: host, configuration: &config.authentication, logger: logger)
-        config.authenticationEnabled = authenticator.isEnabled
+        config.authenticationEnabled = await authenticator.isEnabled()
         if let retainVersions {
             guard retainVersions >= 0 else { throw ValidationError("--retain-versions is 0 (keep all) or more") }
-            try store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
+            try await store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
         }
         let s = store.startup
         if s.orphanBlobsRemoved > 0 || s.stagedFilesRemoved > 0 || !s.missingBlobs.isEmpty {
             logger.warning("start-up sweep", metadata: ["orphansRemoved": "\(s.orphanBlobsRemoved)", "stagedRemoved": "\(s.stagedFilesRemoved)",
                                                      "missingBlobs": "\(s.missingBlobs.count)"])
         }
-        if !noDemo, try store.index.imageSets(ImageSetFilter()).isEmpty {
+        if !noDemo, try await store.index.imageSets(ImageSetFilter()).isEmpty {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: demo)) ?? []).filter { $0.hasSuffix(".dcm") }.sorted()
             var stored = 0
             for f in files where await store.ingest(file: demo + "/" + f, reason: "demo").status == .stored { stored += 1 }
@@ -120,15 +120,15 @@ struct ServeCommand: AsyncParsableCommand {
             guard let (transport, host, port) = AuditSyslogForwarder.parse(auditSyslog) else {
                 throw ValidationError("--audit-syslog is HOST:PORT, udp://HOST:PORT or tcp://HOST:PORT")
             }
-            syslog = try AuditSyslogForwarder(store: store, host: host, port: port, transport: transport, logger: logger)
+            syslog = try await AuditSyslogForwarder(store: store, host: host, port: port, transport: transport, logger: logger)
             syslog?.start()
         }
         let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
         reloader?.cancel()
-        store.flushAudit()  // what reads queued goes on record before the process ends
-        syslog?.stop()
+        await store.flushAudit()  // what reads queued goes on record before the process ends
+        await syslog?.stop()
     }
 }
 

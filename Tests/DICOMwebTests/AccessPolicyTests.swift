@@ -8,6 +8,7 @@ import ImageSetStore
 import NIOCore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// The route policy (Docs/security.md, "Roles and routes"): every registered route × every role ×
 /// {no credentials, wrong credentials}, API keys and their revocation, the gateway's read-back.
@@ -18,11 +19,11 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
     static let victimSOP = "1.2.826.0.1.3680043.9.7433.3.1.1"
 
     /// Creates a key of each role and returns them by role.
-    func makeKeys() throws -> [Role: String] {
+    func makeKeys() async throws -> [Role: String] {
         var keys: [Role: String] = [:]
         for role in Role.allCases {
             let key = APIKey.generate()
-            try store.accessKeys.createAPIKey(APIKeyRecord(name: "test-\(role.rawValue)", role: role, keyHash: APIKey.hash(key), created: Date()))
+            try await store.accessKeys.createAPIKey(APIKeyRecord(name: "test-\(role.rawValue)", role: role, keyHash: APIKey.hash(key), created: Date()))
             keys[role] = key
         }
         return keys
@@ -37,18 +38,18 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
         try await Application(router: router).test(.router) { try await body($0, routes) }
     }
 
-    static func bearer(_ key: String?) -> HTTPFields {
+    static func bearer(_ key: String?) async -> HTTPFields {
         key.map { [.authorization: "Bearer \($0)"] } ?? [:]
     }
 
     func stow(_ client: any TestClientProtocol, key: String?, _ instance: [UInt8], path: String = "/dicomweb/studies") async throws -> HTTPResponse.Status {
-        var headers = Self.bearer(key)
+        var headers = await Self.bearer(key)
         headers[.contentType] = "multipart/related; type=\"application/dicom\"; boundary=XyZ-boundary"
         return try await client.execute(uri: path, method: .post, headers: headers, body: Self.multipart([instance])) { $0.status }
     }
 
     /// A concrete request path for a route pattern, on the instance the gateway stored.
-    func concrete(_ pattern: String, imageSet: String, frame: String) -> String {
+    func concrete(_ pattern: String, imageSet: String, frame: String) async -> String {
         pattern.replacingOccurrences(of: "{study}", with: Self.study).replacingOccurrences(of: "{series}", with: Self.series)
             .replacingOccurrences(of: "{sop}", with: Self.sop).replacingOccurrences(of: "{frames}", with: "1")
             .replacingOccurrences(of: "{id}", with: imageSet).replacingOccurrences(of: "{frame}", with: frame)
@@ -74,7 +75,7 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
     }
 
     /// Docs/security.md's "Roles and routes" table is this table: same routes, same roles.
-    func testDocsTableIsThePolicyTable() throws {
+    func testDocsTableIsThePolicyTable() async throws {
         let doc = try String(contentsOf: Corpus.packageRoot.appendingPathComponent("Docs/security.md"), encoding: .utf8)
         var documented: [String: String] = [:]
         for line in doc.split(separator: "\n") where line.hasPrefix("| GET ") || line.hasPrefix("| POST ") || line.hasPrefix("| DELETE ") {
@@ -88,23 +89,24 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
     /// The matrix: each route with no credentials and a wrong key is 401 (unless open to everyone),
     /// and with each role's key 2xx where the table allows that role, 403 where it does not.
     func testRouteRoleMatrix() async throws {
-        let keys = try makeKeys()
+        let keys = try await makeKeys()
         try await withApp { client, routes in
             // The gateway stores the instance every path names, so its read-back routes answer 2xx.
             let stored = try await self.stow(client, key: keys[.gateway], try Self.instance(sop: Self.sop))
             XCTAssertEqual(stored, .ok)
-            let imageSet = try XCTUnwrap(try self.store.index.imageSets(ImageSetFilter()).first?.id)
-            let row = try XCTUnwrap(try self.store.index.instance(sopInstanceUID: Self.sop)?.id)
+            let imageSet = try await XCTUnwrapAsync(try await self.store.index.imageSets(ImageSetFilter()).first?.id)
+            let row = try await XCTUnwrapAsync(try await self.store.index.instance(sopInstanceUID: Self.sop)?.id)
             var checked = 0
             for (routeMethod, pattern) in routes {
                 let access = try XCTUnwrap(RoutePolicy.access(method: routeMethod.rawValue, path: pattern))
                 for method in routeMethod == .get ? [HTTPRequest.Method.get, .head] : [routeMethod] {
                     for (who, key) in [("no credentials", nil), ("wrong key", "tsk_" + String(repeating: "A", count: 43))] + Role.allCases.map({ ($0.rawValue, keys[$0]) }) {
-                        var path = self.concrete(pattern, imageSet: imageSet, frame: "\(row).1")
+                        var path = await self.concrete(pattern, imageSet: imageSet, frame: "\(row).1")
                         let role = Role(rawValue: who)
-                        let allowed = access == .everyone || role.map {
-                            RoutePolicy.allows(access, Principal(name: "test-\($0.rawValue)", roles: [$0], kind: .apiKey)) { true }
-                        } ?? false
+                        var allowed = access == .everyone
+                        if !allowed, let role {
+                            allowed = await RoutePolicy.allows(access, Principal(name: "test-\(role.rawValue)", roles: [role], kind: .apiKey)) { true }
+                        }
                         if method == .delete && !path.hasPrefix("/imagesets") {
                             // Deletions act on a study of their own, stored again before each one an admin makes.
                             path = path.replacingOccurrences(of: Self.study, with: Self.victimStudy).replacingOccurrences(of: Self.series, with: Self.victimSeries)
@@ -114,7 +116,7 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
                             }
                         }
                         if method == .post { path = pattern.contains("{study}") ? "/dicomweb/studies/\(Self.study)" : "/dicomweb/studies" }
-                        var headers = Self.bearer(key)
+                        var headers = await Self.bearer(key)
                         var body: ByteBuffer? = nil
                         if method == .post {
                             headers[.contentType] = "multipart/related; type=\"application/dicom\"; boundary=XyZ-boundary"
@@ -139,14 +141,14 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
 
     /// A gateway reads back the instances its STOW-RS responses referenced, and nothing else.
     func testGatewayReadsBackOnlyWhatItStored() async throws {
-        let keys = try makeKeys()
+        let keys = try await makeKeys()
         try await withApp { client, _ in
             let other = "1.2.826.0.1.3680043.9.7433.2.1.2"
             let byGateway = try await self.stow(client, key: keys[.gateway], try Self.instance(sop: Self.sop))
             let byAdmin = try await self.stow(client, key: keys[.admin], try Self.instance(sop: other))
             XCTAssertEqual([byGateway, byAdmin], [.ok, .ok])
             let base = "/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/"
-            let gateway = Self.bearer(keys[.gateway])
+            let gateway = await Self.bearer(keys[.gateway])
             for (path, expected) in [(base + Self.sop, HTTPResponse.Status.ok), (base + Self.sop + "/metadata", .ok),
                                      (base + other, .forbidden), (base + other + "/metadata", .forbidden),
                                      (base + Self.sop + "/frames/1", .forbidden), ("/dicomweb/studies", .forbidden),
@@ -155,15 +157,15 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
             }
         }
         // Recorded per principal: another gateway does not inherit the first one's instances.
-        XCTAssertTrue(try store.accessKeys.hasStored(Principal(name: "test-gateway", roles: [.gateway], kind: .apiKey), sopInstanceUID: Self.sop))
-        XCTAssertFalse(try store.accessKeys.hasStored(Principal(name: "gateway-2", roles: [.gateway], kind: .apiKey), sopInstanceUID: Self.sop))
-        XCTAssertFalse(try store.accessKeys.hasStored(Principal(name: "test-gateway", roles: [.gateway], kind: .token), sopInstanceUID: Self.sop))
+        await XCTAssertTrueAsync(try await store.accessKeys.hasStored(Principal(name: "test-gateway", roles: [.gateway], kind: .apiKey), sopInstanceUID: Self.sop))
+        await XCTAssertFalseAsync(try await store.accessKeys.hasStored(Principal(name: "gateway-2", roles: [.gateway], kind: .apiKey), sopInstanceUID: Self.sop))
+        await XCTAssertFalseAsync(try await store.accessKeys.hasStored(Principal(name: "test-gateway", roles: [.gateway], kind: .token), sopInstanceUID: Self.sop))
     }
 
     /// RFC 6750 §3: a bare challenge without credentials, `invalid_token` for a bad key,
     /// `insufficient_scope` (403) for a valid key without the role; bodies stay `{"error": ...}`.
     func testChallengesAndErrorBodies() async throws {
-        let keys = try makeKeys()
+        let keys = try await makeKeys()
         try await withApp { client, _ in
             try await client.execute(uri: "/dicomweb/studies", method: .get) { r in
                 XCTAssertEqual(r.status, .unauthorized)
@@ -196,16 +198,16 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
     /// A revoked key keeps working only until the server's copy of the keys expires, then is 401;
     /// within the lifetime no query is made (the key still works just after its revocation).
     func testRevokedKeyStopsWithinTheCacheLifetime() async throws {
-        let keys = try makeKeys()
+        let keys = try await makeKeys()
         try await withApp(lifetime: 0.5) { client, _ in
-            let viewer = Self.bearer(keys[.viewer])
+            let viewer = await Self.bearer(keys[.viewer])
             try await client.execute(uri: "/dicomweb/studies", method: .get, headers: viewer) { r in XCTAssertEqual(r.status, .ok) }
-            XCTAssertTrue(try self.store.accessKeys.revokeAPIKey(name: "test-viewer", at: Date()))
+            await XCTAssertTrueAsync(try await self.store.accessKeys.revokeAPIKey(name: "test-viewer", at: Date()))
             try await client.execute(uri: "/dicomweb/studies", method: .get, headers: viewer) { r in XCTAssertEqual(r.status, .ok, "served from the cache") }
             try await Task.sleep(for: .milliseconds(700))
             try await client.execute(uri: "/dicomweb/studies", method: .get, headers: viewer) { r in XCTAssertEqual(r.status, .unauthorized) }
             // Authentication stays on when the last keys go: a server never opens itself.
-            for role in [Role.gateway, .admin] { _ = try self.store.accessKeys.revokeAPIKey(name: "test-\(role.rawValue)", at: Date()) }
+            for role in [Role.gateway, .admin] { _ = try await self.store.accessKeys.revokeAPIKey(name: "test-\(role.rawValue)", at: Date()) }
             try await Task.sleep(for: .milliseconds(700))
             try await client.execute(uri: "/dicomweb/studies", method: .get) { r in XCTAssertEqual(r.status, .unauthorized) }
         }
@@ -219,7 +221,7 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .delete) { r in XCTAssertEqual(r.status.kind, .successful) }
         }
         let authenticator = RequestAuthenticator(keys: store.accessKeys, configuration: AuthenticationConfiguration())
-        XCTAssertFalse(authenticator.isEnabled)
+        await XCTAssertFalseAsync(await authenticator.isEnabled())
         let principal = try await authenticator.authenticate(authorization: nil)
         XCTAssertEqual(principal, RequestAuthenticator.anonymous)
         XCTAssertEqual(RequestAuthenticator.anonymous.kind, .anonymous)

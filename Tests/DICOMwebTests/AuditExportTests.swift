@@ -4,13 +4,14 @@ import ImageSetStore
 import Logging
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// DICOM audit messages (PS3.15 Annex A.5, IHE ATNA) and their delivery to syslog (RFC 5424).
 final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
     static let viewer = Principal(name: "ohif-user", roles: [.viewer], kind: .token)
 
     /// One record of each kind of message Tessera sends, with awkward text in it.
-    func oneOfEach() throws -> [AuditRecord] {
+    func oneOfEach() async throws -> [AuditRecord] {
         var s = AuditSubjects()
         s.add(study: "1.2.3.4", series: "1.2.3.4.5", instance: "1.2.3.4.5.6", patient: "PAT<&>\"1\"")
         let actions: [(AuditAction, Principal?, Bool, Int?)] = [
@@ -19,14 +20,14 @@ final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
             (.authenticationFailed, nil, false, 401), (.keyCreate, Principal(name: "root", roles: [.admin], kind: .local), true, nil),
             (.recordsDropped, nil, false, nil), (.auditRead, Self.viewer, true, 200),
         ]
-        try store.recordAudit(actions.map { a, p, ok, status in
+        try await store.recordAudit(actions.map { a, p, ok, status in
             AuditEvent(action: a, principal: p, clientAddress: "192.0.2.7", requestID: "req-1", subjects: s, success: ok, status: status,
                        detail: a == .keyCreate ? "key 'gw-2' (gateway) created" : nil)
         })
-        return try store.auditRecords(AuditFilter())
+        return try await store.auditRecords(AuditFilter())
     }
 
-    func validate(_ xml: String) throws -> (Int32, String) {
+    func validate(_ xml: String) async throws -> (Int32, String) {
         let file = folder + "/message-\(UUID().uuidString).xml"
         try xml.write(toFile: file, atomically: true, encoding: .utf8)
         let schema = Corpus.packageRoot.appendingPathComponent("Tools/schemas/dicom-audit-message.rng").path
@@ -36,21 +37,22 @@ final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
 
     // PS3.15 §A.5.1: every message validates against the audit message schema (its RELAX NG,
     // written out in Tools/schemas/dicom-audit-message.rng), awkward characters escaped.
-    func testMessagesValidateAgainstTheAuditMessageSchema() throws {
-        for r in try oneOfEach() {
+    func testMessagesValidateAgainstTheAuditMessageSchema() async throws {
+        for r in try await oneOfEach() {
             let xml = r.dicomAuditMessage(sourceID: "tessera-test")
-            let (status, err) = try validate(xml)
-            XCTAssertEqual(status, 0, "\(r.action): \(err)\n\(xml)")
+            let (status, err) = try await validate(xml)
+            await XCTAssertEqualAsync(status, 0, "\(r.action): \(err)\n\(xml)")
         }
         // The validator does refuse what the schema does not allow: an outcome of 3 (§A.5.1: 0, 4, 8, 12).
-        let bad = try oneOfEach()[0].dicomAuditMessage(sourceID: "t").replacingOccurrences(of: "EventOutcomeIndicator=\"0\"", with: "EventOutcomeIndicator=\"3\"")
-        XCTAssertNotEqual(try validate(bad).0, 0)
+        let bad = try await oneOfEach()[0].dicomAuditMessage(sourceID: "t").replacingOccurrences(of: "EventOutcomeIndicator=\"0\"", with: "EventOutcomeIndicator=\"3\"")
+        let refused = try await validate(bad).0
+        XCTAssertNotEqual(refused, 0)
     }
 
     // PS3.15 §A.5.3 names the events by codes of PS3.16's DCM scheme; pydicom's code dictionary
     // (from PS3.16) is the oracle for each code and meaning used.
-    func testEventCodesAreTheStandardsOwn() throws {
-        let records = try oneOfEach()
+    func testEventCodesAreTheStandardsOwn() async throws {
+        let records = try await oneOfEach()
         var used: [String: String] = [:]
         for r in records {
             let e = r.dicomEvent
@@ -86,7 +88,7 @@ final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
 
     /// rsyslog from Debian, run unprivileged on loopback high ports with its own configuration,
     /// receives each record once, as RFC 5424 with MSGID IHE+RFC-3881, over UDP and over TCP.
-    func testSyslogReceiverGetsEveryRecord() throws {
+    func testSyslogReceiverGetsEveryRecord() async throws {
         let rsyslogd = (try? Corpus.tool("rsyslogd")) ?? "/usr/sbin/rsyslogd"
         guard FileManager.default.isExecutableFile(atPath: rsyslogd) else { throw XCTSkip("rsyslog is not installed (Tools/setup installs it)") }
         let dir = folder + "/rsyslog"
@@ -108,20 +110,20 @@ final class AuditExportTests: DICOMwebTestCase, @unchecked Sendable {
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
         defer { daemon.terminate(); daemon.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 1)  // its inputs are listening
+        try await Task.sleep(nanoseconds: 1_000_000_000)  // its inputs are listening
 
         let logger = Logger(label: "test")
-        let forwarders = try [AuditSyslogForwarder(store: store, host: "127.0.0.1", port: udp, transport: .udp, logger: logger),
+        let forwarders = try await [AuditSyslogForwarder(store: store, host: "127.0.0.1", port: udp, transport: .udp, logger: logger),
                               AuditSyslogForwarder(store: store, host: "127.0.0.1", port: tcp, transport: .tcp, logger: logger)]
         for f in forwarders { f.start(interval: 0.1) }
-        defer { for f in forwarders { f.stop() } }
-        let records = try oneOfEach()
+        let records = try await oneOfEach()
         var lines: [Substring] = []
         for _ in 0..<100 {
             lines = (try? String(contentsOfFile: dir + "/out.log", encoding: .utf8))?.split(separator: "\n") ?? []
             if lines.count >= 2 * records.count { break }
-            Thread.sleep(forTimeInterval: 0.1)
+            try await Task.sleep(nanoseconds: 100_000_000)
         }
+        for f in forwarders { await f.stop() }
         XCTAssertEqual(lines.count, 2 * records.count, "each record once per transport")
         // RFC 5424 §6.2.1: PRI = facility × 8 + severity; authpriv (10), notice (5) or warning (4) for failures.
         XCTAssertEqual(Set(lines.map { $0.split(separator: " ")[0] }), ["85", "84"])

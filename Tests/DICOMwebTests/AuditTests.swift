@@ -9,6 +9,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import XCTest
+import StoreTestSupport
 
 /// The audit middleware, GET /audit and the request log (Docs/security.md, "Audit trail").
 final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
@@ -16,7 +17,7 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
     static let path = "/dicomweb/studies/\(study)/series/\(series)/instances/\(sop)"
 
     func records(_ query: String = "") async throws -> [[String: Any]] {
-        store.flushAudit()
+        await store.flushAudit()
         let body = NIOLockedValueBox(ByteBuffer())
         try await withApp { client in
             try await client.execute(uri: "/audit?\(query)", method: .get) { r in
@@ -50,7 +51,7 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
         XCTAssertEqual(byPatient.map { $0["action"] as? String }, ["store", "metadata", "search", "frames"])
         let page = try await records("studyInstanceUID=\(Self.study)&limit=2&after=1")
         XCTAssertEqual(page.map { $0["sequence"] as? Int }, [2, 3])
-        XCTAssertNil(try store.verifyAuditTrail().problem)
+        await XCTAssertNilAsync(try await store.verifyAuditTrail().problem)
     }
 
     func testDeleteIsRecordedInItsTransactionNotTwice() async throws {
@@ -79,7 +80,7 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
     /// with whoever tried, a missing or unknown credential as unauthenticated.
     func testRefusedRequestsAreRecordedWithWhoTried() async throws {
         let key = APIKey.generate()
-        try store.accessKeys.createAPIKey(APIKeyRecord(name: "viewer-key", role: .viewer, keyHash: APIKey.hash(key), created: Date()))
+        try await store.accessKeys.createAPIKey(APIKeyRecord(name: "viewer-key", role: .viewer, keyHash: APIKey.hash(key), created: Date()))
         let router = buildRouter(store: store, configuration: DICOMwebConfiguration())
         try await Application(router: router).test(.router) { client in
             try await client.execute(uri: "/dicomweb/studies", method: .get) { XCTAssertEqual($0.status, .unauthorized) }
@@ -91,8 +92,8 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
             }
             try await client.execute(uri: "/dicomweb/studies", method: .get, headers: [.authorization: "Bearer \(key)"]) { XCTAssertEqual($0.status, .ok) }
         }
-        store.flushAudit()
-        let r = try store.auditRecords(AuditFilter())
+        await store.flushAudit()
+        let r = try await store.auditRecords(AuditFilter())
         XCTAssertEqual(r.map(\.action), ["authentication-failed", "authentication-failed", "delete", "search"])
         XCTAssertEqual(r.map(\.principalName), [nil, nil, "viewer-key", "viewer-key"], "nil: unauthenticated")
         XCTAssertEqual(r.map(\.status), [401, 401, 403, 200])
@@ -110,8 +111,8 @@ final class AuditTests: DICOMwebTestCase, @unchecked Sendable {
                 try await client.execute(uri: Self.path + "/metadata", method: .get, headers: [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7, 127.0.0.1"]) { _ in }
                 try await client.execute(uri: Self.path + "/metadata", method: .get, headers: [HTTPField.Name("Forwarded")!: "for=198.51.100.2"]) { _ in }
             }
-            store.flushAudit()
-            let last = try store.auditRecords(AuditFilter()).suffix(2).map(\.clientAddress)
+            await store.flushAudit()
+            let last = try await store.auditRecords(AuditFilter()).suffix(2).map(\.clientAddress)
             XCTAssertEqual(last, expected, "trusted: \(trusted)")
         }
     }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import ImageSetStore
 import NIOCore
 import XCTest
+import StoreTestSupport
 
 final class DeleteTests: DICOMwebTestCase {
     func testDeleteMakesNewVersionsAndKeepsOlderOnesReadable() async throws {
@@ -20,16 +21,16 @@ final class DeleteTests: DICOMwebTestCase {
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)/instances", method: .get) { r in
                 XCTAssertEqual((try Self.json(r.body) as? [Any])?.count, 1)
             }
-            let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
-            XCTAssertEqual(try store.index.versions(of: set.id).map(\.instanceCount), [2, 1])
-            XCTAssertEqual(try store.index.instances(of: set.id, version: 1).count, 2, "version 1 is still readable")
+            let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
+            await XCTAssertEqualAsync(try await store.index.versions(of: set.id).map(\.instanceCount), [2, 1])
+            await XCTAssertEqualAsync(try await store.index.instances(of: set.id, version: 1).count, 2, "version 1 is still readable")
 
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .delete) { XCTAssertEqual($0.status, .ok) }
             try await client.execute(uri: "/dicomweb/studies", method: .get) { r in
                 XCTAssertEqual((try Self.json(r.body) as? [Any])?.count, 0)
             }
-            XCTAssertEqual(try store.index.imageSet(set.id)?.state, "DELETED")
-            XCTAssertEqual(try store.blobs.list().count, 2, "blobs stay while older versions reference them")
+            await XCTAssertEqualAsync(try await store.index.imageSet(set.id)?.state, "DELETED")
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 2, "blobs stay while older versions reference them")
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .delete) { XCTAssertEqual($0.status, .notFound) }
             try await client.execute(uri: "/dicomweb/studies/x..y", method: .delete) { XCTAssertEqual($0.status, .badRequest) }
         }

@@ -11,6 +11,7 @@ import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
+import StoreTestSupport
 #endif
 
 /// A data folder on a 20 MiB tmpfs that the test fills (the tests run as root; mounting is part of
@@ -98,7 +99,7 @@ final class DiskFullTests: DICOMwebTestCase, @unchecked Sendable {
             XCTAssertEqual(status, .accepted, "\(body)")
             XCTAssertEqual(Self.failureReasons(body), [0xA700, 0xA700, 0xA700])
             XCTAssertEqual(((body["00081199"] as? [String: Any])?["Value"] as? [Any])?.count, 1)
-            XCTAssertNotNil(try self.store.index.instance(sopInstanceUID: "1.2.3.61.1"), "stored before the disk filled")
+            await XCTAssertNotNilAsync(try await self.store.index.instance(sopInstanceUID: "1.2.3.61.1"), "stored before the disk filled")
             try await client.execute(uri: "/dicomweb/studies/\(studyB)/series/\(studyB).1/instances/1.2.3.61.1", method: .get,
                                      headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { XCTAssertEqual($0.status, .ok) }
             var (ready, text) = try await self.status(client, "/ready")
@@ -114,7 +115,7 @@ final class DiskFullTests: DICOMwebTestCase, @unchecked Sendable {
                 XCTAssertEqual($0.status, .ok, String(buffer: $0.body))
                 XCTAssertEqual(String(buffer: $0.body), #"{"removedInstances":2}"#)
             }
-            let setA = try XCTUnwrap(try self.store.index.imageSets(ImageSetFilter()).first { $0.studyInstanceUID == studyA })
+            let setA = try await XCTUnwrapAsync(try await self.store.index.imageSets(ImageSetFilter()).first { $0.studyInstanceUID == studyA })
             try await client.execute(uri: "/imagesets/\(setA.id)/versions?keep=1", method: .delete) {
                 XCTAssertEqual($0.status, .ok, String(buffer: $0.body))
                 let report = try XCTUnwrap(try Self.json($0.body) as? [String: Any])

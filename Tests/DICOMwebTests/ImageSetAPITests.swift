@@ -9,6 +9,7 @@ import NIOCore
 import PixelData
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// The image-set API's filters, sort and paging, and version pruning over HTTP.
 final class ImageSetAPITests: DICOMwebTestCase {
@@ -43,7 +44,7 @@ final class ImageSetAPITests: DICOMwebTestCase {
             XCTAssertEqual(found, ["1.2.3.20.2", "1.2.3.20.1", "1.2.3.20.0"], "newest change first by default")
 
             // updatedAt bounds taken from the sets themselves.
-            let sets = try self.store.index.imageSets({ var f = ImageSetFilter(); f.sort = .updatedAscending; return f }())
+            let sets = try await self.store.index.imageSets({ var f = ImageSetFilter(); f.sort = .updatedAscending; return f }())
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             func between(_ a: Int, _ b: Int) -> String {
@@ -83,9 +84,9 @@ final class ImageSetAPITests: DICOMwebTestCase {
             try await client.execute(uri: base + "1.2.3.21.2", method: .delete) { XCTAssertEqual($0.status, .ok) }
             // b comes back with the same bytes: a new row naming the blob an old version also names.
             _ = try await self.stow(client, [b])
-            let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
-            XCTAssertEqual(try store.index.versions(of: set.id).map(\.instanceCount), [2, 1, 0, 1])
-            XCTAssertEqual(try store.blobs.list().count, 2)
+            let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
+            await XCTAssertEqualAsync(try await store.index.versions(of: set.id).map(\.instanceCount), [2, 1, 0, 1])
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 2)
 
             try await client.execute(uri: "/imagesets/\(set.id)/versions?keep=0", method: .delete) { XCTAssertEqual($0.status, .badRequest) }
             try await client.execute(uri: "/imagesets/nope/versions", method: .delete) { XCTAssertEqual($0.status, .notFound) }
@@ -98,8 +99,8 @@ final class ImageSetAPITests: DICOMwebTestCase {
                 XCTAssertEqual(report["blobsRemoved"] as? Int, 1, "a's blob goes; b's is still named by the re-stored row")
                 XCTAssertEqual(report["bytesFreed"] as? Int, a.count)
             }
-            XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [3, 4])
-            XCTAssertEqual(try store.blobs.list().count, 1)
+            await XCTAssertEqualAsync(try await store.index.versions(of: set.id).map(\.version), [3, 4])
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 1)
             try await client.execute(uri: "/imagesets/\(set.id)/metadata?version=1", method: .get) { XCTAssertEqual($0.status, .notFound) }
             try await client.execute(uri: base + "1.2.3.21.2", method: .get,
                                      headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
@@ -111,25 +112,25 @@ final class ImageSetAPITests: DICOMwebTestCase {
                 XCTAssertEqual(report["versionsRemoved"] as? Int, 1)
                 XCTAssertEqual(report["blobsRemoved"] as? Int, 0)
             }
-            XCTAssertTrue(try store.verify().isClean)
+            await XCTAssertTrueAsync(try await store.verify().isClean)
         }
     }
 
     func testRetentionRuleFreesBlobsOnDeleteAndReplace() async throws {
         let store = self.store!
-        try store.setRetainVersions(1)
-        try store.setPolicy(.replace)
+        try await store.setRetainVersions(1)
+        try await store.setPolicy(.replace)
         let original = try Self.instance(sop: "1.2.3.22.1"), replacement = try Self.instance(sop: "1.2.3.22.1", modality: "MR")
         try await withApp { client in
             _ = try await self.stow(client, [original, try Self.instance(sop: "1.2.3.22.2")])
             _ = try await self.stow(client, [replacement])
-            XCTAssertEqual(try store.blobs.list().count, 2, "the replaced bytes are freed at once")
-            let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
-            XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [2])
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 2, "the replaced bytes are freed at once")
+            let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
+            await XCTAssertEqualAsync(try await store.index.versions(of: set.id).map(\.version), [2])
             try await client.execute(uri: "/dicomweb/studies/\(Self.study)", method: .delete) { XCTAssertEqual($0.status, .ok) }
-            XCTAssertEqual(try store.blobs.list().count, 0, "nothing retained references them")
-            XCTAssertEqual(try store.index.imageSet(set.id)?.state, "DELETED")
-            XCTAssertTrue(try store.verify().isClean)
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 0, "nothing retained references them")
+            await XCTAssertEqualAsync(try await store.index.imageSet(set.id)?.state, "DELETED")
+            await XCTAssertTrueAsync(try await store.verify().isClean)
         }
     }
 
@@ -138,13 +139,13 @@ final class ImageSetAPITests: DICOMwebTestCase {
     /// one can mix into it), and searches stop finding the old name; with retention, the old bytes are freed.
     func testReplacementThatMovesSetsEmptiesAndPrunesTheOldSet() async throws {
         let store = self.store!
-        try store.setPolicy(.replace)
-        try store.setRetainVersions(1)
+        try await store.setPolicy(.replace)
+        try await store.setRetainVersions(1)
         let original = try Self.instance(sop: "1.2.3.23.1"), renamed = try Self.instance(sop: "1.2.3.23.1", patientName: "ROE^JOHN")
         try await withApp { client in
             _ = try await self.stow(client, [original])
             _ = try await self.stow(client, [renamed])
-            let sets = try store.index.imageSets(ImageSetFilter())
+            let sets = try await store.index.imageSets(ImageSetFilter())
             XCTAssertEqual(sets.count, 2)
             XCTAssertEqual(sets.first { !$0.isPrimary }?.state, "DELETED")
             XCTAssertEqual(sets.first { $0.isPrimary }?.instanceCount, 1)
@@ -155,8 +156,8 @@ final class ImageSetAPITests: DICOMwebTestCase {
                     XCTAssertEqual((try Self.json(r.body) as? [Any])?.count, count, name)
                 }
             }
-            XCTAssertEqual(try store.blobs.list().count, 1, "the replaced bytes are freed from the set they left")
-            XCTAssertTrue(try store.verify().isClean)
+            await XCTAssertEqualAsync(try await store.blobs.list().count, 1, "the replaced bytes are freed from the set they left")
+            await XCTAssertTrueAsync(try await store.verify().isClean)
         }
     }
 
@@ -168,7 +169,7 @@ final class ImageSetAPITests: DICOMwebTestCase {
         let store = self.store!
         try await withApp { client in
             _ = try await self.stow(client, [bytes, try Self.instance(sop: "1.2.3.24.1")])
-            let sets = try store.index.imageSets(ImageSetFilter())
+            let sets = try await store.index.imageSets(ImageSetFilter())
             let set = try XCTUnwrap(sets.first { $0.frameCount == table.frames.count })
             let other = try XCTUnwrap(sets.first { $0.id != set.id })
             var ids: [String] = []

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import NIOCore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// Patient safety: an instance whose patient/study attributes conflict with its study's primary image
 /// set is kept in a non-primary set (Docs/store.md, as AWS HealthImaging does), and no DICOMweb
@@ -164,7 +165,7 @@ final class PrimaryScopeTests: DICOMwebTestCase {
             XCTAssertEqual(studyThumb.body, ownThumb.body)
             // DELETE (PS3.18 §10.7) of a conflicting instance through the study is a 404 and removes nothing.
             try await self.expect(client, hidden[0], .notFound, method: .delete)
-            XCTAssertEqual(try self.store.index.imageSets(.init()).map(\.instanceCount).reduce(0, +), 5)
+            await XCTAssertEqualAsync(try await self.store.index.imageSets(.init()).map(\.instanceCount).reduce(0, +), 5)
         }
     }
 
@@ -248,13 +249,13 @@ final class PrimaryScopeTests: DICOMwebTestCase {
             XCTAssertEqual(found.count, 1)
             let wrong = try await self.get(client, "/dicomweb/studies?PatientID=WRONG-PID")
             XCTAssertEqual(wrong.text, "[]")
-            let sets = try self.store.index.imageSets(.init())
+            let sets = try await self.store.index.imageSets(.init())
             XCTAssertEqual(sets.filter(\.isPrimary).map(\.attributes.patientID), ["RIGHT-PID"])
             let old = try XCTUnwrap(sets.first { !$0.isPrimary })
             XCTAssertEqual(old.state, "DELETED")
             XCTAssertEqual(old.conflicts.map(\.keyword), ["PatientID"])
             XCTAssertEqual(old.conflicts.first?.imageSetValue, "RIGHT-PID", "against the new primary")
-            XCTAssertEqual(try self.store.index.versions(of: old.id).count, 2, "the old set's versions stay readable")
+            await XCTAssertEqualAsync(try await self.store.index.versions(of: old.id).count, 2, "the old set's versions stay readable")
         }
     }
 }

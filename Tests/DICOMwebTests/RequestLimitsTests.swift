@@ -9,6 +9,7 @@ import ImageSetStore
 import NIOCore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// Work and size limits per request (Docs/security.md, "Limits"): what the request head says is
 /// refused before the body, frame lists are bounded, decoding and transcoding go through the work
@@ -164,6 +165,6 @@ final class RequestLimitsTests: DICOMwebTestCase, @unchecked Sendable {
             let (goodStatus, _) = try await self.stow(client, [good])
             XCTAssertEqual(goodStatus, .ok)
         }
-        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.40.3"))
+        await XCTAssertNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.40.3"))
     }
 }

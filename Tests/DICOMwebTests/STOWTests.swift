@@ -8,6 +8,7 @@ import HummingbirdTesting
 import ImageSetStore
 import NIOCore
 import XCTest
+import StoreTestSupport
 
 final class STOWTests: DICOMwebTestCase {
     func testMultipartStoreReturnsReferencedSOPsWithRetrieveURLs() async throws {
@@ -21,7 +22,7 @@ final class STOWTests: DICOMwebTestCase {
             XCTAssertTrue(url.hasSuffix("/dicomweb/studies/\(Self.study)/series/\(Self.series)/instances/1.2.3.10.1"), url)
             XCTAssertNil(body["00081198"])
         }
-        XCTAssertEqual(try store.index.search(SearchQuery(level: .instance)).count, 2)
+        await XCTAssertEqualAsync(try await store.index.search(SearchQuery(level: .instance)).count, 2)
     }
 
     func testSingleApplicationDicomBodyAndUnquotedParameters() async throws {
@@ -45,7 +46,7 @@ final class STOWTests: DICOMwebTestCase {
             let failed = try XCTUnwrap((body["00081198"] as? [String: Any])?["Value"] as? [[String: Any]])
             XCTAssertEqual(((failed[0]["00081197"] as? [String: Any])?["Value"] as? [Int])?.first, 0xC000)
         }
-        XCTAssertNotNil(try store.index.instance(sopInstanceUID: "1.2.3.10.5"))
+        await XCTAssertNotNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.10.5"))
     }
 
     func testNothingStoredIs409AndStudyMismatchIsA900() async throws {
@@ -56,7 +57,7 @@ final class STOWTests: DICOMwebTestCase {
             let failed = try XCTUnwrap((body["00081198"] as? [String: Any])?["Value"] as? [[String: Any]])
             XCTAssertEqual(((failed[0]["00081197"] as? [String: Any])?["Value"] as? [Int])?.first, 0xA900)
         }
-        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.10.6"))
+        await XCTAssertNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.10.6"))
     }
 
     func testMalformedRequestsAreRefused() async throws {
@@ -95,9 +96,9 @@ final class STOWTests: DICOMwebTestCase {
                                      headers: [.contentType: "multipart/related; boundary=" + String(repeating: "b", count: 71)],
                                      body: ByteBuffer(string: "x")) { XCTAssertEqual($0.status, .badRequest) }
         }
-        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.10.8"))
-        XCTAssertEqual(try store.blobs.read(record.blob), whole)
-        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.10.9"))
+        let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: "1.2.3.10.8"))
+        await XCTAssertEqualAsync(try await store.blobs.read(record.blob), whole)
+        await XCTAssertNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.10.9"))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/blobs/tmp"), [])
     }
 

@@ -6,14 +6,14 @@ import XCTest
 
 /// `tessera audit` and `tessera audit verify` as an administrator runs them.
 final class AuditCLITests: XCTestCase {
-    func testListFormatsAndVerifyExitStatus() throws {
+    func testListFormatsAndVerifyExitStatus() async throws {
         let tessera = try Corpus.product("tessera")
         let data = try StoreFixtures.temporaryFolder("cli-audit")
         defer { try? FileManager.default.removeItem(atPath: data) }
         do {
             let store = try Datastore(folder: data)
             let who = Principal(name: "ops", roles: [.admin], kind: .apiKey)
-            try store.recordAudit((1...4).map { n in
+            try await store.recordAudit((1...4).map { n in
                 var s = AuditSubjects()
                 s.add(study: "1.2.3", patient: n == 2 ? "PAT-2" : "PAT-1")
                 return AuditEvent(action: .retrieve, principal: who, clientAddress: "192.0.2.1", subjects: s, success: true, status: 200)
@@ -40,7 +40,7 @@ final class AuditCLITests: XCTestCase {
         let head = try XCTUnwrap(okText.split(separator: "\n").first { $0.hasPrefix("head ") }).dropFirst(5)
 
         let q = try DatabaseQueue(path: data + "/index.sqlite")
-        try q.write { db in
+        try await q.write { db in
             try db.execute(sql: "DROP TRIGGER audit_append_only_update")
             try db.execute(sql: "UPDATE audit SET client_address = '198.51.100.9' WHERE sequence = 2")
         }

@@ -3,6 +3,7 @@ import GRDB
 @testable import ImageSetStore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// The audit trail in the index (Docs/security.md, "Audit trail"): the chain and what verify finds,
 /// writes audited in their own transaction, and the bounded buffer of reads.
@@ -26,20 +27,20 @@ final class AuditTrailTests: XCTestCase {
         }
     }
 
-    func trail(_ name: String, records: Int = 5) throws -> (Datastore, String) {
+    func trail(_ name: String, records: Int = 5) async throws -> (Datastore, String) {
         let folder = try StoreFixtures.temporaryFolder(name)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
         let store = try Datastore(folder: folder)
-        try store.recordAudit((1...records).map { event($0) })
+        try await store.recordAudit((1...records).map { event($0) })
         return (store, folder)
     }
 
-    func testChainIsWholeAndRecordsReadBack() throws {
-        let (store, _) = try trail("audit-chain")
-        let v = try store.verifyAuditTrail()
+    func testChainIsWholeAndRecordsReadBack() async throws {
+        let (store, _) = try await trail("audit-chain")
+        let v = try await store.verifyAuditTrail()
         XCTAssertNil(v.problem)
         XCTAssertEqual(v.records, 5)
-        let records = try store.auditRecords(AuditFilter())
+        let records = try await store.auditRecords(AuditFilter())
         XCTAssertEqual(records.map(\.sequence), [1, 2, 3, 4, 5])
         XCTAssertEqual(records[0].previousHash, AuditRecord.genesis)
         for (a, b) in zip(records, records.dropFirst()) { XCTAssertEqual(b.previousHash, a.hash) }
@@ -50,71 +51,71 @@ final class AuditTrailTests: XCTestCase {
         XCTAssertEqual(v.headHash, records[4].hash)
     }
 
-    func testTriggersRefuseEditsThroughTessera() throws {
-        let (_, folder) = try trail("audit-append-only")
+    func testTriggersRefuseEditsThroughTessera() async throws {
+        let (_, folder) = try await trail("audit-append-only")
         let q = try DatabaseQueue(path: folder + "/index.sqlite")
-        XCTAssertThrowsError(try q.write { try $0.execute(sql: "UPDATE audit SET principal = 'x' WHERE sequence = 2") })
-        XCTAssertThrowsError(try q.write { try $0.execute(sql: "DELETE FROM audit WHERE sequence = 2") })
+        await XCTAssertThrowsErrorAsync(try await q.write { try $0.execute(sql: "UPDATE audit SET principal = 'x' WHERE sequence = 2") })
+        await XCTAssertThrowsErrorAsync(try await q.write { try $0.execute(sql: "DELETE FROM audit WHERE sequence = 2") })
     }
 
-    func testVerifyNamesAnEditedRecord() throws {
-        let (store, folder) = try trail("audit-edit")
+    func testVerifyNamesAnEditedRecord() async throws {
+        let (store, folder) = try await trail("audit-edit")
         try tamper(folder, "UPDATE audit SET principal = 'someone-else' WHERE sequence = 3")
-        XCTAssertEqual(try store.verifyAuditTrail().problem, "record 3 was changed after it was written (its hash does not match its content)")
+        await XCTAssertEqualAsync(try await store.verifyAuditTrail().problem, "record 3 was changed after it was written (its hash does not match its content)")
     }
 
-    func testVerifyNamesARecordWhoseHashWasRecomputed() throws {
-        let (store, folder) = try trail("audit-rehash")
+    func testVerifyNamesARecordWhoseHashWasRecomputed() async throws {
+        let (store, folder) = try await trail("audit-rehash")
         // The editor recomputes record 3's own hash: record 4 no longer chains to it.
-        var r = try store.auditRecords(AuditFilter())[2]
+        var r = try await store.auditRecords(AuditFilter())[2]
         r.principalName = "someone-else"
         try tamper(folder, "UPDATE audit SET principal = 'someone-else', hash = '\(r.computedHash())' WHERE sequence = 3")
-        XCTAssertEqual(try store.verifyAuditTrail().problem?.hasPrefix("record 4 does not chain to record 3"), true)
+        await XCTAssertEqualAsync(try await store.verifyAuditTrail().problem?.hasPrefix("record 4 does not chain to record 3"), true)
     }
 
-    func testVerifyNamesADeletedRecord() throws {
-        let (store, folder) = try trail("audit-delete")
+    func testVerifyNamesADeletedRecord() async throws {
+        let (store, folder) = try await trail("audit-delete")
         try tamper(folder, "DELETE FROM audit WHERE sequence = 2")
-        XCTAssertEqual(try store.verifyAuditTrail().problem, "record 2 is missing (deleted): the trail jumps to 3")
-        let (first, firstFolder) = try trail("audit-delete-first")
+        await XCTAssertEqualAsync(try await store.verifyAuditTrail().problem, "record 2 is missing (deleted): the trail jumps to 3")
+        let (first, firstFolder) = try await trail("audit-delete-first")
         try tamper(firstFolder, "DELETE FROM audit WHERE sequence = 1")
-        XCTAssertEqual(try first.verifyAuditTrail().problem?.hasPrefix("record 1 is missing"), true)
+        await XCTAssertEqualAsync(try await first.verifyAuditTrail().problem?.hasPrefix("record 1 is missing"), true)
     }
 
-    func testTruncatedTailIsFoundByTheHeadOrTheAnchor() throws {
-        let (store, folder) = try trail("audit-truncate")
-        let before = try store.verifyAuditTrail()
+    func testTruncatedTailIsFoundByTheHeadOrTheAnchor() async throws {
+        let (store, folder) = try await trail("audit-truncate")
+        let before = try await store.verifyAuditTrail()
         try tamper(folder, "DELETE FROM audit WHERE sequence >= 4")
-        XCTAssertEqual(try store.verifyAuditTrail().problem,
+        await XCTAssertEqualAsync(try await store.verifyAuditTrail().problem,
                        "the trail ends at record 3 but the last one written was record 5: the newest records were deleted")
         // Whoever also rewrites the head leaves a chain that is whole: only an anchor kept elsewhere shows the loss.
-        let three = try store.auditRecords(AuditFilter())[2]
+        let three = try await store.auditRecords(AuditFilter())[2]
         try tamper(folder, "UPDATE setting SET value = '3:\(three.hash)' WHERE key = 'audit.head'")
-        XCTAssertNil(try store.verifyAuditTrail().problem)
-        XCTAssertEqual(try store.verifyAuditTrail(anchor: (before.headSequence, before.headHash)).problem,
+        await XCTAssertNilAsync(try await store.verifyAuditTrail().problem)
+        await XCTAssertEqualAsync(try await store.verifyAuditTrail(anchor: (before.headSequence, before.headHash)).problem,
                        "the anchor names record 5 but the trail ends at record 3: the newest records were deleted")
     }
 
-    func testFiltersByPatientStudyIdentityAndTime() throws {
+    func testFiltersByPatientStudyIdentityAndTime() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-filter")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try Datastore(folder: folder)
         var other = event(9, patient: "P2")
         other.principal = Principal(name: "viewer-sub", roles: [.viewer], kind: .token)
         other.time = Date(timeIntervalSince1970: 1_000)
-        try store.recordAudit([event(1), other, event(2)])
+        try await store.recordAudit([event(1), other, event(2)])
         var f = AuditFilter()
         f.patientID = "P2"
-        XCTAssertEqual(try store.auditRecords(f).map(\.sequence), [2])
+        await XCTAssertEqualAsync(try await store.auditRecords(f).map(\.sequence), [2])
         f = AuditFilter(); f.identity = "ops-key"
-        XCTAssertEqual(try store.auditRecords(f).map(\.sequence), [1, 3])
+        await XCTAssertEqualAsync(try await store.auditRecords(f).map(\.sequence), [1, 3])
         f = AuditFilter(); f.to = Date(timeIntervalSince1970: 2_000)
-        XCTAssertEqual(try store.auditRecords(f).map(\.sequence), [2])
+        await XCTAssertEqualAsync(try await store.auditRecords(f).map(\.sequence), [2])
         f = AuditFilter(); f.studyInstanceUID = study; f.after = 1; f.limit = 1
-        XCTAssertEqual(try store.auditRecords(f).map(\.sequence), [2])
+        await XCTAssertEqualAsync(try await store.auditRecords(f).map(\.sequence), [2])
     }
 
-    func testSubjectListsAreCappedAndCounted() {
+    func testSubjectListsAreCappedAndCounted() async {
         var s = AuditSubjects()
         for n in 0..<(AuditSubjects.limit + 25) { s.add(instance: "1.2.3.\(n)", patient: "P") }
         XCTAssertEqual(s.instances.count, AuditSubjects.limit)
@@ -132,7 +133,7 @@ final class AuditTrailTests: XCTestCase {
         let good = store.prepare(try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.1", patientID: "PAT-9")))
         let outcomes = await store.storeGrouped([good], reason: "STOW-RS", audit: admin, alsoFailed: 1)
         XCTAssertEqual(outcomes.map(\.status), [.stored])
-        let r = try XCTUnwrap(try store.auditRecords(AuditFilter()).first)
+        let r = try await XCTUnwrapAsync(try await store.auditRecords(AuditFilter()).first)
         XCTAssertEqual(r.action, "store")
         XCTAssertEqual(r.status, 202, "one stored, one part refused: PS3.18 §10.5.3")
         XCTAssertEqual(r.subjects.instances, ["1.2.3.9.1"])
@@ -148,34 +149,34 @@ final class AuditTrailTests: XCTestCase {
         let c = store.prepare(try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.2")))
         let outcomes = await store.storeGrouped([c], reason: "STOW-RS", audit: admin)
         XCTAssertEqual(outcomes.map(\.status), [.failed])
-        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.9.2"), "the instance went with its audit record")
-        XCTAssertTrue(try store.auditRecords(AuditFilter()).isEmpty)
-        XCTAssertEqual(try store.blobs.list().count, 0, "its blob is removed too")
+        await XCTAssertNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.9.2"), "the instance went with its audit record")
+        await XCTAssertTrueAsync(try await store.auditRecords(AuditFilter()).isEmpty)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 0, "its blob is removed too")
     }
 
     func testDeleteAndPruneCommitWithTheirRecordsOrNotAtAll() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-delete-tx")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try Datastore(folder: folder)
-        _ = store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.3", patientID: "PAT-3"))], reason: "t")
+        _ = await store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.3", patientID: "PAT-3"))], reason: "t")
         try tamper(folder, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit sink broken'); END")
-        XCTAssertThrowsError(try store.remove(study: study, audit: admin))
-        XCTAssertNotNil(try store.index.instance(sopInstanceUID: "1.2.3.9.3"), "not deleted without its record")
+        await XCTAssertThrowsErrorAsync(try await store.remove(study: study, audit: admin))
+        await XCTAssertNotNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.9.3"), "not deleted without its record")
         try tamper(folder, "DROP TRIGGER audit_broken")
-        XCTAssertEqual(try store.remove(study: study, audit: admin), 1)
-        XCTAssertNil(try store.index.instance(sopInstanceUID: "1.2.3.9.3"))
-        _ = try store.prune(keep: 1, audit: admin)
-        let records = try store.auditRecords(AuditFilter())
+        await XCTAssertEqualAsync(try await store.remove(study: study, audit: admin), 1)
+        await XCTAssertNilAsync(try await store.index.instance(sopInstanceUID: "1.2.3.9.3"))
+        _ = try await store.prune(keep: 1, audit: admin)
+        let records = try await store.auditRecords(AuditFilter())
         XCTAssertEqual(records.map(\.action), ["delete", "prune"])
         XCTAssertEqual(records[0].subjects.patients, ["PAT-3"])
         XCTAssertEqual(records[0].subjects.instances, ["1.2.3.9.3"])
         XCTAssertEqual(records[1].subjects.studies, [study])
-        XCTAssertNil(try store.verifyAuditTrail().problem)
+        await XCTAssertNilAsync(try await store.verifyAuditTrail().problem)
     }
 
     // MARK: Reads: a bounded buffer, never waiting for the disk
 
-    func testFullBufferDropsCountsAndRecordsTheLoss() throws {
+    func testFullBufferDropsCountsAndRecordsTheLoss() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-buffer")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try Datastore(folder: folder, auditBufferCapacity: 4)
@@ -191,8 +192,8 @@ final class AuditTrailTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(dropped, 12, "at most the buffer and the batch being written are taken")
         XCTAssertEqual(store.auditRecordsDropped, dropped)
         try other.inDatabase { try $0.execute(sql: "COMMIT") }
-        store.flushAudit()
-        let records = try store.auditRecords(AuditFilter())
+        await store.flushAudit()
+        let records = try await store.auditRecords(AuditFilter())
         // Every accepted record is written; each run of drops is followed by a record saying how many
         // (one when the buffer had drained, another if drops resumed), and together they count them all.
         let losses = records.filter { $0.action == "audit-records-dropped" }
@@ -201,7 +202,7 @@ final class AuditTrailTests: XCTestCase {
         XCTAssertEqual(records.last?.action, "audit-records-dropped", "the last loss is recorded once the buffer drains")
         let counted = losses.compactMap { $0.detail?.split(separator: " ").first.flatMap { Int($0) } }.reduce(0, +)
         XCTAssertEqual(counted, dropped)
-        XCTAssertNil(try store.verifyAuditTrail().problem)
+        await XCTAssertNilAsync(try await store.verifyAuditTrail().problem)
     }
 
     // MARK: Cost

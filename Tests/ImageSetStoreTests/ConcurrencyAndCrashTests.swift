@@ -6,6 +6,7 @@ import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
+import StoreTestSupport
 #endif
 
 final class ConcurrencyAndCrashTests: XCTestCase {
@@ -32,18 +33,18 @@ final class ConcurrencyAndCrashTests: XCTestCase {
         XCTAssertEqual(outcomes.filter { $0.status == .failed }, [])
         XCTAssertEqual(outcomes.filter { $0.status == .stored }.count, 24, "each instance stored exactly once")
         XCTAssertEqual(outcomes.filter { $0.status == .duplicate }.count, 72)
-        let sets = try store.index.imageSets(ImageSetFilter())
+        let sets = try await store.index.imageSets(ImageSetFilter())
         XCTAssertEqual(sets.count, 1)
         XCTAssertTrue(sets[0].isPrimary)
         XCTAssertEqual(sets[0].instanceCount, 24)
         // Versions: contiguous from 1, counts never fall, the last one holds everything.
-        let versions = try store.index.versions(of: sets[0].id)
+        let versions = try await store.index.versions(of: sets[0].id)
         XCTAssertEqual(versions.map(\.version), Array(1...versions.count))
         XCTAssertEqual(versions.last?.version, sets[0].version)
         XCTAssertEqual(versions.last?.instanceCount, 24)
         XCTAssertEqual(versions.map(\.instanceCount), versions.map(\.instanceCount).sorted())
-        XCTAssertEqual(try store.blobs.list().count, 24)
-        XCTAssertTrue(try store.verify().isClean)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 24)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
     }
 
     /// 16 concurrent callers of the group commit, each with its own mix: every caller gets the
@@ -69,12 +70,12 @@ final class ConcurrencyAndCrashTests: XCTestCase {
             XCTAssertEqual(outcomes.prefix(2).map(\.sopInstanceUID), ["1.2.3.9.\(caller).0", "1.2.3.9.\(caller).1"])
             XCTAssertEqual(outcomes[2].reasonCode, FailureReason.cannotUnderstand)
         }
-        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
         XCTAssertEqual(set.instanceCount, 32)
-        let versions = try store.index.versions(of: set.id)
+        let versions = try await store.index.versions(of: set.id)
         XCTAssertLessThanOrEqual(versions.count, 16, "at most one version per caller; fewer when grouped")
         XCTAssertEqual(versions.map(\.instanceCount), versions.map(\.instanceCount).sorted())
-        XCTAssertTrue(try store.verify().isClean)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
     }
 
     /// Pruning races ingests of the same bytes: whichever wins, an instance the index holds always
@@ -85,24 +86,24 @@ final class ConcurrencyAndCrashTests: XCTestCase {
         for round in 0..<8 {
             for i in instances { _ = await store.ingest(bytes: i) }
             async let pruner: Void = {
-                for _ in 0..<20 { _ = try? store.prune(keep: 1) }
+                for _ in 0..<20 { _ = try? await store.prune(keep: 1) }
             }()
             // Delete and re-store while pruning runs: rows come and go naming the same blobs.
-            _ = try store.remove(study: "1.2.826.0.1.3680043.9.7433.1")
+            _ = try await store.remove(study: "1.2.826.0.1.3680043.9.7433.1")
             for i in instances { _ = await store.ingest(bytes: i) }
             await pruner
-            let report = try store.verify()
+            let report = try await store.verify()
             XCTAssertTrue(report.missing.isEmpty, "round \(round): \(report.missing)")
-            XCTAssertEqual(try store.index.currentInstances(study: "1.2.826.0.1.3680043.9.7433.1", series: nil, sop: nil, scope: .primary).count, 6)
+            await XCTAssertEqualAsync(try await store.index.currentInstances(study: "1.2.826.0.1.3680043.9.7433.1", series: nil, sop: nil, scope: .primary).count, 6)
         }
-        try store.prune(keep: 1)
-        XCTAssertTrue(try store.verify().isClean)
-        XCTAssertEqual(try store.blobs.list().count, 6)
+        try await store.prune(keep: 1)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 6)
     }
 
     /// SIGKILL an import at several points; after restart every instance it reported stored is
     /// there bit-identical, nothing half-stored is visible and orphans are swept.
-    func testImportKilledMidwayLosesNothingAcknowledged() throws {
+    func testImportKilledMidwayLosesNothingAcknowledged() async throws {
         let tessera = try Corpus.product("tessera")
         let source = try StoreFixtures.temporaryFolder("crash-source")
         defer { try? FileManager.default.removeItem(atPath: source) }
@@ -125,17 +126,17 @@ final class ConcurrencyAndCrashTests: XCTestCase {
             let store = try Datastore(folder: data)
             print("crash round \(round): killed after \(acknowledged.count) acknowledged; start-up swept \(store.startup.orphanBlobsRemoved) orphan(s), \(store.startup.stagedFilesRemoved) staged file(s)")
             for sop in acknowledged {
-                let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: sop), "round \(round): \(sop) acknowledged but not found")
-                XCTAssertEqual(try store.blobs.read(record.blob), originals[sop], "round \(round): \(sop) differs")
+                let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: sop), "round \(round): \(sop) acknowledged but not found")
+                await XCTAssertEqualAsync(try await store.blobs.read(record.blob), originals[sop], "round \(round): \(sop) differs")
             }
-            let report = try store.verify()
+            let report = try await store.verify()
             XCTAssertTrue(report.isClean, "round \(round): \(report)")
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: data + "/blobs/tmp"), [])
             // Every indexed instance is whole: its blob is the original file.
-            let sets = try store.index.imageSets(ImageSetFilter())
+            let sets = try await store.index.imageSets(ImageSetFilter())
             for set in sets {
-                for i in try store.index.instances(of: set.id, version: nil) {
-                    XCTAssertEqual(try store.blobs.read(i.blob), originals[i.sopInstanceUID], "round \(round): \(i.sopInstanceUID)")
+                for i in try await store.index.instances(of: set.id, version: nil) {
+                    await XCTAssertEqualAsync(try await store.blobs.read(i.blob), originals[i.sopInstanceUID], "round \(round): \(i.sopInstanceUID)")
                 }
             }
             XCTAssertGreaterThanOrEqual(sets.first?.instanceCount ?? 0, acknowledged.count)

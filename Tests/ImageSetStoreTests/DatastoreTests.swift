@@ -7,6 +7,7 @@ import GRDB
 import PixelData
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 final class DatastoreTests: XCTestCase {
     var folder = ""
@@ -19,16 +20,16 @@ final class DatastoreTests: XCTestCase {
         let outcome = await store.ingest(bytes: bytes)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
         XCTAssertEqual(outcome.isPrimary, true)
-        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1"))
-        XCTAssertEqual(try store.blobs.read(record.blob), bytes)
+        let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: "1.2.3.4.1"))
+        await XCTAssertEqualAsync(try await store.blobs.read(record.blob), bytes)
         XCTAssertEqual(record.studyInstanceUID, "1.2.826.0.1.3680043.9.7433.1")
         // The frame index points at the pixel bytes inside the blob.
-        let frames = try store.index.frames(of: record.id)
+        let frames = try await store.index.frames(of: record.id)
         XCTAssertEqual(frames.count, 1)
         let table = try FrameTable(file: try DICOMFile.read(bytes: bytes))
-        XCTAssertEqual(try store.blobs.read(record.blob, range: frames[0].offset..<(frames[0].offset + frames[0].length)),
+        await XCTAssertEqualAsync(try await store.blobs.read(record.blob, range: frames[0].offset..<(frames[0].offset + frames[0].length)),
                        try table.encodedFrame(0))
-        let metadata = String(decoding: try XCTUnwrap(try store.index.metadata(of: record.id)), as: UTF8.self)
+        let metadata = String(decoding: try await XCTUnwrapAsync(try await store.index.metadata(of: record.id)), as: UTF8.self)
         XCTAssertTrue(metadata.contains("\"BulkDataURI\":\"tessera-bulk:/studies/1.2.826.0.1.3680043.9.7433.1/series/1.2.826.0.1.3680043.9.7433.1.1/instances/1.2.3.4.1/bulkdata/7FE00010\""), metadata)
     }
 
@@ -38,7 +39,7 @@ final class DatastoreTests: XCTestCase {
         _ = await store.ingest(bytes: bytes)
         let again = await store.ingest(bytes: bytes)
         XCTAssertEqual(again.status, .duplicate)
-        let sets = try store.index.imageSets(ImageSetFilter())
+        let sets = try await store.index.imageSets(ImageSetFilter())
         XCTAssertEqual(sets.count, 1)
         XCTAssertEqual(sets[0].version, 1, "a duplicate makes no new version")
         XCTAssertEqual(sets[0].instanceCount, 1)
@@ -57,7 +58,7 @@ final class DatastoreTests: XCTestCase {
         // One that agrees with the primary joins it.
         let fourth = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.4"))
         XCTAssertEqual(fourth.isPrimary, true)
-        let sets = try store.index.imageSets(ImageSetFilter())
+        let sets = try await store.index.imageSets(ImageSetFilter())
         XCTAssertEqual(sets.count, 2)
         let nonPrimary = try XCTUnwrap(sets.first { !$0.isPrimary })
         XCTAssertEqual(nonPrimary.instanceCount, 2)
@@ -72,26 +73,26 @@ final class DatastoreTests: XCTestCase {
         let outcome = await store.ingest(bytes: changed)
         XCTAssertEqual(outcome.status, .failed)
         XCTAssertEqual(outcome.reasonCode, FailureReason.duplicateSOPInstance)
-        XCTAssertEqual(try store.blobs.list().count, 1, "the refused blob is removed")
-        XCTAssertEqual(try store.index.imageSets(ImageSetFilter())[0].version, 1)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 1, "the refused blob is removed")
+        await XCTAssertEqualAsync(try await store.index.imageSets(ImageSetFilter())[0].version, 1)
     }
 
     func testReplacePolicyMakesANewVersionAndKeepsTheOldOne() async throws {
         let store = try Datastore(folder: folder)
-        try store.setPolicy(.replace)
+        try await store.setPolicy(.replace)
         let original = try StoreFixtures.instance(sop: "1.2.3.4.1")
         _ = await store.ingest(bytes: original)
         let changed = try StoreFixtures.instance(sop: "1.2.3.4.1", extra: [StoreFixtures.text(Tag(0x0008_103E), .LO, "CHANGED")])
         let outcome = await store.ingest(bytes: changed)
         XCTAssertEqual(outcome.status, .replaced)
-        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
         XCTAssertEqual(set.version, 2)
         XCTAssertEqual(set.instanceCount, 1)
-        let v1 = try store.index.instances(of: set.id, version: 1)
-        let v2 = try store.index.instances(of: set.id, version: 2)
-        XCTAssertEqual(try store.blobs.read(XCTUnwrap(v1.first).blob), original)
-        XCTAssertEqual(try store.blobs.read(XCTUnwrap(v2.first).blob), changed)
-        XCTAssertEqual(try store.index.versions(of: set.id).map(\.version), [1, 2])
+        let v1 = try await store.index.instances(of: set.id, version: 1)
+        let v2 = try await store.index.instances(of: set.id, version: 2)
+        await XCTAssertEqualAsync(try await store.blobs.read(XCTUnwrap(v1.first).blob), original)
+        await XCTAssertEqualAsync(try await store.blobs.read(XCTUnwrap(v2.first).blob), changed)
+        await XCTAssertEqualAsync(try await store.index.versions(of: set.id).map(\.version), [1, 2])
     }
 
     func testHostileInputIsRejectedWithReasonsAndLosesNothing() async throws {
@@ -119,11 +120,11 @@ final class DatastoreTests: XCTestCase {
         XCTAssertEqual(outcome.reasonCode, FailureReason.dataSetDoesNotMatchSOPClass)
         XCTAssertTrue(outcome.message?.contains("Study Instance UID") ?? false)
 
-        XCTAssertEqual(try store.blobs.list().count, 1)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 1)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/blobs/tmp"), [])
-        XCTAssertTrue(try store.verify().isClean)
-        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1"))
-        XCTAssertEqual(try store.blobs.read(record.blob), good)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
+        let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: "1.2.3.4.1"))
+        await XCTAssertEqualAsync(try await store.blobs.read(record.blob), good)
     }
 
     func testOversizedObjectsFailWithOutOfResources() async throws {
@@ -136,9 +137,9 @@ final class DatastoreTests: XCTestCase {
     func testStartupSweepsOrphansAndReportsMissingBlobs() async throws {
         var store: Datastore? = try Datastore(folder: folder)
         _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
-        let kept = try XCTUnwrap(try store!.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
+        let kept = try await XCTUnwrapAsync(try await store!.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
         _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.2"))
-        let lost = try XCTUnwrap(try store!.index.instance(sopInstanceUID: "1.2.3.4.2")).blob
+        let lost = try await XCTUnwrapAsync(try await store!.index.instance(sopInstanceUID: "1.2.3.4.2")).blob
         store = nil
         // An orphan (blob without index row), a leftover staged file, and a lost blob.
         let orphan = BlobID(digest: Array(repeating: UInt8(7), count: 32))
@@ -153,23 +154,23 @@ final class DatastoreTests: XCTestCase {
         XCTAssertEqual(reopened.startup.stagedFilesRemoved, 1)
         XCTAssertEqual(reopened.startup.missingBlobs, [lost])
         XCTAssertFalse(FileManager.default.fileExists(atPath: orphanPath))
-        XCTAssertTrue(reopened.blobs.contains(kept))
-        XCTAssertEqual(try reopened.verify().missing, [lost])
+        await XCTAssertTrueAsync(try await reopened.blobs.contains(kept))
+        await XCTAssertEqualAsync(try await reopened.verify().missing, [lost])
     }
 
     func testVerifyFindsCorruptBlobs() async throws {
         let store = try Datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
-        XCTAssertTrue(try store.verify().isClean)
-        let id = try XCTUnwrap(try store.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
+        await XCTAssertTrueAsync(try await store.verify().isClean)
+        let id = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
         let path = try XCTUnwrap(store.blobs.localPath(id))
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 1] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
-        XCTAssertEqual(try store.verify().corrupt, [id])
+        await XCTAssertEqualAsync(try await store.verify().corrupt, [id])
     }
 
-    func testASecondProcessCannotOpenTheSameFolder() throws {
+    func testASecondProcessCannotOpenTheSameFolder() async throws {
         let store = try Datastore(folder: folder)
         // A writer (readers share the folder: StoreCLIReadOnlyTests).
         let result = try Corpus.runCapturing(try Corpus.product("tessera"), ["prune", "--data", folder])
@@ -209,13 +210,14 @@ final class DatastoreTests: XCTestCase {
         let store = try Datastore(folder: folder)
         let outcome = await store.ingest(file: path)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
-        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
-        let frames = try store.index.frames(of: record.id)
+        let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
+        let frames = try await store.index.frames(of: record.id)
         let table = try FrameTable(file: try DICOMFile.read(path: path))
         XCTAssertEqual(frames.count, 10)
         for f in frames {
             let ranges = f.ranges
-            let bytes = try ranges.flatMap { try store.blobs.read(record.blob, range: $0) }
+            var bytes: [UInt8] = []
+            for r in ranges { bytes += try await store.blobs.read(record.blob, range: r) }
             XCTAssertEqual(bytes, try table.encodedFrame(f.number - 1))
         }
     }
@@ -231,23 +233,24 @@ final class DatastoreIngestOptionsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small.dcm") })
         let store = try Datastore(folder: folder)
-        try store.setTranscodeOnIngest("1.2.840.10008.1.2.4.201")
+        try await store.setTranscodeOnIngest("1.2.840.10008.1.2.4.201")
         let outcome = await store.ingest(file: path)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
-        let record = try XCTUnwrap(try store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
-        XCTAssertEqual(try store.blobs.read(record.blob), [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), "original kept")
+        let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
+        await XCTAssertEqualAsync(try await store.blobs.read(record.blob), [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), "original kept")
         XCTAssertNotEqual(record.framesBlob, record.blob)
         XCTAssertEqual(record.framesTransferSyntaxUID, "1.2.840.10008.1.2.4.201")
         let original = try FrameTable(file: try DICOMFile.read(path: path))
-        let frames = try store.index.frames(of: record.id)
+        let frames = try await store.index.frames(of: record.id)
         XCTAssertEqual(frames.count, original.frames.count)
         for f in frames {
-            let stream = try f.ranges.flatMap { try store.blobs.read(record.framesBlob, range: $0) }
+            var stream: [UInt8] = []
+            for r in f.ranges { stream += try await store.blobs.read(record.framesBlob, range: r) }
             XCTAssertEqual(Array(stream.prefix(2)), [0xFF, 0x4F], "an HTJ2K codestream")
             let decoded = try HTJ2KCodec().decode(stream, description: original.description)
             XCTAssertEqual(decoded.bytes, try original.decodeFrame(f.number - 1).bytes)
         }
-        XCTAssertTrue(try store.verify().isClean)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
     }
 
     func testSeriesMetadataIsPrecomputedPerVersion() async throws {
@@ -255,33 +258,33 @@ final class DatastoreIngestOptionsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try Datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.1"))
-        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
+        let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
         let series = "1.2.826.0.1.3680043.9.7433.1.1"
-        func instancesInMetadata() throws -> [String] {
-            let gz = try XCTUnwrap(try store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series))
+        func instancesInMetadata() async throws -> [String] {
+            let gz = try await XCTUnwrapAsync(try await store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series))
             let json = try JSONSerialization.jsonObject(with: Data(try SeriesMetadata.gunzip(gz))) as? [[String: Any]]
             return (json ?? []).compactMap { (($0["00080018"] as? [String: Any])?["Value"] as? [String])?.first }
         }
-        func readerSees() throws -> [String] {
-            let json = try JSONSerialization.jsonObject(with: Data(try store.index.seriesMetadata(imageSetID: set.id, seriesInstanceUID: series).readableBytesView))
+        func readerSees() async throws -> [String] {
+            let json = try await JSONSerialization.jsonObject(with: Data(try store.index.seriesMetadata(imageSetID: set.id, seriesInstanceUID: series).readableBytesView))
             return ((json as? [[String: Any]]) ?? []).compactMap { (($0["00080018"] as? [String: Any])?["Value"] as? [String])?.first }
         }
-        XCTAssertEqual(try readerSees(), ["1.2.3.8.1"], "a pending series is built from its rows")
-        try store.flushMetadata()
-        XCTAssertEqual(try instancesInMetadata(), ["1.2.3.8.1"])
+        await XCTAssertEqualAsync(try await readerSees(), ["1.2.3.8.1"], "a pending series is built from its rows")
+        try await store.flushMetadata()
+        await XCTAssertEqualAsync(try await instancesInMetadata(), ["1.2.3.8.1"])
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.2"))
-        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"], "the new version, before any refresh")
-        try store.flushMetadata()
-        XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2"])
-        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"])
+        await XCTAssertEqualAsync(await Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"], "the new version, before any refresh")
+        try await store.flushMetadata()
+        await XCTAssertEqualAsync(await Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2"])
+        await XCTAssertEqualAsync(await Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.2"])
         // Without a flush, the store refreshes on its own shortly after the commit.
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.3"))
-        for _ in 0..<50 where (try? store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series)) == nil {
+        for _ in 0..<50 where await (try? store.index.seriesMetadataGzip(imageSetID: set.id, seriesInstanceUID: series)) == nil {
             try await Task.sleep(for: .milliseconds(100))
         }
-        XCTAssertEqual(Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2", "1.2.3.8.3"])
-        _ = try store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.2")
-        XCTAssertEqual(Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.3"])
+        await XCTAssertEqualAsync(await Set(try instancesInMetadata()), ["1.2.3.8.1", "1.2.3.8.2", "1.2.3.8.3"])
+        _ = try await store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.2")
+        await XCTAssertEqualAsync(await Set(try readerSees()), ["1.2.3.8.1", "1.2.3.8.3"])
     }
 
     /// A data folder written before migration v2 keeps every instance's JSON when v2 moves it.

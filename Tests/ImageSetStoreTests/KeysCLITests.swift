@@ -2,10 +2,11 @@ import Foundation
 @testable import ImageSetStore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// `tessera keys` and `tessera serve`'s secure-by-default rule, run as a user runs them.
 final class KeysCLITests: XCTestCase {
-    func testCreateListRevoke() throws {
+    func testCreateListRevoke() async throws {
         let tessera = try Corpus.product("tessera")
         let data = try StoreFixtures.temporaryFolder("cli-keys")
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -19,7 +20,7 @@ final class KeysCLITests: XCTestCase {
         XCTAssertTrue(String(decoding: created.err, as: UTF8.self).contains("shown only this once"))
 
         // Only the hash is stored: the index holds SHA-256(key), and the key's text appears in no file of the folder.
-        let records = try Datastore.openAccessKeys(folder: data, create: false).apiKeys()
+        let records = try await Datastore.openAccessKeys(folder: data, create: false).apiKeys()
         XCTAssertEqual(records.map(\.name), ["ct-gateway"])
         XCTAssertEqual(records.first?.role, .gateway)
         XCTAssertEqual(records.first?.keyHash, APIKey.hash(key))
@@ -50,7 +51,7 @@ final class KeysCLITests: XCTestCase {
         XCTAssertEqual(items.count, 2)
         XCTAssertNotNil(items.first { $0["name"] as? String == "ct-gateway" }?["revoked"] as? String)
         XCTAssertNil(items.first { $0["name"] as? String == "ohif" }?["revoked"] as? String)
-        XCTAssertEqual(try Datastore.openAccessKeys(folder: data, create: false).activeAPIKeys().map(\.name), ["ohif"])
+        await XCTAssertEqualAsync(try await Datastore.openAccessKeys(folder: data, create: false).activeAPIKeys().map(\.name), ["ohif"])
 
         // Key changes are on the audit trail, each record in its change's transaction (issue 12 §2),
         // under the local user who ran the command; the refused revokes too, as failures.

@@ -3,15 +3,16 @@ import GRDB
 @testable import ImageSetStore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// The reading commands (`imagesets`, `imageset`, `verify`) open a data folder read-only: they
 /// create, lock, migrate and sweep nothing, so they run beside `tessera serve`.
 final class StoreCLIReadOnlyTests: XCTestCase {
-    private func folderWithOneImageSet(_ name: String) throws -> (data: String, imageSet: String) {
+    private func folderWithOneImageSet(_ name: String) async throws -> (data: String, imageSet: String) {
         let data = try StoreFixtures.temporaryFolder(name)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: data) }
         let store = try Datastore(folder: data)
-        let outcome = store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.1"))], reason: "t")[0]
+        let outcome = await store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.1"))], reason: "t")[0]
         return (data, try XCTUnwrap(outcome.imageSetID))
     }
 
@@ -38,9 +39,9 @@ final class StoreCLIReadOnlyTests: XCTestCase {
     }
 
     /// verify reports what the start-up sweep would remove, and removes it only with --repair.
-    func testVerifyOnlyReadsUnlessAskedToRepair() throws {
+    func testVerifyOnlyReadsUnlessAskedToRepair() async throws {
         let tessera = try Corpus.product("tessera")
-        let (data, _) = try folderWithOneImageSet("cli-verify")
+        let (data, _) = try await folderWithOneImageSet("cli-verify")
         let orphan = "abcd" + String(repeating: "0", count: 60)
         let orphanPath = "\(data)/blobs/ab/cd/\(orphan)"
         try FileManager.default.createDirectory(atPath: "\(data)/blobs/ab/cd", withIntermediateDirectories: true)
@@ -64,9 +65,9 @@ final class StoreCLIReadOnlyTests: XCTestCase {
     }
 
     /// SQLite in WAL mode lets readers share the index with the one writer; only writers need the lock.
-    func testReadingCommandsWorkWhileServeHoldsTheFolder() throws {
+    func testReadingCommandsWorkWhileServeHoldsTheFolder() async throws {
         let tessera = try Corpus.product("tessera")
-        let (data, imageSet) = try folderWithOneImageSet("cli-beside-serve")
+        let (data, imageSet) = try await folderWithOneImageSet("cli-beside-serve")
         let log = data + ".serve.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: log) }
@@ -110,19 +111,19 @@ final class StoreCLIReadOnlyTests: XCTestCase {
     }
 
     /// A read-only open never migrates: a schema this binary does not know is named, newer or older.
-    func testReadOnlyOpenNamesAnUnknownSchema() throws {
+    func testReadOnlyOpenNamesAnUnknownSchema() async throws {
         let tessera = try Corpus.product("tessera")
-        let (data, _) = try folderWithOneImageSet("cli-schema")
+        let (data, _) = try await folderWithOneImageSet("cli-schema")
         let db = try DatabaseQueue(path: data + "/index.sqlite")
-        try db.write { try $0.execute(sql: "INSERT INTO grdb_migrations(identifier) VALUES ('v999-from-the-future')") }
+        try await db.write { try $0.execute(sql: "INSERT INTO grdb_migrations(identifier) VALUES ('v999-from-the-future')") }
         for arguments in [["imagesets", "--data", data], ["import", StoreFixtures.demoPath, "--data", data]] {
             let r = try Corpus.runCapturing(tessera, arguments)
             let err = String(decoding: r.err, as: UTF8.self)
             XCTAssertEqual(r.status, 1, err)
             XCTAssertTrue(err.hasPrefix("tessera: the data folder \(data) was written by a newer Tessera"), err)
         }
-        let applied = try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") } ?? 0
-        try db.write { db in
+        let applied = try await db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") } ?? 0
+        try await db.write { db in
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v999-from-the-future'")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE rowid = (SELECT max(rowid) FROM grdb_migrations)")
         }
@@ -130,6 +131,6 @@ final class StoreCLIReadOnlyTests: XCTestCase {
         let err = String(decoding: older.err, as: UTF8.self)
         XCTAssertEqual(older.status, 1, err)
         XCTAssertTrue(err.hasPrefix("tessera: the data folder \(data) has an older index schema"), err)
-        XCTAssertEqual(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") }, applied - 2, "nothing migrated it")
+        await XCTAssertEqualAsync(try await db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM grdb_migrations") }, applied - 2, "nothing migrated it")
     }
 }

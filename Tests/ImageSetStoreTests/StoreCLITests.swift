@@ -2,17 +2,18 @@ import Foundation
 @testable import ImageSetStore
 import TestSupport
 import XCTest
+import StoreTestSupport
 
 /// `tessera import`, `imagesets`, `imageset` and `verify` as a user runs them.
 final class StoreCLITests: XCTestCase {
-    func testPruneCommandAndRetentionSetting() throws {
+    func testPruneCommandAndRetentionSetting() async throws {
         let tessera = try Corpus.product("tessera")
         let data = try StoreFixtures.temporaryFolder("cli-prune")
         defer { try? FileManager.default.removeItem(atPath: data) }
         do {
             let store = try Datastore(folder: data)
-            for n in 1...3 { _ = try store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.8.\(n)"))], reason: "t") }
-            XCTAssertEqual(try store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.1"), 1)
+            for n in 1...3 { _ = try await store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.8.\(n)"))], reason: "t") }
+            await XCTAssertEqualAsync(try await store.remove(study: "1.2.826.0.1.3680043.9.7433.1", sop: "1.2.3.8.1"), 1)
         }
         XCTAssertEqual(try Corpus.runCapturing(tessera, ["prune", "--data", data, "--keep", "0"]).status, 64, "usage error")
         XCTAssertEqual(try Corpus.runCapturing(tessera, ["prune", "--data", data, "--image-set", "nope"]).status, 1)
@@ -23,8 +24,8 @@ final class StoreCLITests: XCTestCase {
         XCTAssertEqual(report["blobsRemoved"] as? Int, 1)
         let store = try Datastore(folder: data)
         XCTAssertEqual(store.retainVersions, 2)
-        XCTAssertEqual(try store.blobs.list().count, 2)
-        XCTAssertTrue(try store.verify().isClean)
+        await XCTAssertEqualAsync(try await store.blobs.list().count, 2)
+        await XCTAssertTrueAsync(try await store.verify().isClean)
     }
 
     func testImportListShowAndVerify() throws {
@@ -116,7 +117,7 @@ final class StoreCLITests: XCTestCase {
 
     /// A patient CD as it arrives: a DICOMDIR (PS3.10 §8.6, made by DCMTK's dcmmkdir), a README, an
     /// autorun.inf, a picture, the instances, and a copy of a stored instance in another transfer syntax.
-    func testImportOfAMediaFolder() throws {
+    func testImportOfAMediaFolder() async throws {
         let tessera = try Corpus.product("tessera")
         let dcmmkdir = try Corpus.tool("dcmmkdir")
         let data = try StoreFixtures.temporaryFolder("cli-media-data")
@@ -157,8 +158,8 @@ final class StoreCLITests: XCTestCase {
 
         // The stored copy is still the Explicit VR Little Endian one.
         let store = try Datastore(folder: data, access: .readOnly)
-        let set = try XCTUnwrap(try store.index.imageSets(ImageSetFilter()).first)
-        let instances = try store.index.instances(of: set.id, version: nil)
+        let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
+        let instances = try await store.index.instances(of: set.id, version: nil)
         XCTAssertEqual(instances.count, 3)
         XCTAssertEqual(Set(instances.map(\.transferSyntaxUID)), ["1.2.840.10008.1.2.1"])
     }

@@ -1,0 +1,127 @@
+import Foundation
+import ImageSetStore
+import Logging
+import PostgresNIO
+
+/// The audit trail on PostgreSQL: SQLiteIndex+Audit.swift's records, numbered and chained alike. Several
+/// replicas append to one trail, so appends are serialised by a transaction-scoped advisory lock: the
+/// second replica waits for the first one's commit, then reads the head it wrote.
+extension PostgresIndex {
+    /// The advisory lock key of audit appends ("tessaudi").
+    static let auditLockKey: Int64 = 0x7465_7373_6175_6469
+
+    /// Appends `events` in order inside the caller's transaction (the change they describe commits or
+    /// rolls back with them). The transaction must be READ COMMITTED (PostgreSQL's default), so that the
+    /// head is read after the lock is held.
+    public static func appendAudit(_ events: [AuditEvent], on connection: PostgresConnection) async throws {
+        _ = try await appendAuditRecords(events, on: connection, logger: connection.logger)
+    }
+
+    @discardableResult
+    static func appendAuditRecords(_ events: [AuditEvent], on connection: PostgresConnection, logger: Logger) async throws -> [AuditRecord] {
+        guard !events.isEmpty else { return [] }
+        try await connection.query("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
+        let head = try await connection.query("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", logger: logger)
+            .collect().first.map { try $0.decode((Int64, String).self) }
+        var sequence = head?.0 ?? 0
+        var previous = head?.1 ?? AuditRecord.genesis
+        var records: [AuditRecord] = []
+        for event in events {
+            sequence += 1
+            let r = AuditRecord(event, sequence: sequence, previousHash: previous)
+            records.append(r)
+            previous = r.hash
+        }
+        // One statement for the batch: a 512-record drain of the read buffer is one round trip.
+        var binds = PostgresBindings()
+        var rows: [String] = []
+        for r in records {
+            let s = r.subjects
+            let first = binds.count
+            binds.append(r.sequence); binds.append(r.timeMicroseconds); binds.append(r.principalName); binds.append(r.principalKind)
+            binds.append(r.roles); binds.append(r.clientAddress); binds.append(r.requestID); binds.append(r.action)
+            binds.append(s.studies); binds.append(s.studyCount); binds.append(s.series); binds.append(s.seriesCount)
+            binds.append(s.instances); binds.append(s.instanceCount); binds.append(s.patients); binds.append(s.patientCount)
+            binds.append(r.success); binds.append(r.status); binds.append(r.detail); binds.append(r.previousHash); binds.append(r.hash)
+            rows.append("(" + (first + 1...binds.count).map { "$\($0)" }.joined(separator: ", ") + ")")
+        }
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            INSERT INTO audit(sequence, time_us, principal, principal_kind, roles, client_address, request_id, action,
+                studies, study_count, series, series_count, instances, instance_count, patients, patient_count,
+                success, status, detail, previous_hash, hash)
+            VALUES \(rows.joined(separator: ", "))
+            """, binds: binds), logger: logger)
+        try await connection.query("""
+            INSERT INTO audit_head(id, sequence, hash) VALUES (1, \(sequence), \(previous))
+            ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
+            """, logger: logger)
+        return records
+    }
+
+    /// Appends audit records in one transaction of their own (reads, key changes).
+    public func appendAudit(_ events: [AuditEvent]) async throws {
+        guard !events.isEmpty else { return }
+        // A batch binds 21 values a record; PostgreSQL takes at most 65,535 binds a statement.
+        for chunk in stride(from: 0, to: events.count, by: 1000).map({ Array(events[$0..<min($0 + 1000, events.count)]) }) {
+            try await write { connection in _ = try await Self.appendAuditRecords(chunk, on: connection, logger: logger) }
+        }
+    }
+
+    public func auditHeadSequence() async throws -> Int64 {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT COALESCE(MAX(sequence), 0)::bigint FROM audit", logger: logger)
+                .collect().first?.decode(Int64.self) ?? 0
+        }
+    }
+
+    public func auditRecords(_ filter: AuditFilter) async throws -> [AuditRecord] {
+        var binds = PostgresBindings()
+        binds.append(filter.after)
+        var clauses = ["sequence > $1"]
+        func add(_ sql: String, _ value: some PostgresDynamicTypeEncodable) {
+            binds.append(value)
+            clauses.append(sql.replacingOccurrences(of: "?", with: "$\(binds.count)"))
+        }
+        if let p = filter.patientID { add("patients @> ARRAY[?]::text[]", p) }
+        if let s = filter.studyInstanceUID { add("studies @> ARRAY[?]::text[]", s) }
+        if let i = filter.identity { add("principal = ?", i) }
+        if let a = filter.action { add("action = ?", a) }
+        if let f = filter.from { add("time_us >= ?", Int64(f.timeIntervalSince1970 * 1e6)) }
+        if let t = filter.to { add("time_us <= ?", Int64(t.timeIntervalSince1970 * 1e6)) }
+        binds.append(min(max(filter.limit, 1), AuditFilter.maximumLimit))
+        let sql = "SELECT * FROM audit WHERE \(clauses.joined(separator: " AND ")) ORDER BY sequence LIMIT $\(binds.count)"
+        return try await client.withConnection { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect().map(Self.auditRecord)
+        }
+    }
+
+    /// Walks the whole trail in sequence order with `SQLiteIndex.verifyAuditTrail`'s checks and messages
+    /// (AuditVerification.check): no gap, each record chained to the one before, each hash its content's,
+    /// the last record the head `audit_head` keeps, and `anchor` still in the trail.
+    public func verifyAuditTrail(anchor: (Int64, String)?) async throws -> AuditVerification {
+        try await write { connection in
+            // One snapshot for the walk and the head, however many replicas append meanwhile.
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            var v = AuditVerification()
+            for try await row in try await connection.query("SELECT * FROM audit ORDER BY sequence", logger: logger) {
+                guard v.check(try Self.auditRecord(row), anchor: anchor) else { return v }
+            }
+            let head = try await Self.rows("SELECT sequence, hash FROM audit_head WHERE id = 1", on: connection, logger: logger).first
+            v.finish(head: try head.map { (String(try $0.get("sequence", as: Int64.self)), try $0.get("hash")) }, anchor: anchor)
+            return v
+        }
+    }
+
+    static func auditRecord(_ row: PostgresRow) throws -> AuditRecord {
+        let r = row.makeRandomAccess()
+        func get<T: PostgresDecodable>(_ column: String, _: T.Type = T.self) throws -> T { try r[column].decode(T.self) }
+        let subjects = try AuditSubjects(
+            studies: get("studies"), series: get("series"), instances: get("instances"), patients: get("patients"),
+            counts: [get("study_count", Int.self), get("series_count"), get("instance_count"), get("patient_count")])
+        return try AuditRecord(
+            sequence: get("sequence"), timeMicroseconds: get("time_us"), principalName: get("principal"),
+            principalKind: get("principal_kind"), roles: get("roles"), clientAddress: get("client_address"),
+            requestID: get("request_id"), action: get("action"), subjects: subjects, success: get("success"),
+            status: get("status"), detail: get("detail"), previousHash: get("previous_hash"), hash: get("hash"))
+    }
+}

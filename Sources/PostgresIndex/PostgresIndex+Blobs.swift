@@ -1,0 +1,62 @@
+import Foundation
+import ImageSetStore
+import PostgresNIO
+
+/// Blob reservations: how replicas sharing a bucket keep a sweeper from removing a blob that
+/// another replica is committing (ImageSetIndex.reserveBlobs, removeOrphanBlob). Content addressing
+/// makes the race real: an instance deleted and pruned leaves its blob unreferenced; the same bytes
+/// stored again by another replica land on the same key. Both sides take the blob's advisory lock:
+/// a commit records its reservation under it before uploading, and the sweeper checks for references
+/// and fresh reservations and removes the object under it too, holding it across the removal. So a
+/// commit either reserves first (and the blob stays) or waits for the removal to finish and then
+/// uploads the bytes again.
+extension PostgresIndex {
+    static let blobSchema = [
+        """
+        CREATE TABLE blob_reservation(
+            blob_id text COLLATE "C" PRIMARY KEY, reserved_at double precision NOT NULL)
+        """,
+        "CREATE INDEX blob_reservation_time ON blob_reservation(reserved_at)",
+    ]
+
+    /// Reservations older than this are forgotten: a commit takes seconds, not a day.
+    static let reservationLifetime: Double = 86_400
+
+    public func reserveBlobs(_ ids: [BlobID]) async throws {
+        guard !ids.isEmpty else { return }
+        let hexes = Array(Set(ids.map(\.hex))).sorted()
+        let now = Date().timeIntervalSince1970
+        try await write { conn in
+            try await Self.lockBlobs(hexes, on: conn, logger: logger)
+            try await conn.query("""
+                INSERT INTO blob_reservation(blob_id, reserved_at) SELECT unnest(\(hexes)::text[]), \(now)
+                ON CONFLICT (blob_id) DO UPDATE SET reserved_at = excluded.reserved_at
+                """, logger: logger)
+            try await conn.query("DELETE FROM blob_reservation WHERE reserved_at < \(now - Self.reservationLifetime)", logger: logger)
+        }
+    }
+
+    public func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool {
+        let since = Date().timeIntervalSince1970 - grace
+        return try await write { conn in
+            try await Self.lockBlobs([id.hex], on: conn, logger: logger)
+            let rows = try await Self.rows("""
+                SELECT EXISTS (SELECT 1 FROM instance WHERE blob_id = \(id.hex) OR frames_blob_id = \(id.hex))
+                    OR EXISTS (SELECT 1 FROM blob_reservation WHERE blob_id = \(id.hex) AND reserved_at >= \(since)) AS kept
+                """, on: conn, logger: logger)
+            if try rows.first?.get("kept", as: Bool.self) ?? true { return false }
+            try await remove()  // under the blob's lock, which a commit of the same bytes waits for
+            try await conn.query("DELETE FROM blob_reservation WHERE blob_id = \(id.hex)", logger: logger)
+            return true
+        }
+    }
+
+    /// The blobs' transaction locks, in key order (no cycles between two transactions).
+    static func lockBlobs(_ hexes: [String], on conn: PostgresConnection, logger: Logger) async throws {
+        try await conn.query("""
+            SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('blob:' || b, 0) AS k FROM unnest(\(hexes)::text[]) AS b ORDER BY k) AS keys
+            """, logger: logger)
+    }
+}
+
+extension PostgresIndex: ImageSetIndex, AccessKeyIndex {}
