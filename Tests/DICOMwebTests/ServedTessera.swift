@@ -15,7 +15,8 @@ final class ServedTessera {
 
     /// Starts `tessera serve ARGS --data (temporary)` and waits for `/health` (over https with `ca`).
     /// `port: false` leaves `--port` to the arguments (a config file); `port` is then the one given.
-    init(_ arguments: [String], port: Int? = nil, ca: String? = nil, addPort: Bool = true) throws {
+    /// `environment` is added to the test's own (credentials of the backends).
+    init(_ arguments: [String], port: Int? = nil, ca: String? = nil, addPort: Bool = true, environment: [String: String] = [:]) throws {
         self.port = port ?? Self.freePort()
         data = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-served-\(UUID().uuidString)").path
         stderrPath = data + ".stderr"
@@ -23,6 +24,7 @@ final class ServedTessera {
         process.executableURL = URL(fileURLWithPath: try Corpus.product("tessera"))
         process.currentDirectoryURL = Corpus.packageRoot  // the demo study: TestImages/demo
         process.arguments = ["serve", "--data", data] + (addPort ? ["--port", String(self.port)] : []) + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         try process.run()
@@ -44,6 +46,13 @@ final class ServedTessera {
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: data)
         try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    /// SIGKILL: a replica dying without a chance to finish anything (and one that cannot hold up
+    /// `swift test` by ignoring SIGTERM).
+    func kill() {
+        if process.isRunning { Glibc.kill(pid, SIGKILL) }
+        stop()
     }
 
     deinit { stop() }
