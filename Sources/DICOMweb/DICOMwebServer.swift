@@ -27,6 +27,11 @@ public struct DICOMwebConfiguration: Sendable {
     public var tls: TLSCertificates?
     /// Connection and work limits (Docs/security.md, "Limits"); timeouts in seconds.
     public var limits = Limits()
+    /// The Prometheus metrics this application records and `GET /metrics` shows; nil records
+    /// nothing (and /metrics answers 404). Each configuration has its own registry by default.
+    public var metrics: ServerMetrics? = ServerMetrics()
+    /// A bearer token that reads /metrics without an admin's credentials (MetricsScrapeMiddleware).
+    public var metricsToken: String?
     public init() {}
 
     public struct Limits: Sendable {
@@ -97,7 +102,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // HEAD answers like GET without the body wherever GET does (RFC 9110 §9.3.2).
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     let routes = RouteTable()
-    router.middlewares.add(RequestLogMiddleware(trusted: configuration.trustedProxies))
+    router.middlewares.add(RequestLogMiddleware(trusted: configuration.trustedProxies, metrics: configuration.metrics))
     // Right inside the log, so it records requests that authentication refuses (AuditMiddleware.swift).
     router.middlewares.add(AuditMiddleware(store: store, trusted: configuration.trustedProxies))
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))
@@ -105,6 +110,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // Before authentication: a preflight never carries credentials (Fetch §3.2.2).
     router.middlewares.add(AllowedOriginsMiddleware(origins: configuration.effectiveCORSOrigins))
     router.middlewares.add(ErrorBodyMiddleware(routes: routes))
+    if let token = configuration.metricsToken { router.middlewares.add(MetricsScrapeMiddleware(service: service, token: token)) }
     // Inside the request log and the audit trail, so that they see its 401s and 403s.
     router.middlewares.add(AuthenticationMiddleware(
         authenticator: authenticator ?? RequestAuthenticator(keys: store.accessKeys, configuration: configuration.authentication),
@@ -112,6 +118,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     // After authentication: a client without credentials learns nothing but 401, and a 413 or 415 is on record with who sent it.
     router.middlewares.add(RequestLimitsMiddleware(maximumRequestSize: configuration.maximumRequestSize))
     service.addHealthRoutes(to: router)
+    service.addMetricsRoute(to: router)
     let web = router.group("dicomweb")
     service.addSTOWRoutes(to: web)
     service.addQIDORoutes(to: web)

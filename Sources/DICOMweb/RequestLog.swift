@@ -8,8 +8,10 @@ import NIOCore
 /// One structured log line per request, written when its last body byte has gone to the
 /// connection (a streamed series can take seconds after its headers): id, method, path, status,
 /// client address, identity, response bytes, `ms` to the last byte and `headersMs` to the headers.
+/// The same moments feed the request metrics (ServerMetrics), when on: counted once, where the bytes are.
 struct RequestLogMiddleware: RouterMiddleware {
     let trusted: [CIDR]
+    var metrics: ServerMetrics? = nil
 
     func handle(_ request: Request, context: TesseraRequestContext,
                 next: (Request, TesseraRequestContext) async throws -> Response) async throws -> Response {
@@ -26,9 +28,11 @@ struct RequestLogMiddleware: RouterMiddleware {
             logger[metadataKey: "status"] = "\(response.status.code)"
             logger[metadataKey: "headersMs"] = "\(Self.milliseconds(since: start))"
             let log = logger
+            let record = metrics.map { Self.recorder($0, request, context, status: response.status.code, start: start) }
             // Hummingbird drops the body of an answer to HEAD without writing it: log now.
             if request.method == .head {
                 Self.finished(log, notes: notes, bytes: 0, start: start, error: nil)
+                record?(0)
                 return response
             }
             let body = response.body
@@ -37,14 +41,18 @@ struct RequestLogMiddleware: RouterMiddleware {
                 do {
                     try await body.write(CountingWriter(base: writer, counter: counter))
                     Self.finished(log, notes: notes, bytes: counter.value, start: start, error: nil)
+                    record?(counter.value)
                 } catch {
                     Self.finished(log, notes: notes, bytes: counter.value, start: start, error: error)
+                    record?(counter.value)
                     throw error
                 }
             }
             return response
         } catch {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            // An error's body is a short JSON line written after this: its bytes are not counted.
+            if let metrics { Self.recorder(metrics, request, context, status: status, start: start)(0) }
             logger[metadataKey: "status"] = "\(status)"
             logger[metadataKey: "identity"] = "\(notes.principal?.name ?? "-")"
             logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
@@ -55,6 +63,19 @@ struct RequestLogMiddleware: RouterMiddleware {
             if status >= 500 { metadata["error"] = "\(error)" }
             logger.info("request failed", metadata: metadata)
             throw error
+        }
+    }
+
+    /// Records the request in `metrics` when called with the response bytes written. The route is
+    /// the router's pattern (never the path: Docs/operations.md); the bytes in are the declared
+    /// Content-Length (a chunked body's are not counted).
+    static func recorder(_ metrics: ServerMetrics, _ request: Request, _ context: TesseraRequestContext, status: Int,
+                         start: ContinuousClock.Instant) -> @Sendable (Int) -> Void {
+        let method = request.method
+        let route = context.endpointPath
+        let bytesIn = request.headers[.contentLength].flatMap { Int($0) } ?? 0
+        return { bytesOut in
+            metrics.request(method: method, route: route, status: status, duration: ContinuousClock.now - start, bytesIn: bytesIn, bytesOut: bytesOut)
         }
     }
 

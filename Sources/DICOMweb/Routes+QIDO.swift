@@ -72,7 +72,7 @@ extension DICOMwebService {
         // than the page tells whether matches remain (PS3.18 §8.3.4.4.1).
         let page = min(limit ?? SearchQuery.defaultLimit, SearchQuery.maximumLimit)
         query.limit = page + 1
-        var rows = try await store.index.search(query)
+        var rows = try await index("search") { try await store.index.search(query) }
         let truncated = rows.count > page
         if truncated { rows.removeLast(rows.count - page) }
         RequestNotes.current?.touched(rows)  // for the request's audit record

@@ -71,6 +71,7 @@ extension DICOMwebService {
         }
         guard !candidates.isEmpty || !rejected.isEmpty else { throw DICOMwebError(.badRequest, "the request holds no DICOM object") }
         let outcomes = await storeAudited(candidates, rejected: rejected.count, context: context) + rejected
+        metrics?.instances(outcomes)
         await recordForGateway(outcomes, context: context)
         for o in outcomes where o.status != .failed && o.isPrimary == false {
             // Keywords and ids only: the conflicting values are patient data and stay out of logs.

@@ -28,7 +28,7 @@ extension DICOMwebService {
     func instances(_ request: Request, study: String, series: String?, sop: String?) async throws -> [InstanceRecord] {
         try Self.requireValidUIDs(study, series, sop)
         let scope = try Self.scope(request)
-        let found = try await store.index.currentInstances(study: study, series: series, sop: sop, scope: scope)
+        let found = try await index("currentInstances") { try await store.index.currentInstances(study: study, series: series, sop: sop, scope: scope) }
         guard !found.isEmpty else {
             let what = sop != nil ? "instance" : series != nil ? "series" : "study"
             if case .imageSet(let id) = scope { throw DICOMwebError(.notFound, "no such \(what) in image set \(id)") }
@@ -102,7 +102,7 @@ extension DICOMwebService {
         if sop != nil {
             for (n, i) in found.enumerated() {
                 if n > 0 { json.writeString(",") }
-                await json.writeBytes(try store.index.metadata(of: i.id) ?? [])
+                json.writeBytes(try await index("metadata") { try await store.index.metadata(of: i.id) } ?? [])
             }
         } else {
             var seen = Set<[String]>()
@@ -193,7 +193,7 @@ extension DICOMwebService {
             let target = syntax(i)
             var part = ByteBuffer()
             if target == i.transferSyntaxUID {
-                try await store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part)
+                try await blob("read") { try await store.blobs.read(i.blob, ranges: [0..<i.blobSize], into: &part) }
             } else {
                 let file = try await store.parse(i.blob)
                 _ = ticket  // captured: held as long as the body
@@ -259,7 +259,7 @@ extension DICOMwebService {
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) async throws -> Response {
         guard let instance = try await instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
         let numbers = try Self.frameList(list)
-        let records = try await store.index.frames(of: instance.id)
+        let records = try await index("frames") { try await store.index.frames(of: instance.id) }
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
         let storedSyntax = instance.framesTransferSyntaxUID
         let storedType = FrameMediaType.forTransferSyntax(storedSyntax)
@@ -279,7 +279,7 @@ extension DICOMwebService {
             let n = numbers[i]
             var part = ByteBuffer()
             if asStored {
-                try await source.stored(n, into: &part)
+                try await blob("readFrame") { try await source.stored(n, into: &part) }
             } else {
                 let stored = try await source.stored(n)
                 _ = ticket  // captured: held as long as the body

@@ -32,6 +32,9 @@ extension Datastore {
     /// Records dropped because the buffer was full or the writer failed, since the process started.
     public var auditRecordsDropped: Int { auditBuffer.droppedTotal }
 
+    /// Records queued and not yet written (for the metrics' audit buffer depth).
+    public var auditBufferDepth: Int { auditBuffer.depth }
+
     public func auditRecords(_ filter: AuditFilter) async throws -> [AuditRecord] { try await index.auditRecords(filter) }
 
     /// The sequence of the newest audit record (0 for an empty trail).
@@ -94,6 +97,7 @@ final class AuditBuffer: @unchecked Sendable {
     }
 
     var droppedTotal: Int { lock.withLock { _droppedTotal } }
+    var depth: Int { lock.withLock { queued.count } }
 
     func submit(_ event: AuditEvent) -> Bool {
         let (accepted, start) = lock.withLock { () -> (Bool, Bool) in

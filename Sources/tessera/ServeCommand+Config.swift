@@ -14,10 +14,14 @@ import Foundation
 /// command line replaces the file's (all of a repeatable option's values, not added to them).
 /// A key that is no option is an error naming it: a misspelt `tls-cert` must not serve plain HTTP.
 ///
+/// Environment variables work the same way (TESSERA_PORT=8443, see `merging`), between the file
+/// and the command line.
+///
 /// Not swift-configuration: its readers look keys up one by one (a second declaration of every
-/// option beside the `@Option`) and cannot say which keys of a file nobody asked for, so a typo
-/// would pass unnoticed. Foundation's JSONDecoder reads the file; its strict types keep `1`
-/// from passing for `true`.
+/// option beside the `@Option`) and cannot say which keys of a file, or which TESSERA_ variables,
+/// nobody asked for, so a typo would pass unnoticed; and its snapshot would type each value a
+/// second time beside the parser. Foundation's JSONDecoder reads the file; its strict types keep
+/// `1` from passing for `true`; the environment is `ProcessInfo.environment`, filtered by prefix.
 extension ServeCommand {
     /// One value of the file.
     enum ConfigValue: Decodable {
@@ -57,15 +61,69 @@ extension ServeCommand {
         return Array(all[(k + 1)...])
     }
 
-    /// The options of `file` under those of `commandLine`; ends the command with one line naming
-    /// the file and the key when the file is unreadable, not a JSON object, or a key is wrong.
-    static func merging(configFile file: String, commandLine: [String]) throws -> ServeCommand {
+    /// The environment variables of options: `TESSERA_` and the long option's name in capitals,
+    /// dashes as underscores (`--max-connections`: TESSERA_MAX_CONNECTIONS).
+    static let environmentPrefix = "TESSERA_"
+
+    static func environmentName(_ key: String) -> String {
+        environmentPrefix + key.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// The command line, over the environment's options, over the config file's (`--config`, or
+    /// TESSERA_CONFIG when the command line has none), over the defaults. Ends the command with one
+    /// line naming the file and key, or the variable, when one is unreadable or wrong. A TESSERA_
+    /// variable that names no option is a warning, not an error: the same environment carries other
+    /// tools' TESSERA_ variables (TESSERA_PYTHON, the tests' TESSERA_TEST_*).
+    static func merging(configFile: String?, environment: [String: String], commandLine: [String]) throws -> ServeCommand {
+        let given = Set(commandLine.compactMap { $0.hasPrefix("--") ? String($0.dropFirst(2).prefix { $0 != "=" }) : nil })
+        var fromEnvironment: Set<String> = []
+        var environmentArguments: [String] = []
+        for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix(environmentPrefix) {
+            let key = name.dropFirst(environmentPrefix.count).lowercased().replacingOccurrences(of: "_", with: "-")
+            // Empty is unset (a container's `TESSERA_X=`); TESSERA_CONFIG names the file, read below.
+            guard !text.isEmpty, key != "config" else { continue }
+            guard !key.isEmpty, !key.hasPrefix("-"), key != "help", !(parseError(["--" + key])?.hasPrefix("Unknown option") ?? false) else {
+                Diagnostics.line("warning: \(name) is not a serve option (ignored; the variables are TESSERA_ and an option's name, see Docs/configuration.md)")
+                continue
+            }
+            let own = try environmentValue(text, name: name, isFlag: parseError(["--" + key]) == nil).arguments("--" + key)
+            // The parser's message quotes a value only when its type is wrong (a number, a CIDR): secrets are text.
+            if !own.isEmpty, let message = parseError(own) { throw Diagnostics.fail("\(name): \(message)") }
+            fromEnvironment.insert(key)
+            if !given.contains(key) { environmentArguments += own }
+        }
+        var fileArguments: [String] = []
+        if let file = configFile ?? environment["TESSERA_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            fileArguments = try configArguments(file: file, skipping: given.union(fromEnvironment))
+        }
+        do { return try ServeCommand.parse(fileArguments + environmentArguments + commandLine) } catch {
+            throw Diagnostics.fail(ServeCommand.message(for: error))
+        }
+    }
+
+    /// A variable's text as a value: a flag's `true`/`1`/`yes`/`on` (or `false`/`0`/`no`/`off`), a
+    /// repeatable option's JSON array (`["https://a.example","https://b.example"]`), else the text.
+    static func environmentValue(_ text: String, name: String, isFlag: Bool) throws -> ConfigValue {
+        if isFlag {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": return .flag(true)
+            case "false", "0", "no", "off": return .flag(false)
+            default: throw Diagnostics.fail("\(name) is a flag: true or false")
+            }
+        }
+        guard text.hasPrefix("[") else { return .text(text) }
+        do { return .list(try JSONDecoder().decode([ConfigValue].self, from: Data(text.utf8))) } catch {
+            throw Diagnostics.fail("\(name) starts with [ but is not a JSON array: \(jsonProblem(error))")
+        }
+    }
+
+    /// The arguments of `file`'s keys but those in `skipping` (given with more precedence).
+    static func configArguments(file: String, skipping given: Set<String>) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: file) else { throw Diagnostics.fail("cannot read the config file \(file)") }
         let keys: [String: ConfigValue]
         do { keys = try JSONDecoder().decode([String: ConfigValue].self, from: data) } catch {
             throw Diagnostics.fail("\(file) is not a JSON object of serve's options: \(Self.jsonProblem(error))")
         }
-        let given = Set(commandLine.compactMap { $0.hasPrefix("--") ? String($0.dropFirst(2).prefix { $0 != "=" }) : nil })
         var arguments: [String] = []
         for (key, value) in keys.sorted(by: { $0.key < $1.key }) {
             guard key != "config", !key.hasPrefix("-") else { throw Diagnostics.fail("\(file): unknown key \"\(key)\"") }
@@ -77,9 +135,7 @@ extension ServeCommand {
             if !own.isEmpty, let message = Self.parseError(own) { throw Diagnostics.fail("\(file): \"\(key)\": \(message)") }
             if !given.contains(key) { arguments += own }
         }
-        do { return try ServeCommand.parse(arguments + commandLine) } catch {
-            throw Diagnostics.fail(ServeCommand.message(for: error))
-        }
+        return arguments
     }
 
     static func parseError(_ arguments: [String]) -> String? {

@@ -47,6 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
     var auditSyslog: String?
     @Option(name: .customLong("audit-buffer"), help: "Read audit records queued at most while the disk is slow; beyond it they are dropped and counted (Docs/security.md).")
     var auditBuffer = 10_000
+    @Flag(help: "Record no Prometheus metrics (GET /metrics then answers 404).") var noMetrics = false
+    @Option(name: .customLong("metrics-token-file"), help: ArgumentHelp("A file holding a bearer token that reads GET /metrics without admin credentials (a Prometheus scraper's; Docs/operations.md).", valueName: "FILE"))
+    var metricsTokenFile: String?
 
     func validate() throws {
         // A deadline of 0, less, NaN or beyond a day is a typo, and would close every connection or overflow the timer.
@@ -62,10 +65,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let config {
-            try await Self.merging(configFile: config, commandLine: Self.commandLine).serve()
-        } else {
+        let environment = ProcessInfo.processInfo.environment
+        if config == nil && !environment.keys.contains(where: { $0.hasPrefix(Self.environmentPrefix) }) {
             try await serve()
+        } else {
+            try await Self.merging(configFile: config, environment: environment, commandLine: Self.commandLine).serve()
         }
     }
 
@@ -111,6 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let workQueue { config.limits.workQueue = workQueue }
         config.limits.maximumConnections = Self.connectionsWithinFileLimit(maxConnections, logger: logger)
         transport.apply(to: &config)
+        try applyMetricsOptions(to: &config)
         let scheme = config.tls == nil ? "http" : "https"
         logger.info("serving", metadata: ["url": "\(config.publicURL.map(\.description) ?? "\(scheme)://\(host):\(port)")/dicomweb", "data": "\(data)",
                                           "corsOrigins": "\(config.effectiveCORSOrigins)"])

@@ -54,6 +54,46 @@ final class ServeConfigTests: XCTestCase {
         XCTAssertNotEqual(try curl(["-sf", "http://127.0.0.1:\(filePort)/health"]).status, 0, "the file's port is not used")
     }
 
+    /// TESSERA_<OPTION> variables (Docs/configuration.md): flags over the environment over the file.
+    func testTheEnvironmentSitsBetweenTheFileAndTheFlags() throws {
+        let port = ServedTessera.freePort(), environmentPort = ServedTessera.freePort()
+        let file = try config(#"{"public-url": "https://file.example", "cors-origin": ["https://a.example"]}"#)
+        let server = try ServedTessera(["--config", file, "--cors-origin", "https://c.example"], port: port, environment: [
+            "TESSERA_PORT": String(environmentPort), "TESSERA_PUBLIC_URL": "https://env.example/pacs",
+            "TESSERA_CORS_ORIGIN": #"["https://b.example", "https://d.example"]"#, "TESSERA_IDLE_TIMEOUT": "30"])
+        defer { server.stop() }
+        let r = try probe(port, origin: "https://c.example")
+        XCTAssertTrue(r.retrieve.hasPrefix("https://env.example/pacs/dicomweb/studies/"), "the environment over the file: \(r.retrieve)")
+        XCTAssertEqual(r.allowOrigin, "https://c.example", "the flag over the environment")
+        XCTAssertNil(try probe(port, origin: "https://b.example").allowOrigin, "the flag's list replaces the environment's")
+        XCTAssertNotEqual(try curl(["-sf", "http://127.0.0.1:\(environmentPort)/health"]).status, 0, "--port over TESSERA_PORT")
+        // The environment's list, when no flag names the option.
+        let second = try ServedTessera([], port: ServedTessera.freePort(), environment: ["TESSERA_CORS_ORIGIN": #"["https://b.example", "https://d.example"]"#])
+        defer { second.stop() }
+        XCTAssertEqual(try probe(second.port, origin: "https://d.example").allowOrigin, "https://d.example")
+    }
+
+    func testBadVariablesAreOneLineNamingTheVariable() throws {
+        let cases: [([String: String], String)] = [
+            (["TESSERA_PORT": "eighty"], "TESSERA_PORT: "),
+            (["TESSERA_IDLE_TIMEOUT": "0"], "TESSERA_IDLE_TIMEOUT: "),
+            (["TESSERA_NO_DEMO": "maybe"], "TESSERA_NO_DEMO is a flag"),
+            (["TESSERA_CORS_ORIGIN": "[\"a\""], "TESSERA_CORS_ORIGIN starts with [ but is not a JSON array"),
+            (["TESSERA_CONFIG": folder + "/missing.json"], "cannot read the config file"),
+        ]
+        for (environment, expected) in cases {
+            let r = try serveFailing([], environment: environment)
+            XCTAssertEqual(r.status, 1, "\(environment)")
+            XCTAssertTrue(r.err.hasPrefix("tessera: ") && r.err.contains(expected), "\(environment): \(r.err)")
+            XCTAssertEqual(r.err.split(separator: "\n").count, 1, "\(environment): \(r.err)")
+        }
+        // A variable that is no option is a warning (other tools share the prefix), the rest still applies.
+        let r = try serveFailing([], environment: ["TESSERA_CORS_ORIGINS": "https://a.example", "TESSERA_PORT": "eighty"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("warning: TESSERA_CORS_ORIGINS is not a serve option"), r.err)
+        XCTAssertTrue(r.err.contains("TESSERA_PORT: "), r.err)
+    }
+
     /// Without a public URL, an untrusted client's Host does not make the links (PS3.18 §10.6.3
     /// RetrieveURL): loopback is not trusted here (`trusted-proxy` names another address).
     func testAnUntrustedHostHeaderDoesNotMakeTheLinks() throws {

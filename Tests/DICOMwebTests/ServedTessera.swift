@@ -58,17 +58,7 @@ final class ServedTessera {
     deinit { stop() }
 
     /// A port nothing listens on now: bound to 0, read back, closed.
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    static func freePort() -> Int { Corpus.freeLoopbackPort() }
 }
 
 struct ServeTestError: Error, CustomStringConvertible { let description: String }
@@ -80,10 +70,12 @@ func curl(_ arguments: [String]) throws -> (status: Int32, out: String, err: Str
 }
 
 /// `tessera serve ARGS` expected to fail at once: its exit status and standard error.
-func serveFailing(_ arguments: [String]) throws -> (status: Int32, err: String) {
+/// `environment`: variables set for it (through env(1)).
+func serveFailing(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, err: String) {
     let data = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-refused-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: data) }
-    let r = try Corpus.runCapturing(try Corpus.product("tessera"), ["serve", "--data", data, "--no-demo", "--port", String(ServedTessera.freePort())] + arguments)
+    let serve = [try Corpus.product("tessera"), "serve", "--data", data, "--no-demo", "--port", String(ServedTessera.freePort())] + arguments
+    let r = try Corpus.runCapturing(try Corpus.tool("env"), environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + serve)
     return (r.status, String(decoding: r.err, as: UTF8.self))
 }
 

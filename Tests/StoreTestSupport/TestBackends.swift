@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ImageSetStore
 import ObjectStorage
 import PostgresIndex
@@ -13,13 +14,23 @@ public enum TestBackends {
     public static var indexIsPostgres: Bool { ProcessInfo.processInfo.environment["TESSERA_TEST_INDEX"] == "postgresql" }
 
     /// A datastore on the backends the run asks for: on PostgreSQL, a fresh database of its own.
-    public static func datastore(folder: String) async throws -> Datastore {
-        guard indexIsPostgres else { return try Datastore(folder: folder) }
-        // Until the store's protocols are async (the lead's "Store protocols async"), a Datastore
-        // cannot be opened on PostgresIndex.
-        _ = try await postgresIndex(url: try await freshPostgresDatabase())
-        throw PostgresIndexError("Datastore.open(folder:index:…) is not there yet")
+    /// Blobs stay files in `folder` (the S3 store has tests of its own, and the replica tests run
+    /// both together); opening the same folder again reopens the same database, as a restart would.
+    public static func datastore(folder: String, diskReserve: Int = 0, auditBufferCapacity: Int = 10_000) async throws -> Datastore {
+        guard indexIsPostgres else { return try Datastore(folder: folder, diskReserve: diskReserve, auditBufferCapacity: auditBufferCapacity) }
+        let known = databases.withLock { $0[folder] }
+        let url: String
+        if let known { url = known } else {
+            url = try await freshPostgresDatabase()
+            databases.withLock { $0[folder] = url }
+        }
+        let index = try await postgresIndex(url: url)
+        return try await Datastore.open(folder: folder, index: index, blobs: try FileBlobStore(root: folder + "/blobs"), shared: false,
+                                        diskReserve: diskReserve, auditBufferCapacity: auditBufferCapacity)
     }
+
+    /// The database each test folder's store was opened on.
+    static let databases = Mutex<[String: String]>([:])
 
     public static let logger = Logger(label: "tessera.test.postgres")
 
