@@ -5,7 +5,8 @@ import NIOCore
 
 extension DICOMwebService {
     /// `/health` (liveness: 200 while the process answers, the body says whether it is degraded) and
-    /// `/ready` (for load balancers: 200 when the store takes writes, 503 when its disk is full).
+    /// `/ready` (for load balancers: 200 when the store takes writes, 503 when its disk is full or its
+    /// index or blob store does not answer).
     /// A full disk is not a reason to restart the process (reads, DELETE and prune still work), so
     /// /health stays 200; /ready sends writers elsewhere.
     func addHealthRoutes(to router: Router<TesseraRequestContext>) {
@@ -13,9 +14,14 @@ extension DICOMwebService {
             let full = self.store.disk?.refresh() == true
             return Self.json(.ok, full ? ["status": "degraded", "disk": "full"] : ["status": "ok"])
         }
-        router.get("/ready") { _, _ in
-            let full = self.store.disk?.refresh() == true
-            return Self.json(full ? .serviceUnavailable : .ok, full ? ["status": "unavailable", "disk": "full"] : ["status": "ready"])
+        router.get("/ready") { _, context in
+            if self.store.disk?.refresh() == true { return Self.json(.serviceUnavailable, ["status": "unavailable", "disk": "full"]) }
+            // The index and the blob store answer (PostgreSQL and a bucket can be away while this process is fine).
+            if let reason = await self.store.unreadyReason() {
+                context.logger.warning("not ready", metadata: ["reason": "\(reason)"])
+                return Self.json(.serviceUnavailable, ["status": "unavailable", "backend": "unreachable"])
+            }
+            return Self.json(.ok, ["status": "ready"])
         }
     }
 

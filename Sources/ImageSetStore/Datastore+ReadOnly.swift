@@ -38,7 +38,7 @@ public struct DataFolderError: Error, CustomStringConvertible, Sendable {
     }
 
     /// `mkdir -p` with errors that name the folder and the cause (Foundation's are NSError dumps).
-    static func createFolder(_ folder: String) throws {
+    public static func createFolder(_ folder: String) throws {
         var st = stat()
         if stat(folder, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFDIR else { throw DataFolderError("\(folder) is a file, not a data folder") }

@@ -49,3 +49,32 @@ extension Datastore {
         return report
     }
 }
+
+extension Datastore {
+    /// Why the store cannot take work now, or nil when it can: the index and the blob store each
+    /// answer a trivial request (a setting, a blob's existence) within `timeout` seconds. For `/ready`:
+    /// a replica whose database or bucket is unreachable is taken out of the balancer's rotation.
+    public func unreadyReason(timeout: TimeInterval = 2) async -> String? {
+        let probe = BlobID(hex: String(repeating: "0", count: 64))!
+        let index = self.index, blobs = self.blobs
+        return await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                do { _ = try await index.setting("duplicatePolicy"); return nil } catch { return "index: \(error)" }
+            }
+            group.addTask {
+                do { _ = try await blobs.contains(probe); return nil } catch { return "blob store: \(error)" }
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                return "no answer within \(timeout) s"
+            }
+            var answered = 0
+            for await result in group {
+                if let result { group.cancelAll(); return result }
+                answered += 1
+                if answered == 2 { group.cancelAll(); return nil }
+            }
+            return nil
+        }
+    }
+}

@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A proxy (CIDR or address) whose Host, Forwarded and X-Forwarded-* headers are believed; repeatable, replaces the default 127.0.0.0/8 and ::1.", valueName: "CIDR"))
     var trustedProxies: [CIDR] = []
     @OptionGroup var auth: AuthenticationOptions
+    @OptionGroup var backends: BackendOptions
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
@@ -82,10 +83,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "tessera")
         let store: Datastore
-        do { store = try Datastore(folder: data, diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBuffer) } catch {
-            logger.error("cannot open the data folder", metadata: ["folder": "\(data)", "error": "\(error)"])
+        do {
+            store = try await backends.open(folder: data, diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio,
+                                            auditBuffer: auditBuffer, logger: logger)
+        } catch {
+            logger.error("cannot open the store", metadata: ["folder": "\(data)", "index": "\(backends.index.map(Self.redacted) ?? "sqlite")",
+                                                              "error": "\(error)"])
             throw ExitCode.failure
         }
+        let sweeper = backends.sweeping(store, logger: logger)
         var config = DICOMwebConfiguration()
         let authenticator = try await auth.authenticator(store: store, host: host, configuration: &config.authentication, logger: logger)
         config.authenticationEnabled = await authenticator.isEnabled()
@@ -132,12 +138,20 @@ struct ServeCommand: AsyncParsableCommand {
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
         reloader?.cancel()
+        sweeper?.cancel()
         await store.flushAudit()  // what reads queued goes on record before the process ends
         await syslog?.stop()
     }
 }
 
 extension ServeCommand {
+    /// A database URL without its password, for logs.
+    static func redacted(_ url: String) -> String {
+        guard var c = URLComponents(string: url), c.password != nil else { return url }
+        c.password = "***"
+        return c.string ?? "postgresql://***"
+    }
+
     /// Raises the open-file limit to its hard maximum (each connection is a descriptor) and keeps
     /// `wanted` connections within it, with room for blobs, the index and the listener.
     static func connectionsWithinFileLimit(_ wanted: Int, logger: Logger) -> Int {

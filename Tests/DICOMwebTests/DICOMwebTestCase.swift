@@ -9,6 +9,7 @@ import ImageSetStore
 import Logging
 import NIOCore
 import TestSupport
+import StoreTestSupport
 import XCTest
 
 /// In-process route tests: each test gets an empty data folder and the router over it.
@@ -16,9 +17,9 @@ class DICOMwebTestCase: XCTestCase, @unchecked Sendable {
     var folder = ""
     var store: Datastore!
 
-    override func setUpWithError() throws {
+    override func setUp() async throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-web-\(UUID().uuidString)").path
-        store = try Datastore(folder: folder)
+        store = try await TestBackends.datastore(folder: folder)
     }
 
     override func tearDownWithError() throws {

@@ -90,7 +90,7 @@ final class MetricsTests: DICOMwebTestCase, @unchecked Sendable {
         var key: [Role: String] = [:]
         for role in [Role.viewer, .admin] {
             key[role] = APIKey.generate()
-            try store.accessKeys.createAPIKey(APIKeyRecord(name: "metrics-\(role.rawValue)", role: role, keyHash: APIKey.hash(key[role]!), created: Date()))
+            try await store.accessKeys.createAPIKey(APIKeyRecord(name: "metrics-\(role.rawValue)", role: role, keyHash: APIKey.hash(key[role]!), created: Date()))
         }
         let viewer = key[.viewer]!, admin = key[.admin]!
         var config = DICOMwebConfiguration()

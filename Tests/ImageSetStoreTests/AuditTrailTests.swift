@@ -30,7 +30,7 @@ final class AuditTrailTests: XCTestCase {
     func trail(_ name: String, records: Int = 5) async throws -> (Datastore, String) {
         let folder = try StoreFixtures.temporaryFolder(name)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         try await store.recordAudit((1...records).map { event($0) })
         return (store, folder)
     }
@@ -99,7 +99,7 @@ final class AuditTrailTests: XCTestCase {
     func testFiltersByPatientStudyIdentityAndTime() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-filter")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         var other = event(9, patient: "P2")
         other.principal = Principal(name: "viewer-sub", roles: [.viewer], kind: .token)
         other.time = Date(timeIntervalSince1970: 1_000)
@@ -129,7 +129,7 @@ final class AuditTrailTests: XCTestCase {
     func testStoreWritesItsRecordInTheGroupCommit() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-stow")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let good = store.prepare(try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.1", patientID: "PAT-9")))
         let outcomes = await store.storeGrouped([good], reason: "STOW-RS", audit: admin, alsoFailed: 1)
         XCTAssertEqual(outcomes.map(\.status), [.stored])
@@ -144,7 +144,7 @@ final class AuditTrailTests: XCTestCase {
     func testStoreRollsBackWhenItsRecordCannotBeWritten() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-stow-rollback")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         try tamper(folder, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit sink broken'); END")
         let c = store.prepare(try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.2")))
         let outcomes = await store.storeGrouped([c], reason: "STOW-RS", audit: admin)
@@ -157,7 +157,7 @@ final class AuditTrailTests: XCTestCase {
     func testDeleteAndPruneCommitWithTheirRecordsOrNotAtAll() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-delete-tx")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         _ = await store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.3", patientID: "PAT-3"))], reason: "t")
         try tamper(folder, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit sink broken'); END")
         await XCTAssertThrowsErrorAsync(try await store.remove(study: study, audit: admin))
@@ -179,7 +179,7 @@ final class AuditTrailTests: XCTestCase {
     func testFullBufferDropsCountsAndRecordsTheLoss() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-buffer")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder, auditBufferCapacity: 4)
+        let store = try await TestBackends.datastore(folder: folder, auditBufferCapacity: 4)
         // Another process holds the index's write lock: the audit writer waits (busy timeout).
         var unsafe = Configuration()
         unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses, on purpose

@@ -15,7 +15,7 @@ final class DatastoreTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
 
     func testStoredInstancesAreFoundAgainWithTheirBytes() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let bytes = try StoreFixtures.instance(sop: "1.2.3.4.1")
         let outcome = await store.ingest(bytes: bytes)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
@@ -34,7 +34,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testDuplicatesAreIdempotent() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let bytes = try StoreFixtures.instance(sop: "1.2.3.4.1")
         _ = await store.ingest(bytes: bytes)
         let again = await store.ingest(bytes: bytes)
@@ -46,7 +46,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testConflictingInstancesGoToANonPrimarySetWithTheDifferences() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
         let other = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.2", patientName: "DOE^JOHN"))
         XCTAssertEqual(other.status, .stored)
@@ -67,7 +67,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testRejectPolicyRefusesDifferentBytesForAStoredSOPInstance() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
         let changed = try StoreFixtures.instance(sop: "1.2.3.4.1", extra: [StoreFixtures.text(Tag(0x0008_103E), .LO, "CHANGED")])
         let outcome = await store.ingest(bytes: changed)
@@ -78,7 +78,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testReplacePolicyMakesANewVersionAndKeepsTheOldOne() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         try await store.setPolicy(.replace)
         let original = try StoreFixtures.instance(sop: "1.2.3.4.1")
         _ = await store.ingest(bytes: original)
@@ -96,7 +96,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testHostileInputIsRejectedWithReasonsAndLosesNothing() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let good = try StoreFixtures.instance(sop: "1.2.3.4.1")
         _ = await store.ingest(bytes: good)
         let cases: [(String, [UInt8], UInt16)] = [
@@ -135,7 +135,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testStartupSweepsOrphansAndReportsMissingBlobs() async throws {
-        var store: Datastore? = try Datastore(folder: folder)
+        var store: Datastore? = try await TestBackends.datastore(folder: folder)
         _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
         let kept = try await XCTUnwrapAsync(try await store!.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
         _ = await store!.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.2"))
@@ -149,7 +149,7 @@ final class DatastoreTests: XCTestCase {
         FileManager.default.createFile(atPath: folder + "/blobs/tmp/x.part", contents: Data([1]))
         try FileManager.default.removeItem(atPath: FileBlobStore(folderForTests: folder).path(lost))
 
-        let reopened = try Datastore(folder: folder)
+        let reopened = try await TestBackends.datastore(folder: folder)
         XCTAssertEqual(reopened.startup.orphanBlobsRemoved, 1)
         XCTAssertEqual(reopened.startup.stagedFilesRemoved, 1)
         XCTAssertEqual(reopened.startup.missingBlobs, [lost])
@@ -159,7 +159,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testVerifyFindsCorruptBlobs() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.4.1"))
         await XCTAssertTrueAsync(try await store.verify().isClean)
         let id = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: "1.2.3.4.1")).blob
@@ -171,7 +171,7 @@ final class DatastoreTests: XCTestCase {
     }
 
     func testASecondProcessCannotOpenTheSameFolder() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         // A writer (readers share the folder: StoreCLIReadOnlyTests).
         let result = try Corpus.runCapturing(try Corpus.product("tessera"), ["prune", "--data", folder])
         XCTAssertEqual(result.status, 1)
@@ -182,7 +182,7 @@ final class DatastoreTests: XCTestCase {
     /// A blob staged in one piece keeps its bytes for the parse; one staged in several does not. Either
     /// way the prepared instance is the same as when parsed from the staged file.
     func testStagedBytesAreParsedLikeTheStagedFile() async throws {
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let bytes = try StoreFixtures.instance(sop: "1.2.3.4.9")
         let whole = try await store.blobs.stage(StoreFixtures.chunks(bytes, size: bytes.count), limit: 1 << 30)
         XCTAssertEqual(whole.bytes, bytes)
@@ -207,7 +207,7 @@ final class DatastoreTests: XCTestCase {
 
     func testMultiFrameFramesAreIndexedInPlace() async throws {
         let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small_jpeg_2k_lossless.dcm") })
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         let outcome = await store.ingest(file: path)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
         let record = try await XCTUnwrapAsync(try await store.index.instance(sopInstanceUID: XCTUnwrap(outcome.sopInstanceUID)))
@@ -232,7 +232,7 @@ final class DatastoreIngestOptionsTests: XCTestCase {
         let folder = try StoreFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/emri_small.dcm") })
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         try await store.setTranscodeOnIngest("1.2.840.10008.1.2.4.201")
         let outcome = await store.ingest(file: path)
         XCTAssertEqual(outcome.status, .stored, outcome.message ?? "")
@@ -256,7 +256,7 @@ final class DatastoreIngestOptionsTests: XCTestCase {
     func testSeriesMetadataIsPrecomputedPerVersion() async throws {
         let folder = try StoreFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try Datastore(folder: folder)
+        let store = try await TestBackends.datastore(folder: folder)
         _ = await store.ingest(bytes: try StoreFixtures.instance(sop: "1.2.3.8.1"))
         let set = try await XCTUnwrapAsync(try await store.index.imageSets(ImageSetFilter()).first)
         let series = "1.2.826.0.1.3680043.9.7433.1.1"
