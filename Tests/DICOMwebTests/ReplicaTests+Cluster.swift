@@ -20,15 +20,14 @@ final class ReplicaCluster: @unchecked Sendable {
     let balancerFolder: String
     let balancerPort = ServedTessera.freePort()
     var balancer: String { "http://127.0.0.1:\(balancerPort)" }
-    private let arguments: [String]
+    private let endpoint: URL
     private let environment: [String: String]
 
     private init(database: String, bucket: String, endpoint: URL) {
         self.database = database
         self.bucket = bucket
         balancerFolder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-nginx-\(UUID().uuidString)").path
-        // The deployment guide's command line for a replica (Docs/deployment.md).
-        arguments = ["--no-demo", "--index", database, "--blobs", "s3://\(bucket)/blobs", "--s3-endpoint", endpoint.absoluteString]
+        self.endpoint = endpoint
         let credentials = TestBackends.s3Credentials
         environment = ["AWS_ACCESS_KEY_ID": credentials.accessKeyID, "AWS_SECRET_ACCESS_KEY": credentials.secretAccessKey, "AWS_REGION": "us-east-1"]
     }
@@ -42,7 +41,7 @@ final class ReplicaCluster: @unchecked Sendable {
         let cluster = ReplicaCluster(database: database, bucket: bucket, endpoint: endpoint)
         do {
             for _ in 0..<count { try cluster.addReplica() }
-            try cluster.balance()
+            if count > 0 { try cluster.balance() }
         } catch {
             cluster.stop()
             throw error
@@ -50,9 +49,12 @@ final class ReplicaCluster: @unchecked Sendable {
         return cluster
     }
 
+    /// A replica with the deployment guide's command line (Docs/deployment.md); `index` another URL
+    /// of the same database (through a proxy).
     @discardableResult
-    func addReplica(_ extra: [String] = []) throws -> ServedTessera {
-        let replica = try ServedTessera(arguments + extra, environment: environment)
+    func addReplica(index: String? = nil) throws -> ServedTessera {
+        let arguments = ["--no-demo", "--index", index ?? database, "--blobs", "s3://\(bucket)/blobs", "--s3-endpoint", endpoint.absoluteString]
+        let replica = try ServedTessera(arguments, environment: environment)
         replicas.append(replica)
         return replica
     }
@@ -77,6 +79,67 @@ final class ReplicaCluster: @unchecked Sendable {
 
     /// What nginx logged per request (upstreams tried and their statuses), for failure messages.
     var accessLog: String { (try? String(contentsOfFile: balancerFolder + "/access.log", encoding: .utf8)) ?? "" }
+}
+
+/// A TCP forwarder on loopback (Python, SIGKILLed by `stop`): what a replica sees of PostgreSQL
+/// when the network between them breaks.
+final class TCPForwarder {
+    let port: Int
+    let target: Int
+    private var process: Process?
+
+    static let script = """
+        import socket, sys, threading
+        server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", int(sys.argv[1]))); server.listen(64)
+        def pump(a, b):
+            try:
+                while (data := a.recv(65536)): b.sendall(data)
+            except OSError: pass
+            for s in (a, b):
+                try: s.shutdown(socket.SHUT_RDWR)
+                except OSError: pass
+        while True:
+            client, _ = server.accept()
+            upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+            for x, y in ((client, upstream), (upstream, client)): threading.Thread(target=pump, args=(x, y), daemon=True).start()
+        """
+
+    init(to target: Int, port: Int = ServedTessera.freePort()) throws {
+        self.port = port
+        self.target = target
+        try start()
+    }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Corpus.python)
+        p.arguments = ["-c", Self.script, String(port), String(target)]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        for _ in 0..<100 where !listening() { usleep(50_000) }
+    }
+
+    private func listening() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
+    func stop() {
+        guard let p = process else { return }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        process = nil
+    }
+
+    deinit { stop() }
 }
 
 /// One HTTP exchange, read whole.

@@ -107,7 +107,7 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
         let sent = try (0..<total).map(instance)
         let requests = stride(from: 0, to: total, by: perRequest).map { Array($0..<min($0 + perRequest, total)) }
         let acknowledgedSoFar = NIOLockedValueBox(0)
-        let killedAt = NIOLockedValueBox<Double?>(nil)
+        let killedAt = NIOLockedValueBox<(time: Double, acknowledged: Int)?>(nil)
         let clock = ContinuousClock(), t0 = clock.now
         let seconds: @Sendable () -> Double = { let d = t0.duration(to: clock.now).components; return Double(d.seconds) + Double(d.attoseconds) * 1e-18 }
         let balancer = cluster.balancer
@@ -124,7 +124,7 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
                         log.append(Attempt(instances: batch, start: start, end: seconds(), status: answer?.status, acknowledged: acknowledged))
                         let n = acknowledgedSoFar.withLockedValue { $0 += acknowledged.count; return $0 }
                         if n >= total / 3, killedAt.withLockedValue({ $0 == nil }) {
-                            killedAt.withLockedValue { $0 = seconds() }
+                            killedAt.withLockedValue { $0 = (seconds(), n) }
                             kill(pidA, SIGKILL)
                         }
                     }
@@ -133,14 +133,14 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        let killTime = try XCTUnwrap(killedAt.withLockedValue { $0 }, "replica A was never killed")
+        let (killTime, acknowledgedAtKill) = try XCTUnwrap(killedAt.withLockedValue { $0 }, "replica A was never killed")
         let acknowledged = attempts.reduce(into: Set<String>()) { $0.formUnion($1.acknowledged) }
         let failed = attempts.filter { $0.status != 200 }
         let afterKill = attempts.filter { $0.start >= killTime }
         let takeover = afterKill.filter { $0.status == 200 }.map(\.end).min().map { $0 - killTime }
         print("""
             ReplicaTests failover STOW: \(attempts.count) requests of \(perRequest) instances by \(gateways) gateways in \(String(format: "%.2f", seconds())) s; \
-            A killed at \(String(format: "%.3f", killTime)) s after \(acknowledgedSoFar.withLockedValue { $0 }) acknowledged; \
+            A killed at \(String(format: "%.3f", killTime)) s after \(acknowledgedAtKill) of \(total) acknowledged; \
             \(failed.count) requests failed (statuses \(failed.map { $0.status.map(String.init) ?? "none" })); \
             first acknowledged STOW started after the kill ended \(takeover.map { String(format: "%.3f", $0) } ?? "-") s after it; \
             slowest request started after it \(String(format: "%.3f", afterKill.map { $0.end - $0.start }.max() ?? 0)) s
@@ -177,8 +177,10 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
     }
 
     /// A viewer (4 concurrent readers) fetches frames through nginx while replica A is SIGKILLed:
-    /// every GET answers 200 with the right frame, nginx resending the idempotent GETs that A
-    /// dropped to B (proxy_next_upstream error).
+    /// every GET that gets an answer gets 200 with the right frame, nginx resending to B the
+    /// idempotent GETs that A dropped before answering (proxy_next_upstream error). A GET whose
+    /// response A had begun cannot be resent by nginx (its status line is already out): the viewer
+    /// sees the body cut short (a transport error, never wrong bytes) and retries it.
     func testViewerFetchingFramesThroughTheBalancerSeesNoErrorWhenAReplicaDies() async throws {
         let cluster = try await ReplicaCluster.start()
         self.cluster = cluster
@@ -192,39 +194,96 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
 
         let clock = ContinuousClock(), t0 = clock.now
         let killAfter = Duration.milliseconds(800), runFor = Duration.milliseconds(2500)
+        let killedAt = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
         let killer = Task {
             try await Task.sleep(for: killAfter)
+            killedAt.withLockedValue { $0 = clock.now }
             kill(pidA, SIGKILL)
         }
-        let results = try await withThrowingTaskGroup(of: (gets: Int, wrong: [String]).self) { group in
+        // wrong: a status other than 200 or other bytes, never allowed. cut: no whole answer; allowed
+        // only for a GET in flight when A died (A had started its response, which nginx cannot resend),
+        // and the viewer's one retry must then succeed.
+        typealias Tally = (gets: Int, wrong: [String], cut: [String])
+        let results = try await withThrowingTaskGroup(of: Tally.self) { group in
             for reader in 0..<4 {
                 group.addTask {
-                    var gets = 0, wrong: [String] = []
+                    var tally: Tally = (0, [], [])
                     var i = reader
                     while t0.duration(to: clock.now) < runFor {
                         let n = i % count
                         i += 1
-                        gets += 1
+                        tally.gets += 1
+                        let start = clock.now
                         do {
                             let r = try await HTTP.get(urls[n], accept: HTTP.octets)
-                            if r.status != 200 { wrong.append("frame \(n): \(r.status) \(r.text.prefix(200))") }
-                            else if try r.parts().first?.body != frames[n] { wrong.append("frame \(n): other bytes") }
+                            if r.status != 200 { tally.wrong.append("frame \(n): \(r.status) \(r.text.prefix(200))") }
+                            else if try r.parts().first?.body != frames[n] { tally.wrong.append("frame \(n): other bytes") }
                         } catch {
-                            wrong.append("frame \(n): \(error)")
+                            let inFlight = killedAt.withLockedValue { $0.map { start <= $0 } ?? false }
+                            guard inFlight else { tally.wrong.append("frame \(n): \(error), not in flight at the kill"); continue }
+                            tally.cut.append("frame \(n): \(error)")
+                            let again = try? await HTTP.get(urls[n], accept: HTTP.octets)
+                            if again?.status != 200 || (try? again?.parts().first?.body) != frames[n] { tally.wrong.append("frame \(n): the retry failed") }
                         }
                     }
-                    return (gets, wrong)
+                    return tally
                 }
             }
-            return try await group.reduce(into: (gets: 0, wrong: [String]())) { $0.gets += $1.gets; $0.wrong += $1.wrong }
+            return try await group.reduce(into: (gets: 0, wrong: [String](), cut: [String]())) { $0.gets += $1.gets; $0.wrong += $1.wrong; $0.cut += $1.cut }
         }
         try await killer.value
         let log = cluster.accessLog
         let resent = log.split(separator: "\n").filter { $0.contains("upstream_status=") && $0.contains(", ") }.count
-        print("ReplicaTests failover frames: \(results.gets) GETs by 4 readers in 2.5 s, A killed at 0.8 s; \(results.wrong.count) not 200 or wrong; nginx resent \(resent) to the survivor")
+        print("""
+            ReplicaTests failover frames: \(results.gets) GETs by 4 readers in 2.5 s, A killed at 0.8 s; \(results.wrong.count) wrong; \
+            nginx resent \(resent) to the survivor; \(results.cut.count) cut off mid-response by the kill (retried by the viewer): \(results.cut)
+            """)
         a.process.waitUntilExit()
         XCTAssertEqual(a.process.terminationReason, .uncaughtSignal, "A was killed")
         XCTAssertGreaterThan(results.gets, 20)
+        XCTAssertLessThanOrEqual(results.cut.count, 4, "at most one GET per reader in flight at the kill")
         XCTAssertEqual(results.wrong, [], "nginx's log:\n\(log.suffix(4000))")
+    }
+
+    // MARK: readiness
+
+    /// GET /ready of a replica that cannot reach PostgreSQL is 503 (issue 13 §3: a load balancer or
+    /// an orchestrator sends it no traffic) while /health (liveness) stays 200, and it is ready again
+    /// once PostgreSQL is back. The network is cut by killing a TCP forwarder between them.
+    func testReadyIsNot200WhileTheReplicasPostgreSQLIsUnreachable() async throws {
+        let cluster = try await ReplicaCluster.start(replicas: 0)
+        self.cluster = cluster
+        var url = try XCTUnwrap(URLComponents(string: cluster.database))
+        let forwarder = try TCPForwarder(to: try XCTUnwrap(url.port))
+        defer { forwarder.stop() }
+        url.port = forwarder.port
+        let replica = try cluster.addReplica(index: try XCTUnwrap(url.string))
+        let base = cluster.url(replica)
+        let ready = try await HTTP.get(base + "/ready", accept: "application/json")
+        XCTAssertEqual(ready.status, 200, ready.text)
+
+        forwarder.stop()
+        let clock = ContinuousClock(), cut = clock.now
+        var unready: Answer?
+        while cut.duration(to: clock.now) < .seconds(15) {
+            if let r = try? await HTTP.send(.GET, base + "/ready", timeout: .seconds(5)), r.status != 200 { unready = r; break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let noticed = cut.duration(to: clock.now)
+        let answer = try XCTUnwrap(unready, "/ready stayed 200 for 15 s without PostgreSQL")
+        XCTAssertEqual(answer.status, 503, answer.text)
+        XCTAssertTrue(answer.text.contains("unavailable"), answer.text)
+        let health = try await HTTP.get(base + "/health", accept: "application/json")
+        XCTAssertEqual(health.status, 200, "liveness does not depend on PostgreSQL")
+
+        try forwarder.start()
+        let back = clock.now
+        var readyAgain = false
+        while back.duration(to: clock.now) < .seconds(30) {
+            if let r = try? await HTTP.send(.GET, base + "/ready", timeout: .seconds(5)), r.status == 200 { readyAgain = true; break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        print("ReplicaTests readiness: /ready not 200 \(noticed) after PostgreSQL was cut; 200 again \(back.duration(to: clock.now)) after it was back")
+        XCTAssertTrue(readyAgain, "/ready did not come back within 30 s of PostgreSQL:\n\(replica.stderr.suffix(2000))")
     }
 }
