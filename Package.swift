@@ -25,7 +25,6 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
     ],
     targets: [
         .target(name: "DICOMCore"),
@@ -127,7 +126,6 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl", "PostgresIndex", "ObjectStorage",
-                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

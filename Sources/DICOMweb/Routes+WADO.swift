@@ -274,6 +274,8 @@ extension DICOMwebService {
         let asStored = target == "*" || target == storedSyntax
         // Stored frames are range reads and never wait for the pool; decoding and encoding do (WorkPool).
         let ticket = asStored ? nil : try pool.admit()
+        // A decoder needs the pixel description, from the header: read once, before the body starts.
+        if !asStored { _ = try await source.dataSet() }
         let pool = self.pool
         @Sendable func part(_ i: Int) async throws -> ByteBuffer {
             let n = numbers[i]

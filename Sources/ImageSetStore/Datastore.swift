@@ -134,6 +134,12 @@ public final class Datastore: Sendable {
         var settings: [String: String] = [:]
         for key in settingKeys { settings[key] = try await index.setting(key) }
         var startup = StartupReport()
+        if !shared {
+            // Alone, as the embedded store: staged leftovers go, and rows without their blob are reported.
+            if let files = blobs as? FileBlobStore { startup.stagedFilesRemoved = files.removeStaged() }
+            let present = Set(try await blobs.list())
+            startup.missingBlobs = try await index.referencedBlobs().keys.filter { !present.contains($0) }.sorted { $0.hex < $1.hex }
+        }
         startup.orphanBlobsRemoved = try await sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: nil)
         return Datastore(folder: folder, index: index, accessKeys: index, blobs: blobs, lock: lock, access: .readWrite,
                          shared: shared, orphanGrace: orphanGrace, disk: DiskReserve(folder: folder, size: diskReserve),

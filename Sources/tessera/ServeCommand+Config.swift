@@ -73,7 +73,7 @@ extension ServeCommand {
     /// TESSERA_CONFIG when the command line has none), over the defaults. Ends the command with one
     /// line naming the file and key, or the variable, when one is unreadable or wrong. A TESSERA_
     /// variable that names no option is a warning, not an error: the same environment carries other
-    /// tools' TESSERA_ variables (TESSERA_PYTHON, the tests' TESSERA_TEST_*).
+    /// tools' TESSERA_ variables (TESSERA_PYTHON). The tests' TESSERA_TEST_* are passed over in silence.
     static func merging(configFile: String?, environment: [String: String], commandLine: [String]) throws -> ServeCommand {
         let given = Set(commandLine.compactMap { $0.hasPrefix("--") ? String($0.dropFirst(2).prefix { $0 != "=" }) : nil })
         var fromEnvironment: Set<String> = []
@@ -81,7 +81,8 @@ extension ServeCommand {
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix(environmentPrefix) {
             let key = name.dropFirst(environmentPrefix.count).lowercased().replacingOccurrences(of: "_", with: "-")
             // Empty is unset (a container's `TESSERA_X=`); TESSERA_CONFIG names the file, read below.
-            guard !text.isEmpty, key != "config" else { continue }
+            // TESSERA_TEST_* belong to the test suite (Tools/test), whose servers inherit them.
+            guard !text.isEmpty, key != "config", !name.hasPrefix(environmentPrefix + "TEST_") else { continue }
             guard !key.isEmpty, !key.hasPrefix("-"), key != "help", !(parseError(["--" + key])?.hasPrefix("Unknown option") ?? false) else {
                 Diagnostics.line("warning: \(name) is not a serve option (ignored; the variables are TESSERA_ and an option's name, see Docs/configuration.md)")
                 continue

@@ -27,10 +27,11 @@ final class AuditTrailTests: XCTestCase {
         }
     }
 
+    /// A trail to tamper with: on SQLite, whose file `tamper` edits (PostgresQueryTests tamper with PostgreSQL's).
     func trail(_ name: String, records: Int = 5) async throws -> (Datastore, String) {
         let folder = try StoreFixtures.temporaryFolder(name)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try await TestBackends.datastore(folder: folder)
+        let store = try Datastore(folder: folder)
         try await store.recordAudit((1...records).map { event($0) })
         return (store, folder)
     }
@@ -144,7 +145,7 @@ final class AuditTrailTests: XCTestCase {
     func testStoreRollsBackWhenItsRecordCannotBeWritten() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-stow-rollback")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try await TestBackends.datastore(folder: folder)
+        let store = try Datastore(folder: folder)  // tampers with the SQLite file under the index
         try tamper(folder, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit sink broken'); END")
         let c = store.prepare(try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.2")))
         let outcomes = await store.storeGrouped([c], reason: "STOW-RS", audit: admin)
@@ -157,7 +158,7 @@ final class AuditTrailTests: XCTestCase {
     func testDeleteAndPruneCommitWithTheirRecordsOrNotAtAll() async throws {
         let folder = try StoreFixtures.temporaryFolder("audit-delete-tx")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try await TestBackends.datastore(folder: folder)
+        let store = try Datastore(folder: folder)  // tampers with the SQLite file under the index
         _ = await store.ingest(staged: [try store.blobs.stage(bytes: try StoreFixtures.instance(sop: "1.2.3.9.3", patientID: "PAT-3"))], reason: "t")
         try tamper(folder, "CREATE TRIGGER audit_broken BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit sink broken'); END")
         await XCTAssertThrowsErrorAsync(try await store.remove(study: study, audit: admin))
