@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import PostgresIndex
 import StoreTestSupport
+import NIOConcurrencyHelpers
 import XCTest
 
 /// What is PostgreSQL's own: migrations, URLs, several replicas writing at once, and parity with
@@ -26,6 +27,21 @@ final class PostgresIndexTests: XCTestCase {
         let afterRestart = try await third.schemaVersions()
         XCTAssertEqual(afterRestart, [1, 2, 3])
         await third.close()
+    }
+
+    /// A blob reserved by a replica about to commit it is never swept, whatever the grace (even 0),
+    /// while an unreserved, unreferenced one is; and a sweep waits for nothing it need not.
+    func testAReservedBlobIsNotSweptEvenWithNoGrace() async throws {
+        let index = try await TestBackends.postgresIndex(url: try await TestBackends.freshPostgresDatabase())
+        let reserved = BlobID(hex: String(repeating: "a", count: 64))!, loose = BlobID(hex: String(repeating: "b", count: 64))!
+        try await index.reserveBlobs([reserved])
+        let removed = NIOLockedValueBox<[BlobID]>([])
+        let keptReserved = try await index.removeOrphanBlob(reserved, grace: 0) { removed.withLockedValue { $0.append(reserved) } }
+        let tookLoose = try await index.removeOrphanBlob(loose, grace: 0) { removed.withLockedValue { $0.append(loose) } }
+        XCTAssertFalse(keptReserved)
+        XCTAssertTrue(tookLoose)
+        XCTAssertEqual(removed.withLockedValue { $0 }, [loose])
+        await index.close()
     }
 
     func testAReplicaRefusesASchemaNewerThanItKnows() async throws {
