@@ -14,6 +14,7 @@ public final class APIKeyAuthenticator: @unchecked Sendable {
     // Guarded by `lock`.
     private var byHash: [[UInt8]: APIKeyRecord] = [:]
     private var loadedAt: Date?
+    private var lastReadFailed = false
 
     public init(index: any AccessKeyIndex, lifetime: TimeInterval, logger: Logger = Logger(label: "tessera.auth")) {
         self.index = index
@@ -21,37 +22,45 @@ public final class APIKeyAuthenticator: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The unrevoked keys by hash, re-read when stale. A failed read leaves no key valid (fail closed).
-    func current() async -> [[UInt8]: APIKeyRecord] {
+    /// The unrevoked keys by hash, re-read when stale, and whether the last read failed. A failed read
+    /// leaves no key valid and counts as keys existing (fail closed: authentication stays on).
+    func current() async -> (keys: [[UInt8]: APIKeyRecord], failed: Bool) {
         let now = Date()
-        let cached = lock.withLock { () -> [[UInt8]: APIKeyRecord]? in
-            if let loadedAt, now.timeIntervalSince(loadedAt) < lifetime, now >= loadedAt { return byHash }
+        let cached = lock.withLock { () -> ([[UInt8]: APIKeyRecord], Bool)? in
+            if let loadedAt, now.timeIntervalSince(loadedAt) < lifetime, now >= loadedAt { return (byHash, lastReadFailed) }
             return nil
         }
         if let cached { return cached }
         // Concurrent requests that find the copy stale may each re-read it; the last one read wins.
         var fresh: [[UInt8]: APIKeyRecord] = [:]
+        var failed = false
         do {
             fresh = Dictionary(try await index.activeAPIKeys().map { ($0.keyHash, $0) }, uniquingKeysWith: { a, _ in a })
         } catch {
+            failed = true
             logger.error("cannot read the API keys; no key authenticates until they can be read", metadata: ["error": "\(error)"])
         }
         lock.withLock {
             byHash = fresh
+            lastReadFailed = failed
             loadedAt = now
         }
-        return fresh
+        return (fresh, failed)
     }
 
-    /// Whether any unrevoked key exists (as of the cached copy).
-    public func hasActiveKeys() async -> Bool { !(await current()).isEmpty }
+    /// Whether any unrevoked key exists (as of the cached copy), or the keys cannot be read: an
+    /// index that is away for a moment must not turn authentication off.
+    public func hasActiveKeys() async -> Bool {
+        let (keys, failed) = await current()
+        return failed || !keys.isEmpty
+    }
 
     public func principal(forKey key: String) async throws(AuthenticationFailure) -> Principal {
         let digest = APIKey.hash(key)
         // The dictionary compares digests with ==, which may stop at the first differing byte; that
         // can only tell an attacker about the SHA-256 of the key they sent, which leads to no valid
         // key (finding one means inverting SHA-256). The final check is constant-time all the same.
-        guard let record = await current()[digest], APIKey.constantTimeEqual(record.keyHash, digest) else {
+        guard let record = await current().keys[digest], APIKey.constantTimeEqual(record.keyHash, digest) else {
             throw AuthenticationFailure(.invalidToken, reason: "unknown-or-revoked-key", "the API key is unknown or revoked")
         }
         return Principal(name: record.name, roles: [record.role], kind: .apiKey)

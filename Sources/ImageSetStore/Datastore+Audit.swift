@@ -133,6 +133,7 @@ final class AuditBuffer: @unchecked Sendable {
 
     private func drain() async {
         var failed = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
         while true {
             let batch = lock.withLock { () -> [AuditEvent] in
                 // Space has returned (the queue is empty): the loss goes on record, unless writing is what fails.
@@ -142,13 +143,17 @@ final class AuditBuffer: @unchecked Sendable {
                 }
                 let taken = Array(queued.prefix(batchSize))
                 queued.removeFirst(taken.count)
-                if taken.isEmpty { draining = false }
+                if taken.isEmpty {
+                    // Idle, and the waiters taken in the same critical section: a flush that comes
+                    // after this waits for the next drain, never wakes on this one.
+                    draining = false
+                    waiters = idleWaiters
+                    idleWaiters = []
+                }
                 return taken
             }
             if batch.isEmpty {
-                for waiter in lock.withLock({ () -> [CheckedContinuation<Void, Never>] in defer { idleWaiters = [] }; return idleWaiters }) {
-                    waiter.resume()
-                }
+                for waiter in waiters { waiter.resume() }
                 return
             }
             do {

@@ -29,6 +29,7 @@ extension Datastore {
     /// With `audit`, the prune's audit record commits in its transaction.
     public func prune(imageSetID: String? = nil, keep: Int, audit: AuditContext? = nil) async throws -> PruneReport {
         guard keep >= 1 else { throw BlobStoreError(kind: .io, description: "keep must be at least 1") }
+        await refreshSettingsIfStale()
         let result = try await onFullDisk { try await self.index.pruneVersions(imageSetID: imageSetID, keep: keep, audit: audit) }
         var report = PruneReport(versionsRemoved: result.versionsRemoved, instanceRowsRemoved: result.instanceRowsRemoved)
         for id in result.blobs.sorted(by: { $0.hex < $1.hex }) {
@@ -46,6 +47,7 @@ extension Datastore {
     /// retention rule. Returns how many instances were removed.
     public func remove(study: String, series: String? = nil, sop: String? = nil, scope: ImageSetScope = .primary,
                        reason: String = "DELETE", audit: AuditContext? = nil) async throws -> Int {
+        await refreshSettingsIfStale()  // the retention rule applied below is another replica's to change too
         let removed = try await onFullDisk { try await self.index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: audit) }
         scheduleMetadataRefresh()
         await applyRetention(to: Set(removed.keys))

@@ -227,10 +227,10 @@ public final class Datastore: Sendable {
     /// the cache's maximum age.
     func refreshSettingsIfStale() async {
         guard settings.isStale else { return }
-        var values: [String: String] = [:]
+        var values = settings.snapshot
         for key in Self.settingKeys {
-            guard let value = try? await index.setting(key) else { continue }
-            values[key] = value
+            // A read that fails keeps the value held: a moment's error must not change the policy.
+            do { values[key] = try await index.setting(key) } catch { continue }
         }
         settings.replace(values)
     }
@@ -316,8 +316,8 @@ public final class Datastore: Sendable {
                 // When it cannot be moved in, frames are served from the original, as prepared.
                 if let copy = c.transcoded {
                     await pending.retain(copy.staged.id)
-                    if shared { try? await index.reserveBlobs([copy.staged.id]) }
-                    if (try? await blobs.commit(copy.staged)) != nil {
+                    let reserved = shared ? (try? await index.reserveBlobs([copy.staged.id])) != nil : true
+                    if reserved, (try? await blobs.commit(copy.staged)) != nil {
                         p.serveFrames(from: copy)
                     } else {
                         pending.release(copy.staged.id)
@@ -471,6 +471,7 @@ final class SettingsCache: @unchecked Sendable {
 
     func value(_ key: String) -> String? { lock.withLock { values[key] } }
     func set(_ key: String, _ value: String) { lock.withLock { values[key] = value } }
+    var snapshot: [String: String] { lock.withLock { values } }
 
     var isStale: Bool {
         guard let maximumAge else { return false }

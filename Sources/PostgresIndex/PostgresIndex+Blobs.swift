@@ -25,24 +25,26 @@ extension PostgresIndex {
     public func reserveBlobs(_ ids: [BlobID]) async throws {
         guard !ids.isEmpty else { return }
         let hexes = Array(Set(ids.map(\.hex))).sorted()
-        let now = Date().timeIntervalSince1970
+        // Times are the database's, never a replica's clock: replicas' clocks may disagree.
         try await write { conn in
             try await Self.lockBlobs(hexes, on: conn, logger: logger)
             try await conn.query("""
-                INSERT INTO blob_reservation(blob_id, reserved_at) SELECT unnest(\(hexes)::text[]), \(now)
+                INSERT INTO blob_reservation(blob_id, reserved_at) SELECT unnest(\(hexes)::text[]), extract(epoch from clock_timestamp())
                 ON CONFLICT (blob_id) DO UPDATE SET reserved_at = excluded.reserved_at
                 """, logger: logger)
-            try await conn.query("DELETE FROM blob_reservation WHERE reserved_at < \(now - Self.reservationLifetime)", logger: logger)
+            try await conn.query("DELETE FROM blob_reservation WHERE reserved_at < extract(epoch from clock_timestamp()) - \(Self.reservationLifetime)", logger: logger)
         }
     }
 
+    /// A reservation protects its blob for a day whatever `grace` is (a commit's upload and index
+    /// transaction take seconds): a short grace cannot let a sweep take a blob on its way to the index.
     public func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool {
-        let since = Date().timeIntervalSince1970 - grace
+        let window = max(grace, Self.reservationLifetime)
         return try await write { conn in
             try await Self.lockBlobs([id.hex], on: conn, logger: logger)
             let rows = try await Self.rows("""
                 SELECT EXISTS (SELECT 1 FROM instance WHERE blob_id = \(id.hex) OR frames_blob_id = \(id.hex))
-                    OR EXISTS (SELECT 1 FROM blob_reservation WHERE blob_id = \(id.hex) AND reserved_at >= \(since)) AS kept
+                    OR EXISTS (SELECT 1 FROM blob_reservation WHERE blob_id = \(id.hex) AND reserved_at >= extract(epoch from clock_timestamp()) - \(window)) AS kept
                 """, on: conn, logger: logger)
             if try rows.first?.get("kept", as: Bool.self) ?? true { return false }
             try await remove()  // under the blob's lock, which a commit of the same bytes waits for

@@ -120,7 +120,9 @@ extension PostgresIndex {
 
         mutating func version(for imageSet: String) async throws -> Int {
             if let v = newVersion[imageSet] { return v }
-            let latest = try await rows("SELECT latest_version FROM image_set WHERE id = \(imageSet)").first?.get("latest_version", as: Int.self) ?? 0
+            // FOR UPDATE: a writer of another study (a replacement moving an instance across studies)
+            // holds no lock of this set's study; the row lock orders the two versions all the same.
+            let latest = try await rows("SELECT latest_version FROM image_set WHERE id = \(imageSet) FOR UPDATE").first?.get("latest_version", as: Int.self) ?? 0
             newVersion[imageSet] = latest + 1
             return latest + 1
         }
@@ -132,6 +134,7 @@ extension PostgresIndex {
                 SELECT i.id, i.image_set_id, i.series_instance_uid, i.blob_id, i.transfer_syntax_uid, s.is_primary
                 FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.sop_instance_uid = \(p.sopInstanceUID) AND i.removed_version IS NULL
+                FOR UPDATE OF i
                 """).first {
                 let existingSet: String = try row.get("image_set_id")
                 if try row.get("blob_id", as: String.self) == p.blob.hex {
@@ -154,7 +157,11 @@ extension PostgresIndex {
                     return failure
                 }
                 let v = try await version(for: existingSet)
-                try await execute("UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self))")
+                // The row may sit in a study this transaction has not locked: removed only if still current.
+                let removed = try await rows("""
+                    UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self)) AND removed_version IS NULL RETURNING id
+                    """)
+                guard !removed.isEmpty else { throw PostgresIndexError("the stored copy of \(p.sopInstanceUID) changed during the replacement; retry") }
                 touchedSeries.insert(SeriesKey(imageSet: existingSet, series: try row.get("series_instance_uid")))
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced

@@ -68,7 +68,7 @@ struct BackendOptions: ParsableArguments {
         let interval = sweepInterval
         return Task {
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                do { try await Task.sleep(nanoseconds: UInt64(interval * 1e9)) } catch { break }  // cancelled: shutting down
                 do {
                     let removed = try await store.sweepOrphans()
                     if removed > 0 { logger.info("orphan sweep", metadata: ["removed": "\(removed)"]) }

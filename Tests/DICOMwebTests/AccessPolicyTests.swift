@@ -197,6 +197,28 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
 
     /// A revoked key keeps working only until the server's copy of the keys expires, then is 401;
     /// within the lifetime no query is made (the key still works just after its revocation).
+    /// An index that cannot be read (PostgreSQL away for a moment) must not turn authentication
+    /// off: the keys count as present, and no key authenticates until they can be read (fail closed).
+    func testUnreadableKeysKeepAuthenticationOn() async throws {
+        struct Unreachable: AccessKeyIndex {
+            struct Down: Error {}
+            func createAPIKey(_ record: APIKeyRecord, audit: AuditContext?) async throws { throw Down() }
+            func apiKeys() async throws -> [APIKeyRecord] { throw Down() }
+            func activeAPIKeys() async throws -> [APIKeyRecord] { throw Down() }
+            func revokeAPIKey(name: String, at: Date, audit: AuditContext?) async throws -> Bool { throw Down() }
+            func recordStoredInstances(by principal: Principal, sopInstanceUIDs: [String]) async throws { throw Down() }
+            func hasStored(_ principal: Principal, sopInstanceUID: String) async throws -> Bool { throw Down() }
+        }
+        let authenticator = RequestAuthenticator(keys: Unreachable(), configuration: AuthenticationConfiguration())
+        await XCTAssertTrueAsync(await authenticator.isEnabled())
+        do {
+            _ = try await authenticator.authenticate(authorization: nil)
+            XCTFail("an anonymous request was let in while the keys could not be read")
+        } catch {
+            XCTAssertEqual(error.reason, "no-credentials")
+        }
+    }
+
     func testRevokedKeyStopsWithinTheCacheLifetime() async throws {
         let keys = try await makeKeys()
         try await withApp(lifetime: 0.5) { client, _ in
