@@ -2,6 +2,8 @@ import AccessControl
 import ArgumentParser
 import Foundation
 import ImageSetStore
+import Logging
+import PostgresIndex
 
 /// `tessera keys create|list|revoke`: API keys for machines (Docs/security.md, "API keys"). They
 /// open only the folder's index, without its lock, so they work beside a running `tessera serve`,
@@ -16,10 +18,10 @@ struct KeysCommand: ParsableCommand {
             abstract: "Create an API key and print it once; only its SHA-256 is stored.")
         @Option(help: "gateway (STOW-RS, reading back what it stored), viewer (reads) or admin (everything).") var role: Role
         @Option(help: "A unique name (letters, digits, '.', '_', '-'); audit records name the key by it.") var name: String
-        @Option(help: "The data folder (created when missing).") var data: String
+        @OptionGroup var place: KeyStoreOptions
 
         func run() async throws {
-            let keys = try KeysCommand.open(data, create: true)
+            let keys = try await place.open(create: true)
             let key = APIKey.generate()
             do {
                 try await keys.createAPIKey(APIKeyRecord(name: name, role: role, keyHash: APIKey.hash(key), created: Date()), audit: .localUser)
@@ -34,7 +36,7 @@ struct KeysCommand: ParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the API keys (never the keys themselves).")
-        @Option(help: "The data folder.") var data: String
+        @OptionGroup var place: KeyStoreOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         struct Item: Encodable {
@@ -42,7 +44,7 @@ struct KeysCommand: ParsableCommand {
         }
 
         func run() async throws {
-            let items = try await KeysCommand.open(data, create: false).apiKeys().map {
+            let items = try await place.open(create: false).apiKeys().map {
                 Item(name: $0.name, role: $0.role.rawValue, created: $0.created, revoked: $0.revoked)
             }
             if json { return try AdminJSON.write(items) }
@@ -61,21 +63,37 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke an API key; a running server refuses it within 5 seconds.")
         @Argument(help: "The key's name.") var name: String
-        @Option(help: "The data folder.") var data: String
+        @OptionGroup var place: KeyStoreOptions
 
         func run() async throws {
-            guard try await KeysCommand.open(data, create: false).revokeAPIKey(name: name, at: Date(), audit: .localUser) else {
-                throw Diagnostics.fail("no unrevoked key named \(name) in \(data)")
+            guard try await place.open(create: false).revokeAPIKey(name: name, at: Date(), audit: .localUser) else {
+                throw Diagnostics.fail("no unrevoked key named \(name) in \(place.data ?? "the index")")
             }
             Diagnostics.line("revoked key \(name)")
         }
     }
 
-    static func open(_ folder: String, create: Bool) throws -> any AccessKeyIndex {
-        do { return try Datastore.openAccessKeys(folder: folder, create: create) } catch {
+}
+
+extension Role: ExpressibleByArgument {}
+
+/// Where the keys are: a data folder's index, or the PostgreSQL index replicas share (`--index`,
+/// as `tessera serve` takes it).
+struct KeyStoreOptions: ParsableArguments {
+    @Option(help: "The data folder (created when missing, for create).") var data: String?
+    @Option(help: ArgumentHelp("The PostgreSQL index, postgresql://USER@HOST:PORT/DB (password from PGPASSWORD), instead of a data folder.", valueName: "URL"))
+    var index: String?
+
+    func validate() throws {
+        guard (data == nil) != (index == nil) else { throw ValidationError("give --data DIR or --index postgresql://…, one of them") }
+    }
+
+    func open(create: Bool) async throws -> any AccessKeyIndex {
+        do {
+            if let index { return try await PostgresIndex.connect(url: index, logger: Logger(label: "tessera.keys")) }
+            return try Datastore.openAccessKeys(folder: data ?? "", create: create)
+        } catch {
             throw Diagnostics.fail("\(error)")
         }
     }
 }
-
-extension Role: ExpressibleByArgument {}

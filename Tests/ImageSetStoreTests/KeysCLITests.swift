@@ -69,6 +69,25 @@ final class KeysCLITests: XCTestCase {
 
     /// With no key and no OIDC provider, a non-loopback --host is refused with one line; a key,
     /// or --insecure-no-auth (logged as a warning), lets it start.
+    /// Replicas share their keys in the PostgreSQL index: `tessera keys --index URL` manages them there.
+    func testKeysOnThePostgreSQLIndex() async throws {
+        let tessera = try Corpus.product("tessera")
+        let url = try await TestBackends.freshPostgresDatabase()
+        let created = try Corpus.runCapturing(tessera, ["keys", "create", "--role", "viewer", "--name", "ohif", "--index", url])
+        XCTAssertEqual(created.status, 0, String(decoding: created.err, as: UTF8.self))
+        let key = String(decoding: created.out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let index = try await TestBackends.postgresIndex(url: url)
+        let active = try await index.activeAPIKeys()
+        XCTAssertEqual(active.map(\.name), ["ohif"])
+        XCTAssertEqual(active.first?.keyHash, APIKey.hash(key))
+        let revoked = try Corpus.runCapturing(tessera, ["keys", "revoke", "ohif", "--index", url])
+        XCTAssertEqual(revoked.status, 0, String(decoding: revoked.err, as: UTF8.self))
+        await XCTAssertEqualAsync(try await index.activeAPIKeys().count, 0)
+        await index.close()
+        let both = try Corpus.runCapturing(tessera, ["keys", "list", "--index", url, "--data", "/tmp/x"])
+        XCTAssertNotEqual(both.status, 0)
+    }
+
     func testServeRefusesANonLoopbackHostWithoutAuthentication() throws {
         let tessera = try Corpus.product("tessera")
         let data = try StoreFixtures.temporaryFolder("cli-serve-auth")
