@@ -177,7 +177,7 @@ public final class BlobWriter {
 
 /// glibc declares syncfs only under _GNU_SOURCE, which Swift's Glibc module does not set.
 @_silgen_name("syncfs")
-private func linuxSyncfs(_ fd: Int32) -> Int32
+func linuxSyncfs(_ fd: Int32) -> Int32
 
 /// sync_file_range(2), likewise _GNU_SOURCE-only.
 @_silgen_name("sync_file_range")

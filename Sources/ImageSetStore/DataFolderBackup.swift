@@ -75,10 +75,15 @@ public enum DataFolderBackup {
             {"source": \(jsonString(folder)), "created": \(jsonString(ISO8601DateFormatter().string(from: Date()))), \
             "blobs": \(report.blobs), "bytes": \(report.bytes), "instances": \(report.instances)}\n
             """
+        // Every link, copy and folder made above durable before the manifest says the backup is
+        // complete (one syncfs of the destination's file system: hard links and new folders are
+        // directory entries, which fsync of the files does not cover); then the manifest and its name.
+        try syncFileSystem(of: destination)
         guard FileManager.default.createFile(atPath: destination + "/" + manifest, contents: Data(text.utf8)) else {
             throw DataFolderError("cannot write \(destination)/\(manifest): \(DataFolderError.errnoText())")
         }
         try syncFile(destination + "/" + manifest)
+        try syncFile(destination)
         return report
     }
 
@@ -176,6 +181,13 @@ public enum DataFolderBackup {
             unlink(temporary)
             throw error
         }
+    }
+
+    static func syncFileSystem(of path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw DataFolderError("cannot open \(path): \(DataFolderError.errnoText())") }
+        defer { close(fd) }
+        guard linuxSyncfs(fd) == 0 else { throw DataFolderError("cannot sync the file system of \(path): \(DataFolderError.errnoText())") }
     }
 
     static func syncFile(_ path: String) throws {
