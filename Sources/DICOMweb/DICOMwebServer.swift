@@ -103,6 +103,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     let router = Router(context: TesseraRequestContext.self, options: .autoGenerateHeadEndpoints)
     let routes = RouteTable()
     router.middlewares.add(RequestLogMiddleware(trusted: configuration.trustedProxies, metrics: configuration.metrics))
+    store.report(to: configuration.metrics)
     // Right inside the log, so it records requests that authentication refuses (AuditMiddleware.swift).
     router.middlewares.add(AuditMiddleware(store: store, trusted: configuration.trustedProxies))
     router.middlewares.add(TrustedForwardingMiddleware(trusted: configuration.trustedProxies))

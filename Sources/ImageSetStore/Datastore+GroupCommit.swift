@@ -1,6 +1,14 @@
 import Foundation
+import Synchronization
 
 extension Datastore {
+    /// Where the store reports what only it sees (group-commit batch sizes); set by the server.
+    public var metrics: (any StoreMetrics)? {
+        get { metricsHook.withLock { $0 } }
+    }
+
+    public func report(to metrics: (any StoreMetrics)?) { metricsHook.withLock { $0 = metrics } }
+
     /// Stores candidates together with those of concurrent callers: the group shares one `sync()` of
     /// the blob store and one index transaction (group commit), so many clients storing one instance
     /// per request pay for one flush between them instead of one each. The caller suspends, holding
@@ -62,8 +70,10 @@ final class GroupCommit: @unchecked Sendable {
                 }
                 start += request.candidates.count
             }
+            let started = ContinuousClock.now
             let outcomes = await store.store(group.flatMap(\.candidates), reason: reasons.count == 1 ? group[0].reason : reasons.sorted().joined(separator: ", "),
                                        audit: claims)
+            store.metrics?.groupCommitted(batch: group.reduce(0) { $0 + $1.candidates.count }, duration: ContinuousClock.now - started)
             var next = 0
             for request in group {
                 request.continuation.resume(returning: Array(outcomes[next..<(next + request.candidates.count)]))

@@ -1,6 +1,7 @@
 import DICOMCore
 import DICOMParser
 import Foundation
+import Synchronization
 import PixelData
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,7 @@ public final class Datastore: Sendable {
     let executor = BlockingExecutor(label: "tessera.store")
     let metadataRefresh: DebouncedWork
     let groupCommit = GroupCommit()
+    let metricsHook = Mutex<(any StoreMetrics)?>(nil)
     let settings: SettingsCache
     /// Reads' audit records on their way to the index (Datastore+Audit.swift).
     let auditBuffer: AuditBuffer

@@ -1,8 +1,7 @@
 /// What the store reports to a metrics system (`tessera serve` fills it with Prometheus, see
 /// Sources/DICOMweb/ServerMetrics.swift). A hook for the store's own paths: the server times the
 /// index and blob calls it makes itself; the group commit's batch sizes, which only the store
-/// sees, need one call in `Datastore+GroupCommit.swift` (`metrics?.groupCommitted(batch:duration:)`)
-/// once the Datastore holds an `any StoreMetrics`. Implementations must be cheap and never block:
+/// sees, it reports here (`Datastore.report(to:)`). Implementations must be cheap and never block:
 /// they run on every request.
 public protocol StoreMetrics: Sendable {
     /// One call of the index (`operation`: the protocol method's name, e.g. "search") that took `duration`.

@@ -61,6 +61,9 @@ final class MetricsTests: DICOMwebTestCase, @unchecked Sendable {
             XCTAssertEqual(delta(#"tessera_http_request_bytes_total{route="/dicomweb/studies"}"#) > Double(instance.count), true)
             XCTAssertEqual(delta(#"tessera_index_call_duration_seconds_count{operation="frames",result="ok"}"#), 1)
             XCTAssertEqual(delta(#"tessera_blob_call_duration_seconds_count{operation="readFrame",result="ok"}"#), 1)
+            // The STOW's instances were one group commit (the store's own metric).
+            XCTAssertEqual(after.filter { $0.key.hasPrefix("tessera_group_commit_batch_size") && $0.key.contains("count") }.values.reduce(0, +) >= 1, true,
+                           "\(after.keys.filter { $0.hasPrefix("tessera_group") })")
             XCTAssertEqual(after["tessera_work_pool_admitted"], 0)
             XCTAssertNotNil(after["tessera_audit_buffer_depth"])
             XCTAssertEqual(after["tessera_audit_records_dropped_total"], 0)
