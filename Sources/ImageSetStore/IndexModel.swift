@@ -86,6 +86,20 @@ public struct IngestOutcome: Sendable, Hashable {
         self.message = message
     }
 
+    /// A second, different instance with a stored SOP Instance UID, refused (policy `.reject`).
+    /// Another transfer syntax is another encoding of the same instance (a media copy, say), told
+    /// apart without decoding pixels; the stored copy stays, and its syntax is named.
+    public static func duplicate(_ p: PreparedInstance, storedTransferSyntaxUID stored: String) -> IngestOutcome {
+        let otherEncoding = stored != p.transferSyntaxUID
+        var failure = IngestOutcome.failure(
+            FailureReason.duplicateSOPInstance,
+            otherEncoding ? "SOP Instance \(p.sopInstanceUID) is already stored in transfer syntax \(stored) (this copy: \(p.transferSyntaxUID))"
+                          : "SOP Instance \(p.sopInstanceUID) is already stored with different content",
+            sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
+        if otherEncoding { failure.storedTransferSyntaxUID = stored }
+        return failure
+    }
+
     public static func failure(_ code: UInt16, _ message: String, sop: String? = nil, sopClass: String? = nil,
                                study: String? = nil) -> IngestOutcome {
         IngestOutcome(status: .failed, sopInstanceUID: sop, sopClassUID: sopClass, studyInstanceUID: study,

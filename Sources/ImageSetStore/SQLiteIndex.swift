@@ -134,17 +134,7 @@ public struct SQLiteIndex: ImageSetIndex {
                     return outcome
                 }
                 guard policy == .replace else {
-                    // Another transfer syntax is another encoding of the same instance (a media
-                    // copy, say), told apart without decoding pixels; the stored copy stays.
-                    let stored: String = row["transfer_syntax_uid"]
-                    let otherEncoding = stored != p.transferSyntaxUID
-                    var failure = IngestOutcome.failure(
-                        FailureReason.duplicateSOPInstance,
-                        otherEncoding ? "SOP Instance \(p.sopInstanceUID) is already stored in transfer syntax \(stored) (this copy: \(p.transferSyntaxUID))"
-                                      : "SOP Instance \(p.sopInstanceUID) is already stored with different content",
-                        sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
-                    if otherEncoding { failure.storedTransferSyntaxUID = stored }
-                    return failure
+                    return .duplicate(p, storedTransferSyntaxUID: row["transfer_syntax_uid"])
                 }
                 let v = try version(for: existingSet)
                 try db.cachedStatement(sql: "UPDATE instance SET removed_version = ? WHERE id = ?").execute(arguments: [v, row["id"] as Int64])

@@ -144,17 +144,7 @@ extension PostgresIndex {
                     return outcome
                 }
                 guard policy == .replace else {
-                    // Another transfer syntax is another encoding of the same instance (a media
-                    // copy, say), told apart without decoding pixels; the stored copy stays.
-                    let stored: String = try row.get("transfer_syntax_uid")
-                    let otherEncoding = stored != p.transferSyntaxUID
-                    var failure = IngestOutcome.failure(
-                        FailureReason.duplicateSOPInstance,
-                        otherEncoding ? "SOP Instance \(p.sopInstanceUID) is already stored in transfer syntax \(stored) (this copy: \(p.transferSyntaxUID))"
-                                      : "SOP Instance \(p.sopInstanceUID) is already stored with different content",
-                        sop: p.sopInstanceUID, sopClass: p.sopClassUID, study: p.studyInstanceUID)
-                    if otherEncoding { failure.storedTransferSyntaxUID = stored }
-                    return failure
+                    return .duplicate(p, storedTransferSyntaxUID: try row.get("transfer_syntax_uid"))
                 }
                 let v = try await version(for: existingSet)
                 // The row may sit in a study this transaction has not locked: removed only if still current.
