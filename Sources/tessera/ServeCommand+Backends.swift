@@ -29,9 +29,6 @@ struct BackendOptions: ParsableArguments {
         if s3Endpoint != nil && blobs == nil { throw ValidationError("--s3-endpoint needs --blobs s3://BUCKET/PREFIX") }
     }
 
-    /// Whether the backends are shared by several processes (the index is PostgreSQL).
-    var shared: Bool { index != nil }
-
     /// The datastore these options describe.
     func open(folder: String, diskReserve: Int, maximumInflationRatio: Int, auditBuffer: Int, logger: Logger) async throws -> Datastore {
         guard let index else {
