@@ -83,6 +83,11 @@ const char *ccodecs_openjpeg_version(void) { return opj_version(); }
 
 int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t max_samples,
                        ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length) {
+    return ccodecs_j2k_decode_reduced(data, length, threads, 0, max_samples, info, out, out_length, err, err_length);
+}
+
+int ccodecs_j2k_decode_reduced(const uint8_t *data, size_t length, int threads, uint32_t reduce, size_t max_samples,
+                               ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length) {
     *out = NULL;
     *out_length = 0;
     if (length < 12) return ccodecs_fail(err, err_length, "JPEG 2000 codestream of %zu bytes is too short", length);
@@ -114,8 +119,20 @@ int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t m
         goto done;
     }
     int mct = 0;
+    uint32_t levels = 0;  // decompositions every component has (numresolutions - 1)
     opj_codestream_info_v2_t *cstr = opj_get_cstr_info(codec);
-    if (cstr) { mct = cstr->m_default_tile_info.mct; opj_destroy_cstr_info(&cstr); }
+    if (cstr) {
+        mct = cstr->m_default_tile_info.mct;
+        if (cstr->m_default_tile_info.tccp_info) {
+            levels = UINT32_MAX;
+            for (uint32_t c = 0; c < cstr->nbcomps; c++) {
+                uint32_t n = cstr->m_default_tile_info.tccp_info[c].numresolutions;
+                if (n >= 1 && n - 1 < levels) levels = n - 1;
+            }
+            if (levels == UINT32_MAX) levels = 0;
+        }
+        opj_destroy_cstr_info(&cstr);
+    }
     uint32_t comps = image->numcomps;
     if (comps < 1 || comps > 4) { ccodecs_fail(err, err_length, "JPEG 2000 image has %u components", comps); goto done; }
     uint64_t w = image->x1 - image->x0, h = image->y1 - image->y0;
@@ -123,6 +140,18 @@ int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t m
         ccodecs_fail(err, err_length, "JPEG 2000 image of %llux%llux%u exceeds the frame's size",
                      (unsigned long long)w, (unsigned long long)h, comps);
         goto done;
+    }
+    // Only the resolution levels asked for are decoded (T.800 B.5): each discarded level halves
+    // the image, rounding up (the reduced grid is ceil(x1 / 2^r) - ceil(x0 / 2^r) wide).
+    if (reduce > levels) reduce = levels;
+    if (reduce > 0) {
+        if (!opj_set_decoded_resolution_factor(codec, reduce)) {
+            if (!m.has) ccodecs_fail(err, err_length, "OpenJPEG: cannot reduce the resolution");
+            goto done;
+        }
+        uint64_t d = (uint64_t)1 << reduce;
+        w = (image->x1 + d - 1) / d - (image->x0 + d - 1) / d;
+        h = (image->y1 + d - 1) / d - (image->y0 + d - 1) / d;
     }
     if (!opj_decode(codec, stream, image) || !opj_end_decompress(codec, stream)) {
         if (!m.has) ccodecs_fail(err, err_length, "OpenJPEG: decoding failed");
@@ -158,6 +187,7 @@ int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t m
     info->precision = prec;
     info->is_signed = sgnd;
     info->bytes_per_sample = width;
+    info->reduce = reduce;
     // OpenJPEG undoes the codestream's multiple component transform (COD's MCT flag) itself.
     info->color_transformed = comps == 3 && mct != 0;
     *out = buf;

@@ -204,20 +204,24 @@ const char *validate(const uint8_t *d, size_t n) {
     return nullptr;
 }
 
-int decode_impl(const uint8_t *data, size_t length, copenjph_image_info *info, uint8_t *out, size_t out_capacity,
-                char *err, size_t err_len) {
+int decode_impl(const uint8_t *data, size_t length, uint32_t reduce, copenjph_image_info *info, uint8_t *out,
+                size_t out_capacity, char *err, size_t err_len) {
     if (const char *why = validate(data, length)) return fail(COPENJPH_ECODEC, err, err_len, why);
     ojph::mem_infile in;
     in.open(data, length);
     ojph::codestream cs;
     cs.read_headers(&in);
+    // Skipping the finest levels both when reading and when reconstructing decodes only the
+    // lower resolutions' code-blocks; the image is then ceil(extent / 2^reduce) on each side.
+    reduce = std::min<uint32_t>(reduce, cs.access_cod().get_num_decompositions());
+    if (reduce > 0) cs.restrict_input_resolution(reduce, reduce);
 
     ojph::param_siz siz = cs.access_siz();
     const ojph::point extent = siz.get_image_extent(), offset = siz.get_image_offset();
     const uint32_t nc = siz.get_num_components();
     if (extent.x <= offset.x || extent.y <= offset.y || nc == 0)
         return fail(COPENJPH_ECODEC, err, err_len, "empty image");
-    copenjph_image_info hdr = {extent.x - offset.x, extent.y - offset.y, nc, siz.get_bit_depth(0), siz.is_signed(0)};
+    copenjph_image_info hdr = {siz.get_recon_width(0), siz.get_recon_height(0), nc, siz.get_bit_depth(0), siz.is_signed(0), reduce};
     for (uint32_t c = 0; c < nc; ++c) {
         const ojph::point ds = siz.get_downsampling(c);
         if (ds.x != 1 || ds.y != 1)
@@ -323,6 +327,11 @@ int encode_impl(const uint8_t *samples, size_t samples_length, const copenjph_im
 
 extern "C" int copenjph_decode(const uint8_t *data, size_t length, copenjph_image_info *info, uint8_t *out,
                                size_t out_capacity, char *err, size_t err_len) {
+    return copenjph_decode_reduced(data, length, 0, info, out, out_capacity, err, err_len);
+}
+
+extern "C" int copenjph_decode_reduced(const uint8_t *data, size_t length, uint32_t reduce, copenjph_image_info *info,
+                                       uint8_t *out, size_t out_capacity, char *err, size_t err_len) {
     if (err && err_len) err[0] = '\0';
     if (!data || length == 0 || !info) return fail(COPENJPH_EINVAL, err, err_len, "no input");
     configure_once();
@@ -335,7 +344,7 @@ extern "C" int copenjph_decode(const uint8_t *data, size_t length, copenjph_imag
     t_abort_target = &target;
     int rc;
     try {
-        rc = decode_impl(data, length, info, out, out_capacity, err, err_len);
+        rc = decode_impl(data, length, reduce, info, out, out_capacity, err, err_len);
     } catch (...) {
         rc = fail_current(err, err_len);
     }

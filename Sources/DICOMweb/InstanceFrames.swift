@@ -60,4 +60,10 @@ final class InstanceFrames: @unchecked Sendable {
         guard PixelCodecs.canDecode(syntax) else { throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded") }
         return try PixelCodecs.decode(bytes, transferSyntax: syntax, description: try pixelDescription())
     }
+
+    /// Stored frame bytes rendered; JPEG 2000 and HTJ2K decode only the resolution a small viewport needs.
+    func render(_ bytes: [UInt8], display: DisplayAttributes, options: RenderingOptions) throws -> RenderedImage {
+        guard PixelCodecs.canDecode(syntax) else { throw DICOMwebError(.notAcceptable, "frames in \(syntax) cannot be decoded") }
+        return try Renderer.render(encoded: bytes, transferSyntax: syntax, description: try pixelDescription(), display: display, options: options)
+    }
 }

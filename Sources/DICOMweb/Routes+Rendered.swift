@@ -118,7 +118,7 @@ extension DICOMwebService {
                               options: RenderingOptions, mediaType: String) throws -> ByteBuffer {
         let image: RenderedImage
         do {
-            image = try Renderer.render(try source.decode(stored), display: display.frame(n - 1, of: header), options: options)
+            image = try source.render(stored, display: display.frame(n - 1, of: header), options: options)
         } catch let error as DICOMError {
             // The pixels are there but cannot be shown as asked (an unusable palette, say).
             throw DICOMwebError(.notAcceptable, "frame \(n) cannot be rendered: \(error.message)")

@@ -5,22 +5,26 @@ import DICOMCore
 /// HTJ2K (.201 lossless, .202 RPCL lossless, .203 lossy): decoded by OpenJPH, which is several
 /// times faster than OpenJPEG on HT code blocks, with OpenJPEG as the fallback for what OpenJPH
 /// refuses; encoded losslessly by OpenJPH in RPCL order, as AWS HealthImaging stores frames.
-public struct HTJ2KCodec: PixelDecoder, PixelEncoder {
+public struct HTJ2KCodec: ReducedResolutionDecoder, PixelEncoder {
     public init() {}
     public var transferSyntaxUIDs: [String] { ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"] }
     /// RPCL-ordered lossless output qualifies for the more specific .202 as well; .201 is what every reader accepts.
     public var transferSyntaxUID: String { "1.2.840.10008.1.2.4.201" }
 
     public func decode(_ encoded: [UInt8], description d: PixelDescription) throws(DICOMError) -> DecodedFrame {
+        try decode(encoded, description: d, reduce: 0)
+    }
+
+    public func decode(_ encoded: [UInt8], description d: PixelDescription, reduce: Int) throws(DICOMError) -> DecodedFrame {
         do {
-            return try decodeWithOpenJPH(encoded, description: d)
+            return try decodeWithOpenJPH(encoded, description: d, reduce: reduce)
         } catch {
-            if let frame = try? OpenJPEGCodec().decode(encoded, description: d) { return frame }
+            if let frame = try? OpenJPEGCodec().decode(encoded, description: d, reduce: reduce) { return frame }
             throw error
         }
     }
 
-    func decodeWithOpenJPH(_ encoded: [UInt8], description d: PixelDescription) throws(DICOMError) -> DecodedFrame {
+    func decodeWithOpenJPH(_ encoded: [UInt8], description full: PixelDescription, reduce: Int = 0) throws(DICOMError) -> DecodedFrame {
         var message = [CChar](repeating: 0, count: 256)
         func failure() -> DICOMError {
             let text = CodecOutput.text(message)
@@ -29,10 +33,11 @@ public struct HTJ2KCodec: PixelDecoder, PixelEncoder {
         var info = copenjph_image_info()
         let header = encoded.withUnsafeBufferPointer { src in
             message.withUnsafeMutableBufferPointer { m in
-                copenjph_decode(src.baseAddress, src.count, &info, nil, 0, m.baseAddress, m.count)
+                copenjph_decode_reduced(src.baseAddress, src.count, UInt32(clamping: max(reduce, 0)), &info, nil, 0, m.baseAddress, m.count)
             }
         }
         guard header == 0 else { throw failure() }
+        let d = full.reduced(by: Int(info.reduce))
         let samples = Int(info.width) * Int(info.height) * Int(info.components)
         guard samples > 0, samples <= d.samplesPerFrame, info.bit_depth >= 1, info.bit_depth <= 16 else {
             throw DICOMError(.invalidValue, tag: .pixelData, message:
@@ -40,10 +45,11 @@ public struct HTJ2KCodec: PixelDecoder, PixelEncoder {
         }
         let width = info.bit_depth <= 8 ? 1 : 2
         var out = [UInt8](repeating: 0, count: samples * width)
+        let reduced = info.reduce
         let rc = encoded.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 message.withUnsafeMutableBufferPointer { m in
-                    copenjph_decode(src.baseAddress, src.count, &info, dst.baseAddress, dst.count, m.baseAddress, m.count)
+                    copenjph_decode_reduced(src.baseAddress, src.count, reduced, &info, dst.baseAddress, dst.count, m.baseAddress, m.count)
                 }
             }
         }

@@ -72,7 +72,7 @@ struct CodecOutput {
 }
 
 /// JPEG 2000 (lossless and lossy) and HTJ2K decoding through OpenJPEG, and JPEG 2000 lossless encoding.
-public struct OpenJPEGCodec: PixelDecoder, PixelEncoder {
+public struct OpenJPEGCodec: ReducedResolutionDecoder, PixelEncoder {
     /// Threads OpenJPEG may use for one frame; 1 keeps a server's cores for parallel requests.
     public var threads: Int
     public init(threads: Int = 1) { self.threads = threads }
@@ -83,12 +83,17 @@ public struct OpenJPEGCodec: PixelDecoder, PixelEncoder {
     public var transferSyntaxUID: String { "1.2.840.10008.1.2.4.90" }
 
     public func decode(_ encoded: [UInt8], description d: PixelDescription) throws(DICOMError) -> DecodedFrame {
+        try decode(encoded, description: d, reduce: 0)
+    }
+
+    public func decode(_ encoded: [UInt8], description d: PixelDescription, reduce: Int) throws(DICOMError) -> DecodedFrame {
         let output = try encoded.withUnsafeBufferPointer { (src) throws(DICOMError) -> CodecOutput in
             try CodecOutput.call { info, out, length, err, errLength in
-                ccodecs_j2k_decode(src.baseAddress, src.count, Int32(threads), d.samplesPerFrame, info, out, length, err, errLength)
+                ccodecs_j2k_decode_reduced(src.baseAddress, src.count, Int32(threads), UInt32(clamping: max(reduce, 0)), d.samplesPerFrame,
+                                           info, out, length, err, errLength)
             }
         }
-        var frame = try output.frame(for: d, signednessFromStream: true)
+        var frame = try output.frame(for: d.reduced(by: Int(output.info.reduce)), signednessFromStream: true)
         // The decoder has undone the RCT/ICT; YBR_RCT/YBR_ICT data are RGB from here on.
         if output.info.color_transformed != 0 || ["YBR_RCT", "YBR_ICT"].contains(d.photometricInterpretation) {
             frame.description.photometricInterpretation = "RGB"

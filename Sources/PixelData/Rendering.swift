@@ -181,6 +181,13 @@ public struct DisplayAttributes: Sendable {
 /// YBR→RGB colour, then the viewport's crop, flip and scale.
 public enum Renderer {
     public static func render(_ frame: DecodedFrame, display: DisplayAttributes, options: RenderingOptions) throws(DICOMError) -> RenderedImage {
+        try render(frame, display: display, options: options, reducedFrom: nil)
+    }
+
+    /// `reducedFrom`: the frame was decoded `levels` resolution levels below a `width` × `height`
+    /// original, and is scaled to what the original would give (`resampleReduced`).
+    static func render(_ frame: DecodedFrame, display: DisplayAttributes, options: RenderingOptions,
+                       reducedFrom full: (width: Int, height: Int, levels: Int)?) throws(DICOMError) -> RenderedImage {
         let d = frame.description
         let pixels = d.rows * d.columns
         let width = (d.bitsAllocated + 7) / 8
@@ -208,6 +215,7 @@ public enum Renderer {
             throw DICOMError(.invalidValue, tag: .samplesPerPixel, message: "cannot render \(d.samplesPerPixel) samples per pixel")
         }
         guard let viewport = options.viewport else { return image }
+        if let full { return resampleReduced(image, viewport: viewport, full: full) }
         return try resample(image, viewport: viewport)
     }
 

@@ -143,6 +143,46 @@ case "decode", "encode":
     let megapixels = Double(pixels) / 1e6
     let rate = megapixels / median
     print("\(mode) files=\(tables.count) megapixels=\(megapixels) median_s=\(median) MP_per_s=\(Int(rate.rounded())) threads=\(threads)")
+case "render":
+    // Thumbnail cost: every frame rendered to a viewport from a full decode (what /rendered did
+    // before) and with only the resolution levels the viewport needs, in the same run.
+    var repeats = 5, side = 128
+    while let i = args.firstIndex(where: { $0.hasPrefix("--") }), i + 1 < args.count {
+        switch args[i] {
+        case "--repeat": repeats = Int(args[i + 1]) ?? repeats
+        case "--viewport": side = Int(args[i + 1]) ?? side
+        default: print("unknown option \(args[i])"); exit(2)
+        }
+        args.removeSubrange(i...(i + 1))
+    }
+    var options = RenderingOptions()
+    options.viewport = .init(width: side, height: side)
+    var jobs: [(encoded: [UInt8], uid: String, description: PixelDescription, display: DisplayAttributes)] = []
+    for f in collect(args) {
+        guard let file = try? DICOMFile.read(path: f), let t = try? FrameTable(file: file) else { print("skip \(f)"); continue }
+        for i in t.frames.indices {
+            if let e = try? t.encodedFrame(i) { jobs.append((e, t.transferSyntax.uid, t.description, DisplayAttributes(dataSet: file.dataSet))) }
+        }
+    }
+    func time(_ body: () throws -> Void) -> Double {
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let start = now()
+            do { try body() } catch { print("error: \(error)"); exit(1) }
+            times.append(now() - start)
+        }
+        return times.sorted()[times.count / 2]
+    }
+    let full = time { for j in jobs { _ = try Renderer.render(try PixelCodecs.decode(j.encoded, transferSyntax: j.uid, description: j.description), display: j.display, options: options) } }
+    let reduced = time { for j in jobs { _ = try Renderer.render(encoded: j.encoded, transferSyntax: j.uid, description: j.description, display: j.display, options: options) } }
+    var worst = 0
+    for j in jobs {
+        let a = try Renderer.render(try PixelCodecs.decode(j.encoded, transferSyntax: j.uid, description: j.description), display: j.display, options: options)
+        let b = try Renderer.render(encoded: j.encoded, transferSyntax: j.uid, description: j.description, display: j.display, options: options)
+        worst = max(worst, zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0)
+    }
+    let reduce = jobs.first.map { Renderer.reduceFactor(options, description: $0.description) } ?? 0
+    print("render frames=\(jobs.count) viewport=\(side) reduce=\(reduce) full_ms_per_frame=\(full / Double(max(jobs.count, 1)) * 1000) reduced_ms_per_frame=\(reduced / Double(max(jobs.count, 1)) * 1000) ratio=\(reduced / full) max_abs_diff=\(worst)")
 default:
     print("unknown mode \(mode)")
     exit(2)

@@ -12,6 +12,7 @@ typedef struct {
     int32_t is_signed;          // codestream signedness (JPEG 2000 only; 0 elsewhere)
     uint32_t bytes_per_sample;  // output width: 1 (precision <= 8), 2 (<= 16) or 4
     int32_t color_transformed;  // the decoder converted colour (J2K MCT, JPEG YCbCr) to RGB
+    uint32_t reduce;            // resolution levels discarded (JPEG 2000 only): width, height are ceil(full / 2^reduce)
 } ccodecs_info;
 
 /// Decodes a JPEG 2000 or HTJ2K codestream (or JP2 file) with OpenJPEG into a malloc'ed buffer of
@@ -19,6 +20,11 @@ typedef struct {
 /// height × components before anything is allocated. 0 on success; otherwise a message in `err`.
 int ccodecs_j2k_decode(const uint8_t *data, size_t length, int threads, size_t max_samples,
                        ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
+
+/// As ccodecs_j2k_decode, decoding only the resolution levels above the `reduce` finest ones
+/// (at most the codestream's decomposition levels; `info->reduce` says how many were discarded).
+int ccodecs_j2k_decode_reduced(const uint8_t *data, size_t length, int threads, uint32_t reduce, size_t max_samples,
+                               ccodecs_info *info, uint8_t **out, size_t *out_length, char *err, size_t err_length);
 
 /// Encodes interleaved little-endian samples (layout and signedness from `info`) as lossless
 /// JPEG 2000 (reversible 5/3, one layer), with the RCT when `use_mct` and there are 3 components.

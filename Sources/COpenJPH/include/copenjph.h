@@ -17,6 +17,7 @@ typedef struct {
     uint32_t width, height, components;
     uint32_t bit_depth;  // per component, all equal
     int32_t is_signed;   // 0/1
+    uint32_t reduce;     // resolution levels discarded (copenjph_decode_reduced); width and height are the reduced ones
 } copenjph_image_info;
 
 /// Error codes.
@@ -40,6 +41,12 @@ enum {
 /// (if err_len > 0).
 int copenjph_decode(const uint8_t *data, size_t length, copenjph_image_info *info,
                     uint8_t *out, size_t out_capacity, char *err, size_t err_len);
+
+/// As copenjph_decode, reconstructing only the resolutions above the `reduce` finest (at most
+/// the codestream's decomposition levels): the image is ceil(width / 2^reduce) × ceil(height / 2^reduce),
+/// and the code-blocks of the skipped levels are not decoded.
+int copenjph_decode_reduced(const uint8_t *data, size_t length, uint32_t reduce, copenjph_image_info *info,
+                            uint8_t *out, size_t out_capacity, char *err, size_t err_len);
 
 /// Encodes samples laid out as for copenjph_decode losslessly as HTJ2K: reversible 5/3, RPCL,
 /// RCT only when use_color_transform and components == 3, min(5, floor(log2(min(w, h))))
