@@ -187,7 +187,8 @@ extension DICOMwebService {
         }
         let store = self.store, pool = self.pool
         // Transcoding is pool work (WorkPool): admitted before the response starts, held to its end.
-        let ticket = found.contains { syntax($0) != $0.transferSyntaxUID } ? try pool.admit() : nil
+        let transcoding = found.contains { syntax($0) != $0.transferSyntaxUID }
+        let ticket = transcoding ? try pool.admit() : nil
         @Sendable func part(_ k: Int) async throws -> ByteBuffer {
             let i = found[k]
             let target = syntax(i)
@@ -197,24 +198,51 @@ extension DICOMwebService {
             } else {
                 let file = try await store.parse(i.blob)
                 _ = ticket  // captured: held as long as the body
-                part.writeBytes(try await pool.run {
-                    do {
-                        let (ds, syntax) = try Transcoder.transcode(file, to: target)
-                        return try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
-                    } catch {
-                        throw DICOMwebError(.notAcceptable, "instance \(i.sopInstanceUID) cannot be sent in \(target): \(error)")
-                    }
-                })
+                part.writeBytes(try await Self.transcoded(file, to: target, sop: i.sopInstanceUID, pool: pool))
             }
             return part
         }
         let writer = MultipartWriter()
         let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
-        // A series or study streams, one instance in memory at a time.
+        // A series or study streams in order; instances to transcode are made ahead on all of the
+        // pool's threads, at most `prefetchWindow` of them in memory besides the one being written.
+        let ahead = transcoding && found.count > 1 ? OrderedPrefetch(count: found.count, window: pool.prefetchWindow, part) : nil
         let body = try await writer.body(count: found.count, contentType: { k in
             "application/dicom; transfer-syntax=\(syntax(found[k]))"
-        }, part: part)
+        }, part: { k in
+            if let ahead { return try await ahead.value(k) }
+            return try await part(k)
+        })
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// An instance as Part 10 bytes in `target`. The frames of a multi-frame instance are decoded
+    /// and encoded in parallel on the pool (`prefetchWindow` at a time) and assembled in order.
+    static func transcoded(_ file: DICOMFile, to target: String, sop: String, pool: WorkPool) async throws -> [UInt8] {
+        @Sendable func refusal(_ error: any Error) -> DICOMwebError {
+            DICOMwebError(.notAcceptable, "instance \(sop) cannot be sent in \(target): \(error)")
+        }
+        let plan: Transcoder.Plan
+        do { plan = try Transcoder.Plan(file, to: target) } catch { throw refusal(error) }
+        var frames: [(bytes: [UInt8], description: PixelDescription)] = []
+        if plan.frameCount > 1 {
+            let ahead = OrderedPrefetch(count: plan.frameCount, window: pool.prefetchWindow) { f in
+                try await pool.run {
+                    do { return try plan.encodeFrame(f) } catch { throw refusal(error) }
+                }
+            }
+            frames.reserveCapacity(plan.frameCount)
+            for f in 0..<plan.frameCount { frames.append(try await ahead.value(f)) }
+        }
+        let encoded = frames
+        return try await pool.run {
+            do {
+                let (ds, syntax) = plan.frameCount > 1 ? plan.finish(encoded) : try Transcoder.transcode(file, to: target)
+                return try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
+            } catch {
+                throw refusal(error)
+            }
+        }
     }
 
     static let explicitLittleEndian = TransferSyntax.explicitVRLittleEndian.uid

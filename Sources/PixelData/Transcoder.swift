@@ -6,60 +6,89 @@ import DICOMParser
 /// data set is kept as it was.
 public enum Transcoder {
     public static func transcode(_ file: DICOMFile, to uid: String) throws(DICOMError) -> (dataSet: DataSet, transferSyntax: TransferSyntax) {
-        guard let target = TransferSyntax(uid: uid), let encoder = PixelCodecs.encoder(for: target.uid) else {
-            throw DICOMError(.unsupportedTransferSyntax, message:
-                "cannot encode to \(uid); targets are \(PixelCodecs.encodableTransferSyntaxes.joined(separator: ", "))")
+        let plan = try Plan(file, to: uid)
+        var frames: [(bytes: [UInt8], description: PixelDescription)] = []
+        frames.reserveCapacity(plan.frameCount)
+        for i in 0..<plan.frameCount { frames.append(try plan.encodeFrame(i)) }
+        return plan.finish(frames)
+    }
+
+    /// A transcoding in three steps, so that a caller can encode the frames in parallel: `Plan`
+    /// checks the target, `encodeFrame` decodes and encodes one frame (any order, any thread),
+    /// `finish` assembles the data set from the frames in order. `frameCount` is 0 when the
+    /// Pixel Data need no re-encoding (only the data set's encoding changes).
+    public struct Plan: Sendable {
+        let dataSet: DataSet
+        let target: TransferSyntax
+        let table: FrameTable?
+        let encoder: (any PixelEncoder)?
+
+        public init(_ file: DICOMFile, to uid: String) throws(DICOMError) {
+            guard let target = TransferSyntax(uid: uid), let encoder = PixelCodecs.encoder(for: target.uid) else {
+                throw DICOMError(.unsupportedTransferSyntax, message:
+                    "cannot encode to \(uid); targets are \(PixelCodecs.encodableTransferSyntaxes.joined(separator: ", "))")
+            }
+            self.dataSet = file.dataSet
+            self.target = target
+            let ds = file.dataSet
+            guard [Tag.pixelData, .floatPixelData, .doubleFloatPixelData].contains(where: ds.contains),
+                  file.transferSyntax.uid != target.uid, file.transferSyntax.isEncapsulated || target.isEncapsulated else {
+                // Nothing to transcode, or the writer swaps bytes between native encodings.
+                (self.table, self.encoder) = (nil, nil)
+                return
+            }
+            let table = try FrameTable(file: file)
+            if table.description.bitsAllocated == 1 && target.isEncapsulated {
+                throw DICOMError(.invalidValue, tag: .bitsAllocated, message: "1-bit Pixel Data can only be stored natively")
+            }
+            (self.table, self.encoder) = (table, encoder)
         }
-        var ds = file.dataSet
-        guard [Tag.pixelData, .floatPixelData, .doubleFloatPixelData].contains(where: ds.contains) else {
-            return (ds, target)  // nothing to transcode: only the data set's encoding changes
-        }
-        if file.transferSyntax.uid == target.uid || (!file.transferSyntax.isEncapsulated && !target.isEncapsulated) {
-            return (ds, target)  // the writer swaps bytes between native encodings
-        }
-        let table = try FrameTable(file: file)
-        var desc = table.description
-        if desc.bitsAllocated == 1 && target.isEncapsulated {
-            throw DICOMError(.invalidValue, tag: .bitsAllocated, message: "1-bit Pixel Data can only be stored natively")
-        }
-        var encodedFrames: [[UInt8]] = []
-        encodedFrames.reserveCapacity(table.frames.count)
-        var resulting: PixelDescription?
-        for i in table.frames.indices {
+
+        public var frameCount: Int { table?.frames.count ?? 0 }
+
+        /// Frame `i` decoded and encoded in the target syntax, with the description the encoder produced.
+        public func encodeFrame(_ i: Int) throws(DICOMError) -> (bytes: [UInt8], description: PixelDescription) {
+            guard let table, let encoder else { throw DICOMError(.invalidValue, message: "no frames to transcode") }
             let decoded = try table.decodeFrame(i)
             var frameBytes = decoded.bytes
             var frameDesc = decoded.description
-            if desc.bitsAllocated == 1 {
+            if table.description.bitsAllocated == 1 {
                 frameBytes = packBits(frameBytes)
                 frameDesc.bitsAllocated = 1
             }
-            let (bytes, encodedDesc) = try encoder.encode(frameBytes, description: frameDesc)
-            encodedFrames.append(bytes)
-            resulting = encodedDesc
+            return try encoder.encode(frameBytes, description: frameDesc)
         }
-        if let r = resulting {
-            desc.photometricInterpretation = r.photometricInterpretation
-            desc.planarConfiguration = r.planarConfiguration
-        }
-        ds.set(DataElement(tag: .photometricInterpretation, vr: .CS, value: .bytes(evenPadded(Array(desc.photometricInterpretation.utf8), pad: 0x20))))
-        if desc.samplesPerPixel > 1 {
-            ds.set(DataElement(tag: .planarConfiguration, vr: .US, value: .bytes(ds.isBigEndian ? le16(desc.planarConfiguration).reversed() : le16(desc.planarConfiguration))))
-        }
-        _ = ds.remove(.extendedOffsetTable)
-        _ = ds.remove(.extendedOffsetTableLengths)
-        if target.isEncapsulated {
-            let (fragments, eot) = Encapsulation.encapsulate(encodedFrames)
-            if let eot {
-                ds.set(DataElement(tag: .extendedOffsetTable, vr: .OV, value: .bytes(eot.offsets)))
-                ds.set(DataElement(tag: .extendedOffsetTableLengths, vr: .OV, value: .bytes(eot.lengths)))
+
+        /// The data set with `frames` (every frame's `encodeFrame`, in order) as its Pixel Data.
+        public func finish(_ frames: [(bytes: [UInt8], description: PixelDescription)]) -> (dataSet: DataSet, transferSyntax: TransferSyntax) {
+            guard let table else { return (dataSet, target) }
+            var ds = dataSet
+            var desc = table.description
+            if let r = frames.last?.description {
+                desc.photometricInterpretation = r.photometricInterpretation
+                desc.planarConfiguration = r.planarConfiguration
             }
-            ds.set(DataElement(tag: .pixelData, vr: .OB, value: .fragments(fragments)))
-        } else {
-            var all = [UInt8]()
-            for f in encodedFrames { all += f }
-            ds.set(DataElement(tag: .pixelData, vr: desc.bitsAllocated > 8 ? .OW : .OB, value: .bytes(evenPadded(all, pad: 0))))
+            let encodedFrames = frames.map(\.bytes)
+            ds.set(DataElement(tag: .photometricInterpretation, vr: .CS, value: .bytes(evenPadded(Array(desc.photometricInterpretation.utf8), pad: 0x20))))
+            if desc.samplesPerPixel > 1 {
+                ds.set(DataElement(tag: .planarConfiguration, vr: .US, value: .bytes(ds.isBigEndian ? le16(desc.planarConfiguration).reversed() : le16(desc.planarConfiguration))))
+            }
+            _ = ds.remove(.extendedOffsetTable)
+            _ = ds.remove(.extendedOffsetTableLengths)
+            if target.isEncapsulated {
+                let (fragments, eot) = Encapsulation.encapsulate(encodedFrames)
+                if let eot {
+                    ds.set(DataElement(tag: .extendedOffsetTable, vr: .OV, value: .bytes(eot.offsets)))
+                    ds.set(DataElement(tag: .extendedOffsetTableLengths, vr: .OV, value: .bytes(eot.lengths)))
+                }
+                ds.set(DataElement(tag: .pixelData, vr: .OB, value: .fragments(fragments)))
+            } else {
+                var all = [UInt8]()
+                for f in encodedFrames { all += f }
+                ds.set(DataElement(tag: .pixelData, vr: desc.bitsAllocated > 8 ? .OW : .OB, value: .bytes(evenPadded(all, pad: 0))))
+            }
+            return (ds, target)
         }
-        return (ds, target)
     }
 
     static func packBits(_ samples: [UInt8]) -> [UInt8] {
