@@ -254,3 +254,16 @@ extension Substring {
         return nil
     }
 }
+
+extension SpecificCharacterSet {
+    /// Bytes below 0x80 decode to the same ASCII text, `\` included: true of ASCII, UTF-8, the
+    /// ISO 8859 / TIS 620 sets and GB18030/GBK without code extensions; not of JIS X 0201 (its
+    /// 0x5C is the yen sign) nor of anything that switches sets by escape sequences.
+    var readsASCIIAsASCII: Bool {
+        guard !usesCodeExtensions else { return false }
+        switch initial {
+        case .ascii, .utf8, .iconv, .gb18030, .gbk: return true
+        case .jisX0201, .jisX0208, .jisX0212, .ksX1001, .gb2312: return false
+        }
+    }
+}

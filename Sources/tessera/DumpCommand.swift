@@ -21,9 +21,24 @@ struct DumpCommand: ParsableCommand {
         var failed = false
         var options = ReadOptions.default
         options.stopBeforePixelData = stopBeforePixels
+        // Listings are built as bytes and written with one write(2) per file: formatting and
+        // printing line by line cost more than parsing.
+        var out: [UInt8] = []
+        func flush() {
+            out.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                var done = 0
+                while done < raw.count {
+                    let n = write(1, base + done, raw.count - done)
+                    if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+                }
+            }
+            out.removeAll(keepingCapacity: true)
+        }
         for (n, path) in files.enumerated() {
-            if files.count > 1 { print(n == 0 ? "# File: \(path)" : "\n# File: \(path)") }
+            if files.count > 1 { out += (n == 0 ? "# File: \(path)\n" : "\n# File: \(path)\n").utf8 }
             if let why = Diagnostics.unreadable(path) {
+                flush()
                 Diagnostics.line(why)
                 failed = true
                 continue
@@ -32,9 +47,11 @@ struct DumpCommand: ParsableCommand {
             do throws(DICOMError) {
                 let storage = try ByteStorage.map(path: path)
                 let file = try DICOMFile.read(storage: storage, options: options, partial: &partial)
-                print(DICOMDump.lines(file).joined(separator: "\n"))
+                DICOMDump.write(file, to: &out)
+                flush()
             } catch {
-                if let partial { print(DICOMDump.lines(partial).joined(separator: "\n")) }
+                if let partial { DICOMDump.write(partial, to: &out) }
+                flush()
                 Diagnostics.report(path: path, error: error)
                 failed = true
             }

@@ -14,8 +14,9 @@ struct KeysCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self])
 
     struct Create: AsyncParsableCommand {
+        // Named here: without a name ArgumentParser derives one by reflection at every start.
         static let configuration = CommandConfiguration(
-            abstract: "Create an API key and print it once; only its SHA-256 is stored.")
+            commandName: "create", abstract: "Create an API key and print it once; only its SHA-256 is stored.")
         @Option(help: "gateway (STOW-RS, reading back what it stored), viewer (reads) or admin (everything).") var role: Role
         @Option(help: "A unique name (letters, digits, '.', '_', '-'); audit records name the key by it.") var name: String
         @OptionGroup var place: KeyStoreOptions
@@ -35,7 +36,7 @@ struct KeysCommand: ParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the API keys (never the keys themselves).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the API keys (never the keys themselves).")
         @OptionGroup var place: KeyStoreOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -61,7 +62,7 @@ struct KeysCommand: ParsableCommand {
 
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Revoke an API key; a running server refuses it within 5 seconds.")
+            commandName: "revoke", abstract: "Revoke an API key; a running server refuses it within 5 seconds.")
         @Argument(help: "The key's name.") var name: String
         @OptionGroup var place: KeyStoreOptions
 
