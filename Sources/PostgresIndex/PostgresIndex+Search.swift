@@ -30,6 +30,9 @@ extension PostgresIndex {
         }
         let select: String
         // Each level selects its page first, on the table holding the level's rows, then counts for that page only.
+        // A study's counts and modalities come from one pass over its current instances, grouped by series in
+        // instance_current_set_id's order, each group joined to its series row for the modality: a second walk of
+        // the instances (an EXISTS per series for the modalities) made a 101-study page at 1M instances 17 % slower.
         switch q.level {
         case .study:
             if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = \(b.add(study))") }
@@ -38,13 +41,13 @@ extension PostgresIndex {
                 WITH page AS (
                   SELECT s.* FROM image_set s WHERE \(clauses.joined(separator: " AND "))
                   ORDER BY s.\(order) LIMIT \(b.add(q.limit)) OFFSET \(b.add(q.offset)))
-                SELECT page.*, c.rep, c.n_series, c.n_instances,
-                  (SELECT array_agg(DISTINCT x.modality) FROM series x WHERE x.image_set_id = page.id AND x.modality <> ''
-                     AND EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = x.image_set_id
-                                 AND i.series_instance_uid = x.series_instance_uid AND i.removed_version IS NULL)) AS modalities
+                SELECT page.*, c.rep, c.n_series, c.n_instances, c.modalities
                 FROM page CROSS JOIN LATERAL (
-                  SELECT MIN(id) AS rep, COUNT(DISTINCT series_instance_uid)::bigint AS n_series, COUNT(*)::bigint AS n_instances
-                  FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) c
+                  SELECT MIN(g.rep) AS rep, COUNT(*)::bigint AS n_series, COALESCE(SUM(g.n), 0)::bigint AS n_instances,
+                    array_agg(DISTINCT x.modality) FILTER (WHERE x.modality <> '') AS modalities
+                  FROM (SELECT series_instance_uid, MIN(id) AS rep, COUNT(*) AS n FROM instance
+                        WHERE image_set_id = page.id AND removed_version IS NULL GROUP BY series_instance_uid) g
+                  LEFT JOIN series x ON x.image_set_id = page.id AND x.series_instance_uid = g.series_instance_uid) c
                 ORDER BY page.\(order)
                 """
         case .series:
