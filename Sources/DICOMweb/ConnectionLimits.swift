@@ -14,6 +14,9 @@ import NIOHTTPTypes
 ///   not to blame. Over a body, the client must also average `minimumBodyRate` bytes per second of
 ///   that waiting time, so a client that drips a byte just inside each deadline is closed too.
 ///
+/// On HTTP/2 each stream has its own (DICOMwebServer+HTTP2.swift): a stream is one request, and a
+/// deadline missed resets that stream; the connection's idle deadline is HummingbirdHTTP2's.
+///
 /// No deadline runs while a request is being answered: a slow transcode or a long download is
 /// bounded elsewhere (the work pool, the client's own reading).
 final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -159,10 +162,11 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
 }
 
 /// Tells `ConnectionTimeoutsHandler` that request bytes arrived; sits first in the pipeline, ahead
-/// of the HTTP decoder, and passes everything on unchanged.
+/// of the HTTP decoder, and passes everything on unchanged: bytes on a connection, frame payloads
+/// on an HTTP/2 stream (whose HEADERS frame then starts its request).
 final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
     // Owned by the same pipeline (one event loop); unowned would dangle after a removal, weak does not.
     private weak var owner: ConnectionTimeoutsHandler?
 
