@@ -51,8 +51,13 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
 
     init(_ timeouts: Timeouts) { self.timeouts = timeouts }
 
+    /// On an HTTP/2 stream, its connection's idle backstop (counting the streams open).
+    private var backstop: IdleStreamsBackstop?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        backstop = IdleStreamsBackstop.of(context.channel)
+        backstop?.streamOpened()
         // Bytes are seen before the HTTP decoder has a whole head: the header deadline starts at the first one.
         try? context.pipeline.syncOperations.addHandler(FirstByteObserver(owner: self), position: .first)
         if context.channel.isActive { arm(timeouts.idle) }
@@ -68,6 +73,8 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
         timer?.cancel()
         timer = nil
         self.context = nil
+        backstop?.streamClosed()
+        backstop = nil
     }
 
     /// Raw bytes arrived (from `FirstByteObserver`): an idle connection starts a request.

@@ -40,6 +40,7 @@ extension DICOMwebConfiguration {
         }
         return HTTPServerBuilder { responder in
             NegotiatedHTTPChannel(negotiation: negotiation, deadline: .duration(deadline),
+                                  backstop: .duration(limits.idleTimeout + limits.headerTimeout),
                                   http1: HTTP1Channel(responder: responder, configuration: http1),
                                   http2: HTTP2Channel(responder: responder, configuration: http2))
         }
@@ -68,6 +69,8 @@ struct NegotiatedHTTPChannel: ServerChildChannel {
 
     let negotiation: Negotiation
     let deadline: TimeAmount
+    /// An HTTP/2 connection with no stream open this long is closed (IdleStreamsBackstop).
+    let backstop: TimeAmount
     let http1: HTTP1Channel
     let http2: HTTP2Channel
 
@@ -83,9 +86,12 @@ struct NegotiatedHTTPChannel: ServerChildChannel {
             case .priorKnowledge:
                 alpn = false
             }
-            let negotiator = ProtocolNegotiator(alpn: alpn, deadline: deadline, chosen: promise) { [http1, http2] isHTTP2 in
-                isHTTP2 ? http2.setup(channel: channel, logger: logger).map { .http2($0) }
-                    : http1.setup(channel: channel, logger: logger).map { .http1($0) }
+            let negotiator = ProtocolNegotiator(alpn: alpn, deadline: deadline, chosen: promise) { [http1, http2, backstop] isHTTP2 in
+                guard isHTTP2 else { return http1.setup(channel: channel, logger: logger).map { .http1($0) } }
+                return http2.setup(channel: channel, logger: logger).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(IdleStreamsBackstop(after: backstop))
+                    return .http2($0)
+                }
             }
             try channel.pipeline.syncOperations.addHandler(negotiator)
             return Value(chosen: promise.futureResult, channel: channel)
@@ -202,3 +208,58 @@ final class ProtocolNegotiator: ChannelInboundHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension ProtocolNegotiator: Sendable {}
+
+/// HummingbirdHTTP2 ends an idle HTTP/2 connection (no stream open for the idle timeout) with
+/// GOAWAY and a PING, and closes it only when the PING's ACK comes back: a client that never
+/// answers would hold the connection for ever. This closes it anyway once no stream has been
+/// open for the idle timeout plus the header timeout. Streams report in through their
+/// `ConnectionTimeoutsHandler` (the stream channel's parent is the connection).
+final class IdleStreamsBackstop: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let delay: TimeAmount
+    private var open = 0
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+
+    init(after delay: TimeAmount) { self.delay = delay }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        arm()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func streamOpened() {
+        open += 1
+        timer?.cancel()
+        timer = nil
+    }
+
+    func streamClosed() {
+        open = max(open - 1, 0)
+        if open == 0 { arm() }
+    }
+
+    private func arm() {
+        timer?.cancel()
+        guard let context else { return }
+        timer = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [weak self] in
+            self?.context?.close(promise: nil)
+        }
+    }
+
+    /// The backstop of the HTTP/2 connection `stream` belongs to, if it is an HTTP/2 stream.
+    static func of(_ stream: any Channel) -> IdleStreamsBackstop? {
+        // A stream shares its connection's event loop; an HTTP/1.1 connection's parent, the
+        // listening socket, may not, and its pipeline must not be touched from here.
+        guard let parent = stream.parent, parent.eventLoop.inEventLoop else { return nil }
+        return try? parent.pipeline.syncOperations.handler(type: IdleStreamsBackstop.self)
+    }
+}
+
+@available(*, unavailable)
+extension IdleStreamsBackstop: Sendable {}

@@ -79,7 +79,7 @@ final class ServeHTTP2Tests: XCTestCase {
     }
 
     func testH2CWithPriorKnowledgeBesideHTTP11OnOnePort() throws {
-        let server = try ServedTessera(["--http2-cleartext", "--maximum-request-size", "1000", "--body-timeout", "1"])
+        let server = try ServedTessera(["--http2-cleartext", "--maximum-request-size", "1000", "--body-timeout", "1", "--idle-timeout", "3", "--header-timeout", "2"])
         defer { server.kill() }
         let base = "http://127.0.0.1:\(server.port)/dicomweb"
         XCTAssertEqual(try fetch(["--http2-prior-knowledge"], "\(base)/studies"), "2 200")
@@ -101,14 +101,25 @@ final class ServeHTTP2Tests: XCTestCase {
         XCTAssertLessThan(limits["reset_after"] as? Double ?? 99, 5, "\(limits)")
         XCTAssertEqual(limits["health_status"] as? String, "200", "\(limits)")
         XCTAssertNil(limits["connection_closed"], "\(limits)")
+        // --idle-timeout: with no stream open the connection ends (GOAWAY, RFC 9113 §6.8), not before;
+        // the oracle never acknowledges the server's PING, which alone would keep it open for ever
+        // (IdleStreamsBackstop closes it idle + header timeout after its last stream).
+        XCTAssertEqual(limits["goaway"] as? Bool, true, "\(limits)")
+        let idle = try XCTUnwrap(limits["idle_closed_after"] as? Double, "\(limits)")
+        XCTAssertGreaterThan(idle, 2)
+        XCTAssertLessThan(idle, 12)
     }
 
-    /// Without `--http2-cleartext` a cleartext port is HTTP/1.1 only, as before: prior knowledge gets no HTTP/2.
+    /// Without `--http2-cleartext` a cleartext port is HTTP/1.1 only, as before: prior knowledge gets
+    /// no HTTP/2. The option is a config key like the others: TESSERA_HTTP2_CLEARTEXT turns it on.
     func testCleartextWithoutTheOptionIsHTTP11Only() throws {
         let server = try ServedTessera(["--no-demo"])
         defer { server.kill() }
         XCTAssertEqual(try fetch([], "http://127.0.0.1:\(server.port)/health"), "1.1 200")
         XCTAssertNotEqual(try fetch(["--http2-prior-knowledge"], "http://127.0.0.1:\(server.port)/health"), "2 200")
+        let fromEnvironment = try ServedTessera(["--no-demo"], environment: ["TESSERA_HTTP2_CLEARTEXT": "true"])
+        defer { fromEnvironment.kill() }
+        XCTAssertEqual(try fetch(["--http2-prior-knowledge"], "http://127.0.0.1:\(fromEnvironment.port)/health"), "2 200")
     }
 
     /// Authentication on an HTTP/2 stream: no credentials, 401 with the challenge (RFC 6750 §3.1);

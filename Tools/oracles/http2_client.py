@@ -12,7 +12,8 @@ Usage:
   http2_client.py limits HOST PORT WAIT
       h2c with prior knowledge: the server's SETTINGS (max concurrent streams) as h2 reads them; a
       stream whose announced body never comes must be reset by the body deadline, the connection
-      still answering another stream. WAIT: seconds the socket waits for the server.
+      still answering another stream; then, no stream open, the idle deadline must close the
+      connection (GOAWAY). WAIT: seconds the socket waits for the server.
 Prints a JSON report.
 """
 import asyncio
@@ -137,6 +138,15 @@ def series(base, ca):
     print(json.dumps(report))
 
 
+def frame_types(data):
+    """The types of the whole HTTP/2 frames in data (RFC 9113 §4.1: 3 bytes length, 1 type, ...)."""
+    types, at = [], 0
+    while at + 9 <= len(data):
+        types.append(data[at + 3])
+        at += 9 + int.from_bytes(data[at:at + 3], "big")
+    return types
+
+
 def limits(host, port, wait):
     """h2c with prior knowledge on a raw socket: the server's SETTINGS; then a POST stream that
     announces a body and sends none, which the body deadline must reset (RST_STREAM) while the
@@ -145,6 +155,7 @@ def limits(host, port, wait):
     import h2.config
     import h2.connection
     import h2.events
+    import h2.exceptions
     connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
     connection.initiate_connection()
     report = {}
@@ -155,7 +166,15 @@ def limits(host, port, wait):
                 if not data:
                     report["connection_closed"] = True
                     return
-                for event in connection.receive_data(data):
+                if report.get("goaway"):
+                    continue  # h2 takes nothing after GOAWAY (the server's closing PING): wait for the close
+                try:
+                    events = connection.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    # GOAWAY and a PING in one read: h2 refuses the PING; find the GOAWAY (type 7) itself.
+                    report["goaway"] = 7 in frame_types(data)
+                    continue
+                for event in events:
                     if isinstance(event, h2.events.RemoteSettingsChanged):
                         report["max_concurrent_streams"] = connection.remote_settings.max_concurrent_streams
                     elif isinstance(event, h2.events.StreamReset):
@@ -163,6 +182,8 @@ def limits(host, port, wait):
                         report["reset_after"] = round(time.monotonic() - started, 2)
                     elif isinstance(event, h2.events.ResponseReceived):
                         report.setdefault("responses", {})[event.stream_id] = dict(event.headers).get(b":status", b"").decode()
+                    elif isinstance(event, h2.events.ConnectionTerminated):
+                        report["goaway"] = True
                     elif isinstance(event, h2.events.StreamEnded):
                         report.setdefault("ended", []).append(event.stream_id)
                 s.sendall(connection.data_to_send())
@@ -183,6 +204,14 @@ def limits(host, port, wait):
             s.sendall(connection.data_to_send())
             pump(lambda: health in report.get("ended", []) or report.get("connection_closed"))
             report["health_status"] = report.get("responses", {}).get(health)
+            # No stream open now: the connection's idle deadline (GOAWAY, then close).
+            idle_since = time.monotonic()
+            try:
+                pump(lambda: report.get("connection_closed"))
+                report["idle_closed_after"] = round(time.monotonic() - idle_since, 2)
+                report.pop("connection_closed", None)
+            except socket.timeout:
+                pass
         report["stalled_stream"] = stalled
     print(json.dumps(report))
 
