@@ -254,9 +254,10 @@ final class IdleStreamsBackstop: ChannelInboundHandler, RemovableChannelHandler 
 
     /// The backstop of the HTTP/2 connection `stream` belongs to, if it is an HTTP/2 stream.
     static func of(_ stream: any Channel) -> IdleStreamsBackstop? {
-        // A stream shares its connection's event loop; an HTTP/1.1 connection's parent, the
-        // listening socket, may not, and its pipeline must not be touched from here.
-        guard let parent = stream.parent, parent.eventLoop.inEventLoop else { return nil }
+        // A stream's parent is a connection, itself a child of the listening socket; an HTTP/1.1
+        // connection's parent is the listening socket (no parent), whose pipeline, maybe on
+        // another event loop, is not looked at. A stream shares its connection's event loop.
+        guard let parent = stream.parent, parent.parent != nil, parent.eventLoop.inEventLoop else { return nil }
         return try? parent.pipeline.syncOperations.handler(type: IdleStreamsBackstop.self)
     }
 }
