@@ -14,6 +14,9 @@ import NIOHTTPTypes
 ///   not to blame. Over a body, the client must also average `minimumBodyRate` bytes per second of
 ///   that waiting time, so a client that drips a byte just inside each deadline is closed too.
 ///
+/// On HTTP/2 each stream has its own (DICOMwebServer+HTTP2.swift): a stream is one request, and a
+/// deadline missed resets that stream; the connection's idle deadline is HummingbirdHTTP2's.
+///
 /// No deadline runs while a request is being answered: a slow transcode or a long download is
 /// bounded elsewhere (the work pool, the client's own reading).
 final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -48,8 +51,13 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
 
     init(_ timeouts: Timeouts) { self.timeouts = timeouts }
 
+    /// On an HTTP/2 stream, its connection's idle backstop (counting the streams open).
+    private var backstop: IdleStreamsBackstop?
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        backstop = IdleStreamsBackstop.of(context.channel)
+        backstop?.streamOpened()
         // Bytes are seen before the HTTP decoder has a whole head: the header deadline starts at the first one.
         try? context.pipeline.syncOperations.addHandler(FirstByteObserver(owner: self), position: .first)
         if context.channel.isActive { arm(timeouts.idle) }
@@ -65,6 +73,8 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
         timer?.cancel()
         timer = nil
         self.context = nil
+        backstop?.streamClosed()
+        backstop = nil
     }
 
     /// Raw bytes arrived (from `FirstByteObserver`): an idle connection starts a request.
@@ -159,10 +169,11 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
 }
 
 /// Tells `ConnectionTimeoutsHandler` that request bytes arrived; sits first in the pipeline, ahead
-/// of the HTTP decoder, and passes everything on unchanged.
+/// of the HTTP decoder, and passes everything on unchanged: bytes on a connection, frame payloads
+/// on an HTTP/2 stream (whose HEADERS frame then starts its request).
 final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
     // Owned by the same pipeline (one event loop); unowned would dangle after a removal, weak does not.
     private weak var owner: ConnectionTimeoutsHandler?
 

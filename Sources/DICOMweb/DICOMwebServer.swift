@@ -25,6 +25,9 @@ public struct DICOMwebConfiguration: Sendable {
     public var publicURL: PublicURL?
     /// The certificate and key served over TLS (reloadable); nil for plain HTTP.
     public var tls: TLSCertificates?
+    /// Without TLS, also speak h2c with prior knowledge (for a proxy on a trusted network) beside
+    /// HTTP/1.1; with TLS, HTTP/2 is offered by ALPN whatever this says.
+    public var http2Cleartext = false
     /// Connection and work limits (Docs/security.md, "Limits"); timeouts in seconds.
     public var limits = Limits()
     /// The Prometheus metrics this application records and `GET /metrics` shows; nil records
@@ -64,10 +67,12 @@ public func buildApplication(store: Datastore, configuration: DICOMwebConfigurat
     let router = buildRouter(store: store, configuration: configuration, authenticator: authenticator)
     let l = configuration.limits
     let timeouts = ConnectionTimeoutsHandler.Timeouts(idle: .duration(l.idleTimeout), header: .duration(l.headerTimeout), body: .duration(l.bodyTimeout))
-    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LargeReadsHandler(), ConnectionTimeoutsHandler(timeouts)]))
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [LargeReadsHandler(), ConnectionTimeoutsHandler(timeouts)])
+    // An HTTP/2 stream is one request: the same deadlines, per stream (DICOMwebServer+HTTP2.swift).
+    let streams = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionTimeoutsHandler(timeouts)])
     return Application(
         router: router,
-        server: configuration.tls.map { $0.server(http1) } ?? http1,
+        server: configuration.serverBuilder(http1: http1, streams: streams),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera",
                              backlog: 1024, availableConnectionsDelegate: MaximumAvailableConnections(l.maximumConnections, logger: logger)),
         logger: logger
@@ -87,8 +92,11 @@ extension TimeAmount {
 final class LargeReadsHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        try? context.channel.syncOptions?.setOption(
+    func handlerAdded(context: ChannelHandlerContext) { Self.enlargeReads(of: context.channel) }
+
+    /// Also for a connection that may become HTTP/2 (its streams' pipelines read no sockets).
+    static func enlargeReads(of channel: any Channel) {
+        try? channel.syncOptions?.setOption(
             ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 << 10))
     }
 }

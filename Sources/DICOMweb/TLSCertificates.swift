@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
@@ -94,10 +93,12 @@ public final class TLSCertificates: @unchecked Sendable {
         return configuration
     }
 
-    /// HTTP/1.1 inside TLS. `HTTPServerBuilder.tls` is declared throwing but throws nothing
-    /// itself (the context is made, from a pair `load` already made one from, when the server
-    /// starts); crashing there beats falling back to plain HTTP.
-    func server(_ http1: HTTPServerBuilder) -> HTTPServerBuilder {
-        try! HTTPServerBuilder.tls(http1, tlsConfiguration: tlsConfiguration)
+    /// The TLS context of the server, ALPN offering HTTP/2 then HTTP/1.1 (RFC 9113 §3.2). Made
+    /// once, when the server is built, from a pair `load` already made one from: it cannot fail
+    /// here, and crashing beats falling back to plain HTTP.
+    var alpnContext: NIOSSLContext {
+        var configuration = tlsConfiguration
+        configuration.applicationProtocols = ["h2", "http/1.1"]
+        return try! NIOSSLContext(configuration: configuration)
     }
 }

@@ -13,8 +13,10 @@ struct TransportSettings {
     var tls: TLSCertificates?
     var publicURL: PublicURL?
     var corsOrigins: [String]?
+    var http2Cleartext = false
 
     func apply(to configuration: inout DICOMwebConfiguration) {
+        configuration.http2Cleartext = http2Cleartext
         configuration.tls = tls
         configuration.publicURL = publicURL
         configuration.corsOrigins = corsOrigins
@@ -23,7 +25,7 @@ struct TransportSettings {
 
 extension ServeCommand {
     func transportConfiguration() throws -> TransportSettings {
-        var settings = TransportSettings()
+        var settings = TransportSettings(http2Cleartext: http2Cleartext)
         switch (tlsCert, tlsKey) {
         case (nil, nil): break
         case let (cert?, key?):

@@ -28,6 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
     var tlsKey: String?
+    @Flag(name: .customLong("http2-cleartext"), help: "Without TLS, also answer HTTP/2 with prior knowledge (h2c, for a proxy on a trusted network) beside HTTP/1.1. With TLS, HTTP/2 is offered by ALPN anyway.")
+    var http2Cleartext = false
     @Option(name: .customLong("public-url"), help: ArgumentHelp("Where clients reach the service, https://host[:port][/prefix]: the start of every link in responses.", valueName: "URL"))
     var publicURL: String?
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, * for any, none for none); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
