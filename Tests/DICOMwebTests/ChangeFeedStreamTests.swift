@@ -114,8 +114,11 @@ extension ChangeFeedStreamTests {
                                                             timeout: .seconds(30))
         var body = response.body.makeAsyncIterator()
         _ = try await body.next()  // the opening comment: the stream is open
+        let clock = ContinuousClock(), signalled = clock.now
         kill(server.pid, SIGTERM)
         while try await body.next() != nil {}
+        // At once, not when the next heartbeat (15 s) finds the connection closing.
+        XCTAssertLessThan(clock.now - signalled, .seconds(8), "the stream ends at the shutdown")
         for _ in 0..<100 where server.process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
         XCTAssertFalse(server.process.isRunning, "SIGTERM ends a server with an open stream")
     }
