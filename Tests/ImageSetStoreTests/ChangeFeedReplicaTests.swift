@@ -60,3 +60,36 @@ final class ChangeFeedReplicaTests: XCTestCase {
         for r in writers + [reader] { await r.close() }
     }
 }
+
+/// What the feed adds to a commit, measured in one run (Docs/performance.md, "Change feed").
+final class ChangeFeedCostTests: XCTestCase {
+    /// SQLite: 100-instance batches, each committing its ~200 events (created, stored, version), against
+    /// the same number of events appended alone in a transaction of their own.
+    func testAppendingABatchsEventsIsASmallShareOfItsCommit() throws {
+        let folder = try StoreFixtures.temporaryFolder("feed-cost")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let index = try SQLiteIndex(path: folder + "/index.sqlite")
+        let clock = ContinuousClock()
+        var commits: [Duration] = [], appends: [Duration] = [], empties: [Duration] = [], events = 0
+        for round in 0..<5 {
+            let batch = (0..<100).map { i in
+                PostgresIndexTests.prepared(study: "1.2.826.0.1.3680043.9.7433.99.\(round).\(i % 10)", series: "1.2.826.0.1.3680043.9.7433.99.\(round).\(i % 10).1",
+                                            sop: "1.2.826.0.1.3680043.9.7433.99.\(round).\(i)")
+            }
+            let before = try index.latestChangeSequence()
+            commits.append(try clock.measure { _ = try index.commit(batch, policy: .reject, reason: "stored", audit: nil) })
+            let made = try index.changes(after: before, limit: 10_000)
+            events = made.count
+            var drafts = ChangeDrafts(now: Date().timeIntervalSince1970)
+            for e in made { drafts.add(e.type, set: e.imageSetId, version: e.version, study: e.studyInstanceUID, patient: e.patientID,
+                                       series: e.seriesInstanceUID, sop: e.sopInstanceUID, transferSyntax: e.transferSyntaxUID, size: e.size,
+                                       isPrimary: e.isPrimary, reason: e.reason) }
+            appends.append(try clock.measure { try index.pool.write { try SQLiteIndex.appendChanges(drafts, in: $0) } })
+            // A transaction's own cost (its WAL sync), to take out of the append's.
+            empties.append(try clock.measure { try index.pool.write { try $0.execute(sql: "UPDATE change_feed_head SET sequence = sequence") } })
+        }
+        let commit = commits.sorted()[2], append = appends.sorted()[2], empty = empties.sorted()[2]
+        print("change feed cost: a 100-instance commit with its \(events) events, median \(commit); the events appended alone, median \(append); an empty write transaction, median \(empty)")
+        XCTAssertLessThan(append, commit, "the events are a part of the commit")
+    }
+}
