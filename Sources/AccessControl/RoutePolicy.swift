@@ -49,6 +49,8 @@ public enum RoutePolicy {
         add("DELETE", ["/imagesets/{id}/versions"], .roles([.admin]))
         // The audit trail (section 2 of issue 12 adds the route).
         add("GET", ["/audit"], .roles([.admin]))
+        // The change feed (Docs/events.md).
+        add("GET", ["/changefeed", "/changefeed/latest", "/changefeed/stream"], .roles([.admin]))
         // Prometheus metrics (Docs/operations.md): admin, or a scraper with the metrics token (checked before this table).
         add("GET", ["/metrics"], .roles([.admin]))
         return e

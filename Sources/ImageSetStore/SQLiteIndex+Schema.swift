@@ -169,6 +169,8 @@ extension SQLiteIndex {
         }
         // The audit trail (SQLiteIndex+Audit.swift).
         m.registerMigration("v6", migrate: migrateAuditTrail)
+        // The change feed (SQLiteIndex+ChangeFeed.swift).
+        m.registerMigration("v7", migrate: migrateChangeFeed)
         return m
     }
 }
