@@ -127,6 +127,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
     service.addAuditRoutes(to: router)
+    service.addSubscriptionRoutes(to: router.group("subscriptions"))
     routes.record(router, headForGet: true)
     return router
 }

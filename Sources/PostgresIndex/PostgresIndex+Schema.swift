@@ -21,6 +21,8 @@ extension PostgresIndex {
         Migration(version: 2, name: "access and audit", statements: accessAndAuditStatements),
         // Blob reservations for sweeping a shared bucket (PostgresIndex+Blobs.swift).
         Migration(version: 3, name: "blob reservations", statements: blobSchema),
+        // Webhook subscriptions and their delivery leases (PostgresIndex+Subscriptions.swift).
+        Migration(version: 5, name: "webhook subscriptions", statements: subscriptionSchema),
     ] }
 
     /// The newest schema version this binary knows.
