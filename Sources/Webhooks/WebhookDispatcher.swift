@@ -24,6 +24,13 @@ public struct WebhookEvent: Sendable, Hashable {
     }
 }
 
+/// The source no longer holds the events after a subscription's cursor (the feed's retention
+/// removed them): the subscription is marked failing with this as its last error.
+public struct WebhookEventsGone: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Where deliveries read events from: the change feed (`Datastore` through `FeedEventSource`).
 public protocol WebhookEventSource: Sendable {
     /// Events with a sequence number above `after`, oldest first, at most `limit`.
@@ -47,6 +54,10 @@ public struct WebhookOptions: Sendable {
     public var leaseDuration = 30.0
     /// Events read from the feed at a time.
     public var batch = 100
+    /// Seconds between writes of the cursor while events keep being acknowledged (it is also
+    /// written whenever delivery pauses or stops). A crash can send the events acknowledged in
+    /// the last interval again: at least once, never lost.
+    public var progressInterval = 0.25
     public init() {}
 }
 
@@ -136,68 +147,119 @@ public final class WebhookDispatcher: Sendable {
         state.withLock { s in if s.tasks[id]?.number == number { s.tasks[id] = nil } }
     }
 
+    /// What one subscription's task knows between batches: the subscription as read when it took
+    /// the lease, how far it got, and what it acknowledged but has not written yet.
+    struct Progress {
+        var subscription: Subscription?
+        var cursor: Int64 = 0
+        /// Acknowledged (or passed over) up to here, not yet in the index.
+        var pending: Int64?
+        var delivered: Date?
+        /// A failure count to clear with the next write (the first 2xx after failures is written at once).
+        var failed = false
+        var written = Date.distantPast
+        var leased = Date.distantPast
+    }
+
     /// The delivery loop of one subscription.
     func deliver(_ id: String, number: Int) async {
         defer { finished(id, number: number) }
+        var p = Progress()
         while !Task.isCancelled {
             do {
-                guard try await index.acquireSubscriptionLease(id: id, owner: owner, duration: options.leaseDuration) else {
+                guard try await holdLease(id, &p) else {
                     // Another replica delivers it; look again when its lease may have expired.
                     try await Task.sleep(nanoseconds: UInt64(min(options.leaseDuration / 3, options.pollInterval) * 1e9))
                     continue
                 }
-                guard let sub = try await index.subscription(id: id), sub.state == .active else {
+                guard let sub = p.subscription, sub.state == .active else {
                     try? await index.releaseSubscriptionLease(id: id, owner: owner)
                     return
                 }
-                let events = try await source.events(after: sub.cursor, limit: options.batch)
+                let events: [WebhookEvent]
+                do {
+                    events = try await source.events(after: p.cursor, limit: options.batch)
+                } catch let gone as WebhookEventsGone {
+                    // Nothing can fill the gap: stop, with the reason to see.
+                    _ = try await index.recordSubscriptionFailure(id: id, owner: owner, error: gone.description, at: Date(), failureLimit: 1)
+                    return
+                }
                 if events.isEmpty {
-                    await source.waitForEvents(after: sub.cursor, timeout: options.leaseDuration / 3)
+                    try await flush(id, &p)
+                    await source.waitForEvents(after: p.cursor, timeout: options.leaseDuration / 3)
                     continue
                 }
-                guard try await deliver(events, to: sub) else { return }
-            } catch is CancellationError {
-                return
+                guard try await deliver(events, to: sub, &p) else { return }
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled || error is CancellationError { break }
                 logger.warning("webhooks: delivery loop error", metadata: ["subscription": "\(id)", "error": "\(error)"])
                 try? await Task.sleep(nanoseconds: UInt64(options.pollInterval * 1e9))
             }
         }
+        // Stopping: what was acknowledged goes on record, so a restart does not send it again.
+        try? await flush(id, &p)
     }
 
-    /// Delivers a batch in order; false when the subscription stopped (failing, deleted, the lease lost).
-    func deliver(_ events: [WebhookEvent], to sub: Subscription) async throws -> Bool {
-        var passedOver: Int64?
+    /// Takes or renews the lease when a third of it has passed; after it lapsed (or at first) the
+    /// subscription is read again, since another replica may have moved its cursor meanwhile.
+    func holdLease(_ id: String, _ p: inout Progress) async throws -> Bool {
+        let since = Date().timeIntervalSince(p.leased)
+        guard since >= options.leaseDuration / 3 || p.subscription == nil else { return true }
+        guard try await index.acquireSubscriptionLease(id: id, owner: owner, duration: options.leaseDuration) else {
+            p.subscription = nil
+            return false
+        }
+        p.leased = Date()
+        if since >= options.leaseDuration || p.subscription == nil {
+            p = Progress(subscription: try await index.subscription(id: id), leased: p.leased)
+            p.cursor = p.subscription?.cursor ?? 0
+        }
+        return true
+    }
+
+    /// Writes the acknowledged cursor; a lost lease drops what this task knew (it reads again).
+    func flush(_ id: String, _ p: inout Progress) async throws {
+        guard let pending = p.pending else { return }
+        let kept = try await index.recordSubscriptionProgress(id: id, owner: owner, cursor: pending, delivered: p.delivered)
+        p.pending = nil
+        p.delivered = nil
+        p.failed = false
+        p.written = Date()
+        if !kept { p.subscription = nil }
+    }
+
+    /// Delivers a batch in order; false when the subscription stopped (failing, deleted).
+    func deliver(_ events: [WebhookEvent], to sub: Subscription, _ p: inout Progress) async throws -> Bool {
         for event in events {
-            guard sub.wants(type: event.type, studyInstanceUID: event.studyInstanceUID, patientID: event.patientID) else {
-                passedOver = event.sequence
-                continue
-            }
-            while true {
-                try Task.checkCancellation()
-                let started = Date()
-                if let failure = await post(event, to: sub) {
+            if sub.wants(type: event.type, studyInstanceUID: event.studyInstanceUID, patientID: event.patientID) {
+                while true {
+                    try Task.checkCancellation()
+                    let started = Date()
+                    guard let failure = await post(event, to: sub) else { break }
                     // Stopping (shutdown, disabled, deleted) is no failure of the receiver's.
                     try Task.checkCancellation()
+                    try await flush(sub.id, &p)
                     guard let now = try await index.recordSubscriptionFailure(id: sub.id, owner: owner, error: failure, at: started,
-                                                                              failureLimit: options.failureLimit) else { return false }
+                                                                              failureLimit: options.failureLimit) else {
+                        p.subscription = nil
+                        return true
+                    }
+                    p.failed = true
                     logger.warning("webhooks: delivery failed", metadata: [
                         "subscription": "\(sub.id)", "sequence": "\(event.sequence)", "failures": "\(now.consecutiveFailures)",
                         "state": "\(now.state.rawValue)", "error": "\(failure)"])
                     guard now.state == .active else { return false }
                     try await sleepHoldingLease(sub.id, seconds: options.backoff.delay(afterFailures: now.consecutiveFailures))
-                    continue
                 }
-                guard try await index.recordSubscriptionProgress(id: sub.id, owner: owner, cursor: event.sequence, delivered: Date()) else {
-                    return false
-                }
-                passedOver = nil
-                break
+                p.delivered = Date()
             }
-        }
-        if let passedOver {
-            guard try await index.recordSubscriptionProgress(id: sub.id, owner: owner, cursor: passedOver, delivered: nil) else { return false }
+            p.cursor = event.sequence
+            p.pending = event.sequence
+            // Cursor writes are spaced out (each is a commit beside STOW-RS's); a recovery is shown at once.
+            if p.failed || Date().timeIntervalSince(p.written) >= options.progressInterval {
+                try await flush(sub.id, &p)
+                if p.subscription == nil { return true }
+            }
         }
         return true
     }

@@ -43,10 +43,14 @@ final class ServedTessera {
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
     var pid: Int32 { process.processIdentifier }
 
+    /// Set by `stop(keepingData: true)`: a later server has the folder (deinit leaves it too).
+    private var dataKept = false
+
     func stop(keepingData: Bool = false) {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        if !keepingData { try? FileManager.default.removeItem(atPath: data) }
+        dataKept = dataKept || keepingData
+        if !dataKept { try? FileManager.default.removeItem(atPath: data) }
         try? FileManager.default.removeItem(atPath: stderrPath)
     }
 
