@@ -49,6 +49,8 @@ public enum RoutePolicy {
         add("DELETE", ["/imagesets/{id}/versions"], .roles([.admin]))
         // The audit trail (section 2 of issue 12 adds the route).
         add("GET", ["/audit"], .roles([.admin]))
+        // The change feed (Docs/events.md).
+        add("GET", ["/changefeed", "/changefeed/latest", "/changefeed/stream"], .roles([.admin]))
         // Webhook subscriptions (Docs/events.md): they send events to any URL, so admin only.
         add("GET", ["/subscriptions", "/subscriptions/{id}"], .roles([.admin]))
         add("POST", ["/subscriptions", "/subscriptions/{id}/enable", "/subscriptions/{id}/disable"], .roles([.admin]))

@@ -77,6 +77,8 @@ struct AuditMiddleware: RouterMiddleware {
             return c.count >= 3 && c[2] == "frames" ? .frames : .imageSetRead
         case "audit":
             return .auditRead
+        case "changefeed":
+            return .changeFeedRead
         default:
             return nil
         }

@@ -32,6 +32,8 @@ public struct DICOMwebConfiguration: Sendable {
     public var metrics: ServerMetrics? = ServerMetrics()
     /// A bearer token that reads /metrics without an admin's credentials (MetricsScrapeMiddleware).
     public var metricsToken: String?
+    /// Seconds between the comments a change-feed stream sends while nothing happens (proxies close idle connections).
+    public var changeFeedHeartbeat = 15.0
     public init() {}
 
     public struct Limits: Sendable {
@@ -127,6 +129,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     service.addRenderedRoutes(to: web)
     service.addImageSetRoutes(to: router.group("imagesets"))
     service.addAuditRoutes(to: router)
+    service.addChangeFeedRoutes(to: router)
     service.addSubscriptionRoutes(to: router.group("subscriptions"))
     routes.record(router, headForGet: true)
     return router

@@ -44,8 +44,8 @@ extension DICOMwebService {
         }
     }
 
-    /// The feed's newest sequence number, for the lag (nil before the feed has one to tell).
-    func latestSequence() async throws -> Int64? { nil }
+    /// The feed's newest sequence number, for the lag.
+    func latestSequence() async throws -> Int64? { try await store.latestChangeSequence() }
 
     func view(_ s: Subscription) async throws -> [String: Any] { s.jsonObject(latest: try await latestSequence()) }
 

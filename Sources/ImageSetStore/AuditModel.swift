@@ -7,6 +7,7 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case imageSetRead = "image-set-read"
     case store, delete, prune
     case auditRead = "audit-read"
+    case changeFeedRead = "changefeed-read"
     case keyCreate = "key-create", keyRevoke = "key-revoke"
     case authenticationFailed = "authentication-failed"
     /// The bounded read buffer was full: this record says how many records were lost.

@@ -31,6 +31,7 @@ extension Datastore {
         guard keep >= 1 else { throw BlobStoreError(kind: .io, description: "keep must be at least 1") }
         await refreshSettingsIfStale()
         let result = try await onFullDisk { try await self.index.pruneVersions(imageSetID: imageSetID, keep: keep, audit: audit) }
+        changeSignal.signal()
         var report = PruneReport(versionsRemoved: result.versionsRemoved, instanceRowsRemoved: result.instanceRowsRemoved)
         for id in result.blobs.sorted(by: { $0.hex < $1.hex }) {
             let size = (try? blobs.localPath(id).flatMap { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int }) ?? nil
@@ -49,6 +50,7 @@ extension Datastore {
                        reason: String = "DELETE", audit: AuditContext? = nil) async throws -> Int {
         await refreshSettingsIfStale()  // the retention rule applied below is another replica's to change too
         let removed = try await onFullDisk { try await self.index.removeInstances(study: study, series: series, sop: sop, scope: scope, reason: reason, audit: audit) }
+        changeSignal.signal()
         scheduleMetadataRefresh()
         await applyRetention(to: Set(removed.keys))
         return removed.values.reduce(0, +)

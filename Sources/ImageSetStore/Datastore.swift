@@ -34,6 +34,8 @@ public final class Datastore: Sendable {
     let executor = BlockingExecutor(label: "tessera.store")
     let metadataRefresh: DebouncedWork
     let groupCommit = GroupCommit()
+    /// Wakes change-feed waiters when this process commits (Datastore+ChangeFeed.swift).
+    let changeSignal = ChangeSignal()
     let metricsHook = Mutex<(any StoreMetrics)?>(nil)
     let settings: SettingsCache
     /// Reads' audit records on their way to the index (Datastore+Audit.swift).
@@ -96,7 +98,7 @@ public final class Datastore: Sendable {
     }
 
     /// The settings `SettingsCache` holds, read when the store opens.
-    static let settingKeys = ["duplicatePolicy", "transcodeOnIngest", "retainVersions"]
+    static let settingKeys = ["duplicatePolicy", "transcodeOnIngest", "retainVersions", "changeFeedRetentionDays"]
 
     /// Opens the data folder. Read-write (the default) creates it when needed, takes its lock and
     /// sweeps orphans; read-only only reads (see `Access`).
@@ -372,6 +374,7 @@ public final class Datastore: Sendable {
         do {
             if !committed.isEmpty { try await blobs.sync() }
             results = try await index.commit(committed.map(\.1), policy: policy, reason: reason, audit: claims.isEmpty ? nil : events)
+            changeSignal.signal()
         } catch {
             // SQLITE_FULL: the reserve goes (so DELETE and prune can run) and these are out of resources.
             let full = DiskReserve.isNoSpace(error)

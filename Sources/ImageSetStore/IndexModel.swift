@@ -309,6 +309,20 @@ public protocol ImageSetIndex: Sendable {
     /// PostgreSQL a per-blob lock is held across `remove`: a commit of the same bytes either reserves
     /// first, and the blob stays, or after the removal, and uploads it again). Returns whether it removed.
     func removeOrphanBlob(_ id: BlobID, grace: TimeInterval, remove: @Sendable () async throws -> Void) async throws -> Bool
+
+    // The change feed (ChangeFeed.swift, Docs/events.md): every write above appends its events in
+    // its own transaction, numbered by a one-row counter that the transaction updates, so numbers
+    // are gap-free in commit order and a reader never sees N+1 before N.
+    /// Events with a sequence above `after`, oldest first, at most `limit`. Throws
+    /// `ChangeFeedPrunedError` when retention removed events after `after`.
+    func changes(after: Int64, limit: Int) async throws -> [ChangeEvent]
+    /// The sequence of the newest event (0: none yet).
+    func latestChangeSequence() async throws -> Int64
+    /// The highest sequence retention removed (0: none); the oldest held is the next one.
+    func changeFeedPrunedThrough() async throws -> Int64
+    /// Removes the events older than `date`, always a prefix of the feed (up to the newest event
+    /// older than it); returns how many went.
+    func pruneChanges(before date: Date) async throws -> Int
 }
 
 extension ImageSetIndex {

@@ -12,6 +12,7 @@ extension SQLiteIndex {
         return try pool.write { db in
             var result = PruneResult()
             var subjects = AuditSubjects()
+            var changes = ChangeDrafts(now: Date().timeIntervalSince1970)
             let sets: [String] = if let imageSetID { [imageSetID] } else {
                 try String.fetchAll(db, sql: "SELECT DISTINCT image_set_id FROM image_set_version")
             }
@@ -34,9 +35,11 @@ extension SQLiteIndex {
                     try db.execute(sql: "DELETE FROM instance WHERE id = ?", arguments: [row["id"] as Int64])
                 }
                 result.instanceRowsRemoved += gone.count
-                if audit != nil, versionsRemoved > 0 || !gone.isEmpty,
+                if versionsRemoved > 0 || !gone.isEmpty,
                    let s = try Row.fetchOne(db, sql: "SELECT study_instance_uid, patient_id FROM image_set WHERE id = ?", arguments: [set]) {
                     subjects.add(study: s["study_instance_uid"], patient: s["patient_id"])
+                    changes.add(.versionsPruned, set: set, version: oldestKept, study: s["study_instance_uid"], patient: s["patient_id"],
+                                versionsRemoved: versionsRemoved)
                 }
             }
             if let audit {
@@ -44,6 +47,7 @@ extension SQLiteIndex {
                 try Self.appendAudit([AuditEvent(audit, action: .prune, subjects: subjects, success: true, status: 200,
                                                  detail: what + (imageSetID.map { " from image set \($0)" } ?? ""))], in: db)
             }
+            try Self.appendChanges(changes, in: db)
             return result
         }
     }

@@ -169,6 +169,8 @@ extension SQLiteIndex {
         }
         // The audit trail (SQLiteIndex+Audit.swift).
         m.registerMigration("v6", migrate: migrateAuditTrail)
+        // The change feed (SQLiteIndex+ChangeFeed.swift).
+        m.registerMigration("v7", migrate: migrateChangeFeed)
         // Webhook subscriptions and their delivery state (SQLiteIndex+Subscriptions.swift).
         m.registerMigration("v8", migrate: migrateSubscriptions)
         return m

@@ -66,6 +66,7 @@ public struct SQLiteIndex: ImageSetIndex {
             }
             try batch.finish(reason: reason)
             if let audit { try Self.appendAudit(audit(outcomes), in: db) }
+            try Self.appendChanges(batch.changes, in: db)
             return outcomes
         }
     }
@@ -75,7 +76,7 @@ public struct SQLiteIndex: ImageSetIndex {
         try pool.write { db in
             let (scopeSQL, scopeArgs) = Self.scopeClause(scope, imageSet: "s")
             var sql = """
-                SELECT i.id, i.image_set_id, i.series_instance_uid, i.sop_instance_uid, s.patient_id
+                SELECT i.id, i.image_set_id, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_size, s.patient_id
                 FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.study_instance_uid = ? AND i.removed_version IS NULL AND \(scopeSQL)
                 """
@@ -90,6 +91,9 @@ public struct SQLiteIndex: ImageSetIndex {
                 let set: String = row["image_set_id"]
                 let v = try batch.version(for: set)
                 try db.execute(sql: "UPDATE instance SET removed_version = ? WHERE id = ?", arguments: [v, row["id"] as Int64])
+                batch.changes.add(.instanceDeleted, set: set, version: v, study: study, patient: row["patient_id"],
+                                  series: row["series_instance_uid"], sop: row["sop_instance_uid"],
+                                  transferSyntax: row["transfer_syntax_uid"], size: row["blob_size"], isPrimary: batch.sets[set]?.isPrimary)
                 batch.removed[set, default: 0] += 1
                 batch.touchedSeries.insert([set, row["series_instance_uid"]])
             }
@@ -98,6 +102,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 try Self.appendAudit([AuditEvent(audit, action: .delete, subjects: subjects, success: true, status: 200,
                                                  detail: "\(rows.count) instance(s) removed")], in: db)
             }
+            try Self.appendChanges(batch.changes, in: db)
             return batch.removed
         }
     }
@@ -111,10 +116,26 @@ public struct SQLiteIndex: ImageSetIndex {
         var replaced: [String: Int] = [:]
         var removed: [String: Int] = [:]
         var touchedSeries: Set<[String]> = []
+        /// The change feed's events, appended at the end of the transaction.
+        var changes: ChangeDrafts
+        /// What the events name of each image set given a version, as the set was before this batch.
+        var sets: [String: ChangeSubject] = [:]
+
+        init(db: Database, now: Double) {
+            self.db = db
+            self.now = now
+            changes = ChangeDrafts(now: now)
+        }
 
         mutating func version(for imageSet: String) throws -> Int {
             if let v = newVersion[imageSet] { return v }
-            let latest = try Int.fetchOne(db.cachedStatement(sql: "SELECT latest_version FROM image_set WHERE id = ?"), arguments: [imageSet]) ?? 0
+            let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT latest_version, state, study_instance_uid, patient_id, is_primary FROM image_set WHERE id = ?
+                """), arguments: [imageSet])
+            let latest: Int = row?["latest_version"] ?? 0
+            if let row {
+                sets[imageSet] = ChangeSubject(study: row["study_instance_uid"], patient: row["patient_id"], state: row["state"], isPrimary: row["is_primary"])
+            }
             newVersion[imageSet] = latest + 1
             return latest + 1
         }
@@ -148,6 +169,9 @@ public struct SQLiteIndex: ImageSetIndex {
             let (setID, isPrimary, conflicts) = try imageSet(for: p)
             let v = try version(for: setID)
             let a = p.attributes
+            changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
+                        patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
+                        size: p.blobSize, isPrimary: isPrimary)
             try db.cachedStatement(sql: """
                 INSERT INTO instance(image_set_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid,
                     transfer_syntax_uid, instance_number, rows, columns, bits_allocated, number_of_frames, blob_id, blob_size,
@@ -207,19 +231,24 @@ public struct SQLiteIndex: ImageSetIndex {
 
         /// Makes `id` the study's primary image set; every other set of the study becomes non-primary,
         /// its conflicts recomputed against the new primary's attributes.
-        func promote(_ id: String, study: String, attributes: InstanceAttributes) throws {
+        mutating func promote(_ id: String, study: String, attributes: InstanceAttributes) throws {
+            // Read before the demotion: the feed says which set moved from primary.
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ? ORDER BY created_at, id", arguments: [study])
             // Demote first: at most one primary per study (the unique index image_set_one_primary).
             try db.execute(sql: "UPDATE image_set SET is_primary = 0 WHERE study_instance_uid = ?", arguments: [study])
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM image_set WHERE study_instance_uid = ?", arguments: [study]) {
+            for row in rows {
                 let other: String = row["id"]
                 let conflicts = other == id ? [] : SQLiteIndex.attributes(row).conflicts(with: attributes)
                 try db.execute(sql: "UPDATE image_set SET conflicts = ? WHERE id = ?", arguments: [
                     String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self), other])
+                let version = other == id ? try self.version(for: id) : row["latest_version"] as Int
+                changes.promoted(other, to: id, wasPrimary: row["is_primary"], version: version, study: study,
+                                 patient: row["patient_id"], conflicts: conflicts)
             }
             try db.execute(sql: "UPDATE image_set SET is_primary = 1 WHERE id = ?", arguments: [id])
         }
 
-        func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) throws -> String {
+        mutating func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) throws -> String {
             let id = SQLiteIndex.newImageSetID()
             let a = p.attributes
             let conflictJSON = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
@@ -233,11 +262,13 @@ public struct SQLiteIndex: ImageSetIndex {
                                  a.patientSex, a.studyDate, a.studyTime, a.accessionNumber, a.studyID, a.studyDescription,
                                  a.referringPhysicianName, a.institutionName, conflictJSON,
                                  SearchQuery.personNameKey(a.patientName), SearchQuery.personNameKey(a.referringPhysicianName)])
+            changes.created(id, study: p.studyInstanceUID, patient: a.patientID, primary: primary, conflicts: conflicts)
             return id
         }
 
-        func finish(reason: String) throws {
-            for (setID, v) in newVersion {
+        mutating func finish(reason: String) throws {
+            // In id order, so that the feed lists a transaction's versions the same way on both indexes.
+            for (setID, v) in newVersion.sorted(by: { $0.key < $1.key }) {
                 // The previous version's count plus this batch's changes: no scan of the set's rows.
                 let previous = try Int.fetchOne(db.cachedStatement(sql: """
                     SELECT instance_count FROM image_set_version WHERE image_set_id = ? ORDER BY version DESC LIMIT 1
@@ -254,6 +285,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 // brings it back.
                 let state = count == 0 ? ", state = 'DELETED'" : (added[setID] != nil ? ", state = 'ACTIVE'" : "")
                 try db.cachedStatement(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?").execute(arguments: [v, now, setID])
+                changes.versioned(setID, version: v, reason: why, count: count, added: added[setID] != nil, before: sets[setID])
             }
             for key in touchedSeries {
                 guard let v = newVersion[key[0]] else { continue }

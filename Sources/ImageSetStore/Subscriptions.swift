@@ -104,10 +104,7 @@ extension Subscription {
     public static func generateSecret() -> String { APIKey.randomToken(prefix: "whsec_") }
 
     /// The event types a subscription may filter on (the change feed's).
-    public static var knownEventTypes: [String] {
-        ["instance.stored", "instance.replaced", "instance.deleted", "imageset.created", "imageset.version",
-         "imageset.state", "imageset.primary", "imageset.conflict", "versions.pruned"]
-    }
+    public static var knownEventTypes: [String] { ChangeEventType.allCases.map(\.rawValue) }
 
     /// The checks a new subscription passes, with the message a client sees (400).
     public static func validate(url: String, secret: String?, eventTypes: [String]) throws {

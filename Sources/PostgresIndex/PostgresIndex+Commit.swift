@@ -35,6 +35,8 @@ extension PostgresIndex {
             }
             try await batch.finish(reason: reason)
             if let audit { try await Self.appendAudit(audit(outcomes), on: conn) }
+            // Last: the feed's head row is locked from here to the commit, the one moment writers queue for.
+            try await Self.appendChanges(batch.changes, on: conn, logger: logger)
             return outcomes
         }
     }
@@ -47,7 +49,7 @@ extension PostgresIndex {
             var binds = PostgresBindings()
             binds.append(study)
             var sql = """
-                SELECT i.id, i.image_set_id, i.series_instance_uid, i.sop_instance_uid, s.patient_id
+                SELECT i.id, i.image_set_id, i.series_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.blob_size, s.patient_id
                 FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.study_instance_uid = $1 AND i.removed_version IS NULL AND \(Self.scopeClause(scope, imageSet: "s", binds: &binds))
                 """
@@ -61,6 +63,9 @@ extension PostgresIndex {
                 subjects.add(study: study, series: seriesUID, instance: try row.get("sop_instance_uid"), patient: try row.get("patient_id"))
                 let v = try await batch.version(for: set)
                 try await conn.query("UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self))", logger: logger)
+                batch.changes.add(.instanceDeleted, set: set, version: v, study: study, patient: try row.get("patient_id"), series: seriesUID,
+                                  sop: try row.get("sop_instance_uid"), transferSyntax: try row.get("transfer_syntax_uid"),
+                                  size: try row.get("blob_size"), isPrimary: batch.sets[set]?.isPrimary)
                 batch.removed[set, default: 0] += 1
                 batch.touchedSeries.insert(SeriesKey(imageSet: set, series: seriesUID))
             }
@@ -69,6 +74,7 @@ extension PostgresIndex {
                 try await Self.appendAudit([AuditEvent(audit, action: .delete, subjects: subjects, success: true, status: 200,
                                                        detail: "\(rows.count) instance(s) removed")], on: conn)
             }
+            try await Self.appendChanges(batch.changes, on: conn, logger: logger)
             return batch.removed
         }
     }
@@ -109,6 +115,17 @@ extension PostgresIndex {
         var replaced: [String: Int] = [:]
         var removed: [String: Int] = [:]
         var touchedSeries: Set<SeriesKey> = []
+        /// The change feed's events, appended at the end of the transaction.
+        var changes: ChangeDrafts
+        /// What the events name of each image set given a version, as the set was before this batch.
+        var sets: [String: ChangeSubject] = [:]
+
+        init(conn: PostgresConnection, logger: Logger, now: Double) {
+            self.conn = conn
+            self.logger = logger
+            self.now = now
+            changes = ChangeDrafts(now: now)
+        }
 
         func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
             try await PostgresIndex.rows(query, on: conn, logger: logger)
@@ -122,7 +139,14 @@ extension PostgresIndex {
             if let v = newVersion[imageSet] { return v }
             // FOR UPDATE: a writer of another study (a replacement moving an instance across studies)
             // holds no lock of this set's study; the row lock orders the two versions all the same.
-            let latest = try await rows("SELECT latest_version FROM image_set WHERE id = \(imageSet) FOR UPDATE").first?.get("latest_version", as: Int.self) ?? 0
+            let row = try await rows("""
+                SELECT latest_version, state, study_instance_uid, patient_id, is_primary FROM image_set WHERE id = \(imageSet) FOR UPDATE
+                """).first
+            let latest = try row?.get("latest_version", as: Int.self) ?? 0
+            if let row {
+                sets[imageSet] = ChangeSubject(study: try row.get("study_instance_uid"), patient: try row.get("patient_id"),
+                                               state: try row.get("state"), isPrimary: try row.get("is_primary"))
+            }
             newVersion[imageSet] = latest + 1
             return latest + 1
         }
@@ -160,6 +184,9 @@ extension PostgresIndex {
             let (setID, isPrimary, conflicts) = try await imageSet(for: p)
             let v = try await version(for: setID)
             let a = p.attributes
+            changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
+                        patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
+                        size: p.blobSize, isPrimary: isPrimary)
             let framesBlobSize: Int? = p.framesBlob == nil ? nil : p.framesBlobSize
             let numbers = p.frames.map { Int64($0.number) }, offsets = p.frames.map { Int64($0.offset) }
             let lengths = p.frames.map { Int64($0.length) }
@@ -235,19 +262,24 @@ extension PostgresIndex {
 
         /// Makes `id` the study's primary image set; every other set of the study becomes non-primary,
         /// its conflicts recomputed against the new primary's attributes.
-        func promote(_ id: String, study: String, attributes: InstanceAttributes) async throws {
+        mutating func promote(_ id: String, study: String, attributes: InstanceAttributes) async throws {
+            // Read before the demotion: the feed says which set moved from primary.
+            let studySets = try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(study) ORDER BY created_at, id")
             // Demote first: at most one primary per study (the unique index image_set_one_primary).
             try await execute("UPDATE image_set SET is_primary = false WHERE study_instance_uid = \(study)")
-            for row in try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(study)") {
+            for row in studySets {
                 let other: String = try row.get("id")
                 let conflicts = other == id ? [] : try PostgresIndex.attributes(row).conflicts(with: attributes)
                 let json = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
                 try await execute("UPDATE image_set SET conflicts = \(json) WHERE id = \(other)")
+                let version = other == id ? try await self.version(for: id) : try row.get("latest_version", as: Int.self)
+                changes.promoted(other, to: id, wasPrimary: try row.get("is_primary"), version: version, study: study,
+                                 patient: try row.get("patient_id"), conflicts: conflicts)
             }
             try await execute("UPDATE image_set SET is_primary = true WHERE id = \(id)")
         }
 
-        func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) async throws -> String {
+        mutating func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) async throws -> String {
             let id = PostgresIndex.newImageSetID()
             let a = p.attributes
             let conflictJSON = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
@@ -261,10 +293,11 @@ extension PostgresIndex {
                     \(a.referringPhysicianName), \(a.institutionName), \(conflictJSON),
                     \(SearchQuery.personNameKey(a.patientName)), \(SearchQuery.personNameKey(a.referringPhysicianName)))
                 """)
+            changes.created(id, study: p.studyInstanceUID, patient: a.patientID, primary: primary, conflicts: conflicts)
             return id
         }
 
-        func finish(reason: String) async throws {
+        mutating func finish(reason: String) async throws {
             // Sorted, so that the row locks these updates take come in the same order in every writer.
             for (setID, v) in newVersion.sorted(by: { $0.key < $1.key }) {
                 // The previous version's count plus this batch's changes: no scan of the set's rows.
@@ -284,6 +317,7 @@ extension PostgresIndex {
                 let state = count == 0 ? ", state = 'DELETED'" : (added[setID] != nil ? ", state = 'ACTIVE'" : "")
                 try await execute(PostgresQuery(unsafeSQL: "UPDATE image_set SET latest_version = $1, updated_at = $2\(state) WHERE id = $3",
                                                 binds: Self.binds(v, now, setID)))
+                changes.versioned(setID, version: v, reason: why, count: count, added: added[setID] != nil, before: sets[setID])
             }
             for key in touchedSeries {
                 guard let v = newVersion[key.imageSet] else { continue }

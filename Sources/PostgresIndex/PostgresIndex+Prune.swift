@@ -14,6 +14,7 @@ extension PostgresIndex {
             func rows(_ q: PostgresQuery) async throws -> [PostgresRandomAccessRow] { try await Self.rows(q, on: conn, logger: logger) }
             var result = PruneResult()
             var subjects = AuditSubjects()
+            var changes = ChangeDrafts(now: Date().timeIntervalSince1970)
             let sets: [String]
             if let imageSetID {
                 let study = try await rows("SELECT study_instance_uid FROM image_set WHERE id = \(imageSetID)").first?.get("study_instance_uid", as: String.self)
@@ -42,9 +43,11 @@ extension PostgresIndex {
                     if let id = (try row.get("frames_blob_id", as: String?.self)).flatMap(BlobID.init(hex:)) { result.blobs.insert(id) }
                 }
                 result.instanceRowsRemoved += gone.count
-                if audit != nil, versionsRemoved > 0 || !gone.isEmpty,
+                if versionsRemoved > 0 || !gone.isEmpty,
                    let s = try await rows("SELECT study_instance_uid, patient_id FROM image_set WHERE id = \(set)").first {
-                    subjects.add(study: try s.get("study_instance_uid"), patient: try s.get("patient_id"))
+                    let study: String = try s.get("study_instance_uid"), patient: String = try s.get("patient_id")
+                    subjects.add(study: study, patient: patient)
+                    changes.add(.versionsPruned, set: set, version: oldestKept, study: study, patient: patient, versionsRemoved: versionsRemoved)
                 }
             }
             if let audit {
@@ -52,6 +55,7 @@ extension PostgresIndex {
                 try await Self.appendAudit([AuditEvent(audit, action: .prune, subjects: subjects, success: true, status: 200,
                                                        detail: what + (imageSetID.map { " from image set \($0)" } ?? ""))], on: conn)
             }
+            try await Self.appendChanges(changes, on: conn, logger: logger)
             return result
         }
     }

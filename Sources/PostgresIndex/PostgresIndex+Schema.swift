@@ -21,6 +21,8 @@ extension PostgresIndex {
         Migration(version: 2, name: "access and audit", statements: accessAndAuditStatements),
         // Blob reservations for sweeping a shared bucket (PostgresIndex+Blobs.swift).
         Migration(version: 3, name: "blob reservations", statements: blobSchema),
+        // The change feed (PostgresIndex+ChangeFeed.swift).
+        Migration(version: 4, name: "change feed", statements: changeFeedSchema),
         // Webhook subscriptions and their delivery leases (PostgresIndex+Subscriptions.swift).
         Migration(version: 5, name: "webhook subscriptions", statements: subscriptionSchema),
     ] }

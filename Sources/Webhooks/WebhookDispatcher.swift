@@ -211,6 +211,8 @@ public final class WebhookDispatcher: Sendable {
         }
         p.leased = Date()
         if since >= options.leaseDuration || p.subscription == nil {
+            // What this task acknowledged is written first (it holds the lease again; the cursor never goes back).
+            try await flush(id, &p)
             p = Progress(subscription: try await index.subscription(id: id), leased: p.leased)
             p.cursor = p.subscription?.cursor ?? 0
         }
@@ -249,7 +251,7 @@ public final class WebhookDispatcher: Sendable {
                         "subscription": "\(sub.id)", "sequence": "\(event.sequence)", "failures": "\(now.consecutiveFailures)",
                         "state": "\(now.state.rawValue)", "error": "\(failure)"])
                     guard now.state == .active else { return false }
-                    try await sleepHoldingLease(sub.id, seconds: options.backoff.delay(afterFailures: now.consecutiveFailures))
+                    try await sleepHoldingLease(sub.id, seconds: options.backoff.delay(afterFailures: now.consecutiveFailures), &p)
                 }
                 p.delivered = Date()
             }
@@ -265,14 +267,17 @@ public final class WebhookDispatcher: Sendable {
     }
 
     /// Waits out a backoff delay, renewing the lease meanwhile (a delay may outlast it).
-    func sleepHoldingLease(_ id: String, seconds: Double) async throws {
+    func sleepHoldingLease(_ id: String, seconds: Double, _ p: inout Progress) async throws {
         var left = seconds
         while left > 0 {
             let step = min(left, options.leaseDuration / 3)
             try await Task.sleep(nanoseconds: UInt64(step * 1e9))
             left -= step
-            guard try await index.acquireSubscriptionLease(id: id, owner: owner, duration: options.leaseDuration) else {
-                throw CancellationError()
+            if Date().timeIntervalSince(p.leased) >= options.leaseDuration / 3 {
+                guard try await index.acquireSubscriptionLease(id: id, owner: owner, duration: options.leaseDuration) else {
+                    throw CancellationError()
+                }
+                p.leased = Date()
             }
         }
     }

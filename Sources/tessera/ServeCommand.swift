@@ -24,6 +24,8 @@ struct ServeCommand: AsyncParsableCommand {
     var trustedProxies: [CIDR] = []
     @OptionGroup var auth: AuthenticationOptions
     @OptionGroup var backends: BackendOptions
+    @OptionGroup var changeFeed: ChangeFeedOptions
+    @OptionGroup var webhooks: WebhookServeOptions
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
@@ -99,6 +101,8 @@ struct ServeCommand: AsyncParsableCommand {
             guard retainVersions >= 0 else { throw ValidationError("--retain-versions is 0 (keep all) or more") }
             try await store.setRetainVersions(retainVersions == 0 ? nil : retainVersions)
         }
+        let feedPruner = try await changeFeed.start(store, logger: logger)
+        config.changeFeedHeartbeat = changeFeed.heartbeat
         let s = store.startup
         if s.orphanBlobsRemoved > 0 || s.stagedFilesRemoved > 0 || !s.missingBlobs.isEmpty {
             logger.warning("start-up sweep", metadata: ["orphansRemoved": "\(s.orphanBlobsRemoved)", "stagedRemoved": "\(s.stagedFilesRemoved)",
@@ -135,9 +139,13 @@ struct ServeCommand: AsyncParsableCommand {
             syslog?.start()
         }
         let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
+        // Webhook delivery: tasks of its own, off every request's path (Docs/events.md, "Webhooks").
+        let delivery = webhooks.start(store: store, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
+        await delivery?.stop()  // cursors written, leases released: another replica takes over at once
         reloader?.cancel()
+        feedPruner.cancel()
         sweeper?.cancel()
         await store.flushAudit()  // what reads queued goes on record before the process ends
         await syslog?.stop()

@@ -121,4 +121,4 @@ struct SubscriptionsCommand: ParsableCommand {
 }
 
 /// The feed's newest sequence number (the lag's reference).
-func latest(_ index: any ImageSetIndex & SubscriptionIndex) async throws -> Int64 { 0 }
+func latest(_ index: any ImageSetIndex & SubscriptionIndex) async throws -> Int64 { try await index.latestChangeSequence() }
