@@ -172,32 +172,35 @@ public final class WebhookDispatcher: Sendable {
                     try await Task.sleep(nanoseconds: UInt64(min(options.leaseDuration / 3, options.pollInterval) * 1e9))
                     continue
                 }
-                guard let sub = p.subscription, sub.state == .active else {
-                    try? await index.releaseSubscriptionLease(id: id, owner: owner)
-                    return
-                }
+                guard let sub = p.subscription, sub.state == .active else { break }
                 let events: [WebhookEvent]
                 do {
                     events = try await source.events(after: p.cursor, limit: options.batch)
                 } catch let gone as WebhookEventsGone {
                     // Nothing can fill the gap: stop, with the reason to see.
                     _ = try await index.recordSubscriptionFailure(id: id, owner: owner, error: gone.description, at: Date(), failureLimit: 1)
-                    return
+                    break
                 }
                 if events.isEmpty {
                     try await flush(id, &p)
                     await source.waitForEvents(after: p.cursor, timeout: options.leaseDuration / 3)
                     continue
                 }
-                guard try await deliver(events, to: sub, &p) else { return }
+                guard try await deliver(events, to: sub, &p) else { break }
             } catch {
                 if Task.isCancelled || error is CancellationError { break }
                 logger.warning("webhooks: delivery loop error", metadata: ["subscription": "\(id)", "error": "\(error)"])
                 try? await Task.sleep(nanoseconds: UInt64(options.pollInterval * 1e9))
             }
         }
-        // Stopping: what was acknowledged goes on record, so a restart does not send it again.
-        try? await flush(id, &p)
+        // Stopping: what was acknowledged goes on record, so a restart does not send it again, and
+        // the lease is let go, so another replica need not wait for it to expire. In a task of its
+        // own: this one is cancelled, and a network index may refuse to start a query in it.
+        let (index, owner, pending, delivered) = (index, owner, p.pending, p.delivered)
+        await Task {
+            if let pending { _ = try? await index.recordSubscriptionProgress(id: id, owner: owner, cursor: pending, delivered: delivered) }
+            try? await index.releaseSubscriptionLease(id: id, owner: owner)
+        }.value
     }
 
     /// Takes or renews the lease when a third of it has passed; after it lapsed (or at first) the
