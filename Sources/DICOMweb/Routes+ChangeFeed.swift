@@ -3,6 +3,8 @@ import HTTPTypes
 import Hummingbird
 import ImageSetStore
 import NIOCore
+import ServiceLifecycle
+import Synchronization
 
 /// The change feed (Docs/events.md, Docs/api.md): pages of events, the head, and a Server-Sent
 /// Events stream. Admin only (RoutePolicy); reads are audited (`changefeed-read`).
@@ -71,31 +73,47 @@ extension DICOMwebService {
         return ResponseBody { writer in
             var cursor = after
             try await writer.write(ByteBuffer(string: "retry: 2000\n: tessera change feed after \(after)\n\n"))
-            while !Task.isCancelled {
-                let events: [ChangeEvent]
-                do {
-                    events = try await store.changes(after: cursor, limit: Self.changeFeedMaximumLimit)
-                } catch let e as ChangeFeedPrunedError {
-                    // Retention overtook a slow reader: say so in the stream, then end it.
-                    try await writer.write(ByteBuffer(string: "event: error\ndata: \(String(buffer: JSONOutput.serialize(["error": e.description])))\n\n"))
-                    break
-                }
-                if let last = events.last {
-                    var buffer = ByteBuffer()
-                    for e in events {
-                        buffer.writeString("id: \(e.sequence)\nevent: \(e.type.rawValue)\ndata: ")
-                        buffer.writeData(e.json)
-                        buffer.writeString("\n\n")
-                    }
-                    try await writer.write(buffer)
-                    cursor = last.sequence
-                    if events.count == Self.changeFeedMaximumLimit { continue }
-                }
-                if try await store.waitForChanges(after: cursor, timeout: heartbeat) <= cursor {
-                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                }
+            // A stream never ends by itself: on SIGTERM (a graceful shutdown) it ends, or the server would wait for it forever.
+            let stopping = StopFlag()
+            try await withGracefulShutdownHandler {
+                try await self.follow(&writer, cursor: &cursor, heartbeat: heartbeat) { stopping.value.load(ordering: .relaxed) }
+            } onGracefulShutdown: {
+                stopping.value.store(true, ordering: .relaxed)
+                store.wakeChangeWaiters()
             }
             try await writer.finish(nil)
         }
     }
+
+    /// The stream's rounds until the client goes, the task is cancelled or `stopping` says so.
+    func follow(_ writer: inout any ResponseBodyWriter, cursor: inout Int64, heartbeat: Duration, stopping: () -> Bool) async throws {
+        while !Task.isCancelled && !stopping() {
+            let events: [ChangeEvent]
+            do {
+                events = try await store.changes(after: cursor, limit: Self.changeFeedMaximumLimit)
+            } catch let e as ChangeFeedPrunedError {
+                // Retention overtook a slow reader: say so in the stream, then end it.
+                try await writer.write(ByteBuffer(string: "event: error\ndata: \(String(buffer: JSONOutput.serialize(["error": e.description])))\n\n"))
+                break
+            }
+            if let last = events.last {
+                var buffer = ByteBuffer()
+                for e in events {
+                    buffer.writeString("id: \(e.sequence)\nevent: \(e.type.rawValue)\ndata: ")
+                    buffer.writeData(e.json)
+                    buffer.writeString("\n\n")
+                }
+                try await writer.write(buffer)
+                cursor = last.sequence
+                if events.count == Self.changeFeedMaximumLimit { continue }
+            }
+            if try await store.waitForChanges(after: cursor, timeout: heartbeat) <= cursor && !stopping() {
+                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+            }
+        }
+    }
+}
+
+final class StopFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

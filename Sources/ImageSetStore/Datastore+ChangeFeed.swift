@@ -20,23 +20,31 @@ extension Datastore {
     public static let sharedChangePollInterval: Duration = .milliseconds(500)
 
     /// Returns the newest sequence once it is above `after`, or when `timeout` has passed (then it
-    /// may equal `after`), or when the task is cancelled. This process's commits wake waiters at
+    /// may equal `after`), when the task is cancelled, or when `wakeChangeWaiters` is called. This process's commits wake waiters at
     /// once; on PostgreSQL the head is also re-read every `sharedChangePollInterval`, for the
     /// commits of other replicas (a bounded poll, rather than LISTEN/NOTIFY, which would need a
     /// connection held per replica outside the pool).
     public func waitForChanges(after: Int64, timeout: Duration) async throws -> Int64 {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        let othersWrite = !(index is SQLiteIndex)
         while true {
             // The generation is taken before the read: a commit between the two wakes the wait below.
             let generation = changeSignal.generation
             let latest = try await index.latestChangeSequence()
             let left = deadline - clock.now
-            if latest > after || left <= .zero || Task.isCancelled { return latest }
-            let othersWrite = !(index is SQLiteIndex)
+            if latest > after || left <= .zero { return latest }
             await changeSignal.wait(since: generation, timeout: othersWrite ? min(left, Self.sharedChangePollInterval) : left)
+            // Cancelled: no further read (PostgreSQL's client refuses a cancelled task's query).
+            if Task.isCancelled { return latest }
+            // Woken by a commit here, or by `wakeChangeWaiters` (a shutdown): the caller decides; a
+            // poll's timeout reads again.
+            if changeSignal.generation != generation { return try await index.latestChangeSequence() }
         }
     }
+
+    /// Wakes every `waitForChanges` now (they re-read the head): a server shutting down ends its streams.
+    public func wakeChangeWaiters() { changeSignal.signal() }
 
     /// Days of events the feed keeps (nil: all).
     public var changeFeedRetentionDays: Int? {
