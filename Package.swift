@@ -108,6 +108,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Webhooks: delivery of the change feed to subscribers, signed (swift-crypto) POSTs over
+        // AsyncHTTPClient with backoff, one task per subscription, leases in the index (Docs/events.md).
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "ImageSetStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // DICOMweb (STOW-RS, QIDO-RS, WADO-RS) and the image-set API over HTTP.
         .target(
             name: "DICOMweb",
@@ -130,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl", "PostgresIndex", "ObjectStorage",
+                "DICOMParser", "PixelData", "ImageSetStore", "DICOMweb", "AccessControl", "PostgresIndex", "ObjectStorage", "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -155,7 +168,7 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "DICOMwebTests", dependencies: [
-            "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl", "StoreTestSupport",
+            "DICOMweb", "ImageSetStore", "TestSupport", "AccessControl", "StoreTestSupport", "Webhooks",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

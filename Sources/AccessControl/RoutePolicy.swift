@@ -51,6 +51,10 @@ public enum RoutePolicy {
         add("GET", ["/audit"], .roles([.admin]))
         // The change feed (Docs/events.md).
         add("GET", ["/changefeed", "/changefeed/latest", "/changefeed/stream"], .roles([.admin]))
+        // Webhook subscriptions (Docs/events.md): they send events to any URL, so admin only.
+        add("GET", ["/subscriptions", "/subscriptions/{id}"], .roles([.admin]))
+        add("POST", ["/subscriptions", "/subscriptions/{id}/enable", "/subscriptions/{id}/disable"], .roles([.admin]))
+        add("DELETE", ["/subscriptions/{id}"], .roles([.admin]))
         // Prometheus metrics (Docs/operations.md): admin, or a scraper with the metrics token (checked before this table).
         add("GET", ["/metrics"], .roles([.admin]))
         return e

@@ -138,6 +138,7 @@ public func buildRouter(store: Datastore, configuration: DICOMwebConfiguration,
     service.addImageSetRoutes(to: router.group("imagesets"))
     service.addAuditRoutes(to: router)
     service.addChangeFeedRoutes(to: router)
+    service.addSubscriptionRoutes(to: router.group("subscriptions"))
     routes.record(router, headForGet: true)
     return router
 }

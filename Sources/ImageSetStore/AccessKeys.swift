@@ -56,7 +56,10 @@ public enum APIKey {
     public static let prefix = "tsk_"
 
     /// A new key: 256 random bits from the system's CSPRNG, base64url without padding.
-    public static func generate() -> String {
+    public static func generate() -> String { randomToken(prefix: prefix) }
+
+    /// `prefix` and 256 random bits from the system's CSPRNG, base64url without padding (also webhook secrets).
+    public static func randomToken(prefix: String) -> String {
         var g = SystemRandomNumberGenerator()
         let bytes = (0..<4).flatMap { _ in withUnsafeBytes(of: g.next() as UInt64) { Array($0) } }
         return prefix + Data(bytes).base64EncodedString()
@@ -86,11 +89,8 @@ public enum APIKey {
 }
 
 extension Datastore {
-    /// The API keys of a data folder, opened without the folder's lock, so that `tessera keys`
-    /// works beside a running `tessera serve` (SQLite serialises the writes; the server sees a
-    /// revocation within its key cache's lifetime). `create` makes the folder and index when missing.
+    /// The API keys of a data folder (`openIndex`).
     public static func openAccessKeys(folder: String, create: Bool) throws -> any AccessKeyIndex {
-        if create { try DataFolderError.createFolder(folder) } else { try DataFolderError.checkExisting(folder) }
-        return try SQLiteIndex(path: folder + "/index.sqlite", folder: folder)
+        try openIndex(folder: folder, create: create)
     }
 }

@@ -17,6 +17,8 @@ public final class Datastore: Sendable {
     public let index: any ImageSetIndex
     /// API keys and the instances each gateway stored (the same index, through its AccessKeyIndex face).
     public let accessKeys: any AccessKeyIndex
+    /// Webhook subscriptions and their delivery state (the same index, through its SubscriptionIndex face).
+    public let subscriptions: any SubscriptionIndex
     public let blobs: any BlobStore
     /// Nil for a read-only open, and when the backends are shared.
     let lock: FolderLock?
@@ -63,12 +65,14 @@ public final class Datastore: Sendable {
 
     public let startup: StartupReport
 
-    init(folder: String, index: any ImageSetIndex, accessKeys: any AccessKeyIndex, blobs: any BlobStore, lock: FolderLock?,
+    init(folder: String, index: any ImageSetIndex, accessKeys: any AccessKeyIndex, subscriptions: any SubscriptionIndex,
+         blobs: any BlobStore, lock: FolderLock?,
          access: Access, shared: Bool, orphanGrace: TimeInterval, disk: DiskReserve?, startup: StartupReport,
          settings: [String: String], maximumInstanceSize: Int, maximumInflationRatio: Int, auditBufferCapacity: Int) {
         self.folder = folder
         self.index = index
         self.accessKeys = accessKeys
+        self.subscriptions = subscriptions
         self.blobs = blobs
         self.lock = lock
         self.access = access
@@ -120,7 +124,7 @@ public final class Datastore: Sendable {
         }
         var settings: [String: String] = [:]
         for key in Self.settingKeys { settings[key] = try sqlite.setting(key) }
-        self.init(folder: folder, index: sqlite, accessKeys: sqlite, blobs: fileBlobs, lock: lock, access: access, shared: false,
+        self.init(folder: folder, index: sqlite, accessKeys: sqlite, subscriptions: sqlite, blobs: fileBlobs, lock: lock, access: access, shared: false,
                   orphanGrace: 0, disk: disk, startup: startup, settings: settings, maximumInstanceSize: maximumInstanceSize,
                   maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBufferCapacity)
     }
@@ -130,7 +134,7 @@ public final class Datastore: Sendable {
     /// With `shared`, other processes write the same backends: nothing is locked, and unreferenced
     /// blobs are swept only once older than `orphanGrace` seconds. Alone (`shared: false`), start-up
     /// sweeps orphans as the embedded store does.
-    public static func open(folder: String, index: any ImageSetIndex & AccessKeyIndex, blobs: any BlobStore, shared: Bool,
+    public static func open(folder: String, index: any ImageSetIndex & AccessKeyIndex & SubscriptionIndex, blobs: any BlobStore, shared: Bool,
                             orphanGrace: TimeInterval = 3600, maximumInstanceSize: Int = 4 << 30, diskReserve: Int = 0,
                             maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) async throws -> Datastore {
         try DataFolderError.createFolder(folder)
@@ -145,7 +149,7 @@ public final class Datastore: Sendable {
             startup.missingBlobs = try await index.referencedBlobs().keys.filter { !present.contains($0) }.sorted { $0.hex < $1.hex }
         }
         startup.orphanBlobsRemoved = try await sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: nil)
-        return Datastore(folder: folder, index: index, accessKeys: index, blobs: blobs, lock: lock, access: .readWrite,
+        return Datastore(folder: folder, index: index, accessKeys: index, subscriptions: index, blobs: blobs, lock: lock, access: .readWrite,
                          shared: shared, orphanGrace: orphanGrace, disk: DiskReserve(folder: folder, size: diskReserve),
                          startup: startup, settings: settings, maximumInstanceSize: maximumInstanceSize,
                          maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBufferCapacity)

@@ -171,6 +171,8 @@ extension SQLiteIndex {
         m.registerMigration("v6", migrate: migrateAuditTrail)
         // The change feed (SQLiteIndex+ChangeFeed.swift).
         m.registerMigration("v7", migrate: migrateChangeFeed)
+        // Webhook subscriptions and their delivery state (SQLiteIndex+Subscriptions.swift).
+        m.registerMigration("v8", migrate: migrateSubscriptions)
         return m
     }
 }

@@ -61,4 +61,4 @@ extension PostgresIndex {
     }
 }
 
-extension PostgresIndex: ImageSetIndex, AccessKeyIndex {}
+extension PostgresIndex: ImageSetIndex, AccessKeyIndex, SubscriptionIndex {}

@@ -23,6 +23,8 @@ extension PostgresIndex {
         Migration(version: 3, name: "blob reservations", statements: blobSchema),
         // The change feed (PostgresIndex+ChangeFeed.swift).
         Migration(version: 4, name: "change feed", statements: changeFeedSchema),
+        // Webhook subscriptions and their delivery leases (PostgresIndex+Subscriptions.swift).
+        Migration(version: 5, name: "webhook subscriptions", statements: subscriptionSchema),
     ] }
 
     /// The newest schema version this binary knows.

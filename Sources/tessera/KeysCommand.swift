@@ -89,10 +89,10 @@ struct KeyStoreOptions: ParsableArguments {
         guard (data == nil) != (index == nil) else { throw ValidationError("give --data DIR or --index postgresql://…, one of them") }
     }
 
-    func open(create: Bool) async throws -> any AccessKeyIndex {
+    func open(create: Bool) async throws -> any ImageSetIndex & AccessKeyIndex & SubscriptionIndex {
         do {
             if let index { return try await PostgresIndex.connect(url: index, logger: Logger(label: "tessera.keys")) }
-            return try Datastore.openAccessKeys(folder: data ?? "", create: create)
+            return try Datastore.openIndex(folder: data ?? "", create: create)
         } catch {
             throw Diagnostics.fail("\(error)")
         }

@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var auth: AuthenticationOptions
     @OptionGroup var backends: BackendOptions
     @OptionGroup var changeFeed: ChangeFeedOptions
+    @OptionGroup var webhooks: WebhookServeOptions
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS with this certificate (PEM; the leaf first, then its chain); reread on SIGHUP.", valueName: "FILE"))
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM); reread on SIGHUP.", valueName: "FILE"))
@@ -140,8 +141,11 @@ struct ServeCommand: AsyncParsableCommand {
             syslog?.start()
         }
         let app = buildApplication(store: store, configuration: config, logger: logger, authenticator: authenticator)
+        // Webhook delivery: tasks of its own, off every request's path (Docs/events.md, "Webhooks").
+        let delivery = webhooks.start(store: store, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
         try await app.runService()
+        await delivery?.stop()  // cursors written, leases released: another replica takes over at once
         reloader?.cancel()
         feedPruner.cancel()
         sweeper?.cancel()

@@ -9,6 +9,6 @@ struct Tessera: AsyncParsableCommand {
         version: TesseraVersion.string,
         subcommands: [DumpCommand.self, JSONCommand.self, FrameCommand.self, TranscodeCommand.self,
                       ImportCommand.self, ImageSetsCommand.self, ImageSetCommand.self, VerifyCommand.self, PruneCommand.self,
-                      ServeCommand.self, KeysCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self]
+                      ServeCommand.self, KeysCommand.self, SubscriptionsCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self]
     )
 }

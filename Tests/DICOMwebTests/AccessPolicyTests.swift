@@ -56,6 +56,15 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
             .replacingOccurrences(of: "**", with: "7FE00010")
     }
 
+    /// A subscription to a port nothing answers on (the matrix's `{id}`), or a fresh one to delete.
+    func subscription(fresh: Bool = false) async throws -> String {
+        if !fresh, let first = try await store.subscriptions.subscriptions().first { return first.id }
+        let s = Subscription(id: Subscription.newID(), url: "http://127.0.0.1:9/hook", eventTypes: [], studyInstanceUID: nil, patientID: nil,
+                             secret: Subscription.generateSecret(), created: Date(), cursor: 0, state: .disabled)
+        try await store.subscriptions.createSubscription(s)
+        return s.id
+    }
+
     /// Every registered route is in the policy table; a route that is not is refused even to an admin.
     func testEveryRegisteredRouteIsInThePolicyTable() async throws {
         let router = buildRouter(store: store, configuration: DICOMwebConfiguration())
@@ -115,13 +124,22 @@ final class AccessPolicyTests: DICOMwebTestCase, @unchecked Sendable {
                                 _ = try await self.stow(client, key: keys[.admin], try Self.instance(sop: Self.victimSOP, study: Self.victimStudy, series: Self.victimSeries))
                             }
                         }
-                        if method == .post { path = pattern.contains("{study}") ? "/dicomweb/studies/\(Self.study)" : "/dicomweb/studies" }
                         // The change feed's stream never ends, and this client reads bodies whole: its HEAD
                         // answers as its GET would (ChangeFeedStreamTests reads the GET from a real server).
                         if allowed && method == .get && pattern == "/changefeed/stream" { continue }
                         var headers = await Self.bearer(key)
                         var body: ByteBuffer? = nil
-                        if method == .post {
+                        if pattern.hasPrefix("/subscriptions") {
+                            // Webhook subscriptions: an existing one, a victim of its own for each DELETE an admin makes.
+                            var id = try await self.subscription()
+                            if method == .delete && allowed { id = try await self.subscription(fresh: true) }
+                            path = pattern.replacingOccurrences(of: "{id}", with: id)
+                            if pattern == "/subscriptions" && method == .post {
+                                headers[.contentType] = "application/json"
+                                body = ByteBuffer(string: #"{"url": "http://127.0.0.1:9/hook"}"#)
+                            }
+                        } else if method == .post {
+                            path = pattern.contains("{study}") ? "/dicomweb/studies/\(Self.study)" : "/dicomweb/studies"
                             headers[.contentType] = "multipart/related; type=\"application/dicom\"; boundary=XyZ-boundary"
                             body = Self.multipart([try Self.instance(sop: Self.sop)])
                         }

@@ -15,15 +15,17 @@ final class ServedTessera {
 
     /// Starts `tessera serve ARGS --data (temporary)` and waits for `/health` (over https with `ca`).
     /// `port: false` leaves `--port` to the arguments (a config file); `port` is then the one given.
-    /// `environment` is added to the test's own (credentials of the backends).
-    init(_ arguments: [String], port: Int? = nil, ca: String? = nil, addPort: Bool = true, environment: [String: String] = [:]) throws {
+    /// `environment` is added to the test's own (credentials of the backends). `data`: the data folder
+    /// of an earlier server (`stop(keepingData: true)`), for a restart.
+    init(_ arguments: [String], port: Int? = nil, ca: String? = nil, addPort: Bool = true, environment: [String: String] = [:],
+         data: String? = nil) throws {
         self.port = port ?? Self.freePort()
-        data = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-served-\(UUID().uuidString)").path
-        stderrPath = data + ".stderr"
+        self.data = data ?? FileManager.default.temporaryDirectory.appendingPathComponent("tessera-served-\(UUID().uuidString)").path
+        stderrPath = self.data + ".stderr"
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Corpus.product("tessera"))
         process.currentDirectoryURL = Corpus.packageRoot  // the demo study: TestImages/demo
-        process.arguments = ["serve", "--data", data] + (addPort ? ["--port", String(self.port)] : []) + arguments
+        process.arguments = ["serve", "--data", self.data] + (addPort ? ["--port", String(self.port)] : []) + arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
@@ -41,10 +43,14 @@ final class ServedTessera {
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
     var pid: Int32 { process.processIdentifier }
 
-    func stop() {
+    /// Set by `stop(keepingData: true)`: a later server has the folder (deinit leaves it too).
+    private var dataKept = false
+
+    func stop(keepingData: Bool = false) {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: data)
+        dataKept = dataKept || keepingData
+        if !dataKept { try? FileManager.default.removeItem(atPath: data) }
         try? FileManager.default.removeItem(atPath: stderrPath)
     }
 
