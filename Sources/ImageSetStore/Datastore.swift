@@ -132,8 +132,8 @@ public final class Datastore: Sendable {
     /// A store on backends of the caller's making (`PostgresIndex`, `S3BlobStore`, …). `folder` holds
     /// this process's own files (the disk reserve; the blob store's staging is its own business).
     /// With `shared`, other processes write the same backends: nothing is locked, and unreferenced
-    /// blobs are swept only once older than `orphanGrace` seconds. Alone (`shared: false`), start-up
-    /// sweeps orphans as the embedded store does.
+    /// blobs are swept only once older than `orphanGrace` seconds, by `sweepOrphans()` (not at open: the caller
+    /// runs it in the background). Alone (`shared: false`), start-up sweeps orphans as the embedded store does.
     public static func open(folder: String, index: any ImageSetIndex & AccessKeyIndex & SubscriptionIndex, blobs: any BlobStore, shared: Bool,
                             orphanGrace: TimeInterval = 3600, maximumInstanceSize: Int = 4 << 30, diskReserve: Int = 0,
                             maximumInflationRatio: Int = 16, auditBufferCapacity: Int = 10_000) async throws -> Datastore {
@@ -148,7 +148,11 @@ public final class Datastore: Sendable {
             let present = Set(try await blobs.list())
             startup.missingBlobs = try await index.referencedBlobs().keys.filter { !present.contains($0) }.sorted { $0.hex < $1.hex }
         }
-        startup.orphanBlobsRemoved = try await sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: nil)
+        // Shared, the first sweep is the serving process's background sweeper's (`sweepOrphans()`): listing a
+        // bucket and every reference of a large index takes long, and a replica must start at once on failover.
+        if !shared {
+            startup.orphanBlobsRemoved = try await sweepOrphans(index: index, blobs: blobs, shared: shared, grace: orphanGrace, pending: nil)
+        }
         return Datastore(folder: folder, index: index, accessKeys: index, subscriptions: index, blobs: blobs, lock: lock, access: .readWrite,
                          shared: shared, orphanGrace: orphanGrace, disk: DiskReserve(folder: folder, size: diskReserve),
                          startup: startup, settings: settings, maximumInstanceSize: maximumInstanceSize,

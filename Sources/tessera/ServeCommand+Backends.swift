@@ -59,19 +59,21 @@ struct BackendOptions: ParsableArguments {
                                         diskReserve: diskReserve, maximumInflationRatio: maximumInflationRatio, auditBufferCapacity: auditBuffer)
     }
 
-    /// Sweeps unreferenced blobs every `sweepInterval` seconds while the server runs (shared backends).
+    /// Sweeps unreferenced blobs in the background on shared backends: once as the server starts (it does
+    /// not wait for it), then every `sweepInterval` seconds (0: that first sweep only).
     func sweeping(_ store: Datastore, logger: Logger) -> Task<Void, Never>? {
-        guard store.shared, sweepInterval > 0 else { return nil }
+        guard store.shared else { return nil }
         let interval = sweepInterval
         return Task {
             while !Task.isCancelled {
-                do { try await Task.sleep(nanoseconds: UInt64(interval * 1e9)) } catch { break }  // cancelled: shutting down
                 do {
                     let removed = try await store.sweepOrphans()
                     if removed > 0 { logger.info("orphan sweep", metadata: ["removed": "\(removed)"]) }
                 } catch {
                     logger.warning("orphan sweep failed", metadata: ["error": "\(error)"])
                 }
+                guard interval > 0 else { break }
+                do { try await Task.sleep(nanoseconds: UInt64(interval * 1e9)) } catch { break }  // cancelled: shutting down
             }
         }
     }
