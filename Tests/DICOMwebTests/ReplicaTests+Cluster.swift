@@ -52,8 +52,8 @@ final class ReplicaCluster: @unchecked Sendable {
     /// A replica with the deployment guide's command line (Docs/deployment.md); `index` another URL
     /// of the same database (through a proxy).
     @discardableResult
-    func addReplica(index: String? = nil) throws -> ServedTessera {
-        let arguments = ["--no-demo", "--index", index ?? database, "--blobs", "s3://\(bucket)/blobs", "--s3-endpoint", endpoint.absoluteString]
+    func addReplica(index: String? = nil, _ extra: [String] = []) throws -> ServedTessera {
+        let arguments = ["--no-demo", "--index", index ?? database, "--blobs", "s3://\(bucket)/blobs", "--s3-endpoint", endpoint.absoluteString] + extra
         let replica = try ServedTessera(arguments, environment: environment)
         replicas.append(replica)
         return replica

@@ -286,4 +286,33 @@ final class ReplicaTests: XCTestCase, @unchecked Sendable {
         print("ReplicaTests readiness: /ready not 200 \(noticed) after PostgreSQL was cut; 200 again \(back.duration(to: clock.now)) after it was back")
         XCTAssertTrue(readyAgain, "/ready did not come back within 30 s of PostgreSQL:\n\(replica.stderr.suffix(2000))")
     }
+
+    /// A replica starts serving without waiting for the orphan sweep of the shared bucket; the sweep
+    /// follows in the background, removes an unreferenced object older than the grace, and keeps
+    /// every referenced one (Docs/store.md, "Reservations").
+    func testAReplicaSweepsTheBucketInTheBackgroundOnceItServes() async throws {
+        let cluster = try await ReplicaCluster.start(replicas: 1)
+        self.cluster = cluster
+        let a = cluster.url(cluster.replicas[0])
+        let stored = try await HTTP.stow(a, [try instance(0)])
+        XCTAssertEqual(stored.status, 200, stored.text)
+        let s3 = try TestBackends.s3Client()
+        let orphan = "blobs/ab/" + String(repeating: "cd", count: 31)
+        try await s3.putObject(bucket: cluster.bucket, key: orphan, body: ByteBuffer(bytes: [1, 2, 3]))
+        let before = try await s3.listAllObjects(bucket: cluster.bucket, prefix: "blobs/").map(\.key)
+        XCTAssertEqual(before.count, 2, "the stored instance's blob and the orphan: \(before)")
+
+        let b = try cluster.addReplica(["--orphan-grace", "0", "--sweep-interval", "0"])
+        let clock = ContinuousClock(), started = clock.now
+        var gone = false
+        while started.duration(to: clock.now) < .seconds(20) {
+            if try await s3.headObject(bucket: cluster.bucket, key: orphan) == nil { gone = true; break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        XCTAssertTrue(gone, "the orphan is still there 20 s after replica B started:\n\(b.stderr.suffix(2000))")
+        let after = try await s3.listAllObjects(bucket: cluster.bucket, prefix: "blobs/").map(\.key)
+        XCTAssertEqual(after, before.filter { $0 != orphan }, "the referenced blob stays")
+        let r = try await retrieve(cluster.url(b), 0)
+        XCTAssertEqual(try r.parts().first?.body, try instance(0), "still retrievable bit-identical through B")
+    }
 }
