@@ -32,6 +32,8 @@ public final class Datastore: Sendable {
     let executor = BlockingExecutor(label: "tessera.store")
     let metadataRefresh: DebouncedWork
     let groupCommit = GroupCommit()
+    /// Frame requests' index lookups (Datastore+FrameLocations.swift).
+    let frameLocations = FrameLocationCache()
     let metricsHook = Mutex<(any StoreMetrics)?>(nil)
     let settings: SettingsCache
     /// Reads' audit records on their way to the index (Datastore+Audit.swift).
