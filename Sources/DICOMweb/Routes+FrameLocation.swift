@@ -10,7 +10,10 @@ extension DICOMwebService {
     func frameLocation(_ request: Request, study: String, series: String?, sop: String) async throws -> (InstanceRecord, [FrameRecord]) {
         try Self.requireValidUIDs(study, series, sop)
         let scope = try Self.scope(request)
-        guard let found = try await store.frameLocation(study: study, series: series, sop: sop, scope: scope) else {
+        let measured = try await store.frameLocation(study: study, series: series, sop: sop, scope: scope) { operation, call in
+            try await index(operation, call)
+        }
+        guard let found = measured else {
             if case .imageSet(let id) = scope { throw DICOMwebError(.notFound, "no such instance in image set \(id)") }
             throw DICOMwebError(.notFound, "no such instance")
         }

@@ -71,21 +71,30 @@ public final class FrameLocationCache: Sendable {
 }
 
 extension Datastore {
+    /// Wraps each index call a lookup makes (the server's metrics time them by operation name).
+    public typealias IndexCallMeasure = (_ operation: String, _ call: () async throws -> Void) async throws -> Void
+
     /// The current instance `sop` of the series (as `scope` sees it) and its frames' byte ranges;
-    /// nil when there is none. Answers from `frameLocations` while the index says nothing changed.
-    public func frameLocation(study: String, series: String?, sop: String, scope: ImageSetScope) async throws -> FrameLocation? {
+    /// nil when there is none. Answers from `frameLocations` while the index says nothing changed;
+    /// the index calls it does make go through `measure` ("currentInstances", "frames").
+    public func frameLocation(study: String, series: String?, sop: String, scope: ImageSetScope,
+                              measure: IndexCallMeasure = { _, call in try await call() }) async throws -> FrameLocation? {
         // Read before the lookup: a commit during it moves the generation past what is stored.
         let generation = index.localChangeGeneration
         let key = FrameLocationCache.Key(study: study, series: series, sop: sop, scope: scope)
         if let generation, let hit = frameLocations.location(key, generation: generation) { return hit }
-        guard let instance = try await index.currentInstances(study: study, series: series, sop: sop, scope: scope).first else { return nil }
+        var found: [InstanceRecord] = []
+        try await measure("currentInstances") { found = try await index.currentInstances(study: study, series: series, sop: sop, scope: scope) }
+        guard let instance = found.first else { return nil }
         let row = FrameLocationCache.Row(id: instance.id, blob: instance.framesBlob)
         if let frames = frameLocations.frames(row) {
             let location = FrameLocation(instance: instance, frames: frames)
             if generation != nil { frameLocations.store(location, row: row, key: key, generation: generation) }
             return location
         }
-        let location = FrameLocation(instance: instance, frames: try await index.frames(of: instance.id))
+        var frames: [FrameRecord] = []
+        try await measure("frames") { frames = try await index.frames(of: instance.id) }
+        let location = FrameLocation(instance: instance, frames: frames)
         frameLocations.store(location, row: row, key: key, generation: generation)
         return location
     }

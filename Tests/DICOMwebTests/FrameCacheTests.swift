@@ -34,12 +34,28 @@ final class FrameCacheTests: DICOMwebTestCase, @unchecked Sendable {
     /// transfer-syntax=uid CRLF CRLF frame CRLF --boundary-- CRLF`.
     func testEveryStoredFrameIsTheFilesBytesWithTheSamePartHeaders() async throws {
         let names = ["emri_small.dcm", "emri_small_jpeg_2k_lossless.dcm", "emri_small_RLE.dcm"]
-        let paths = try names.map { name in try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/" + name) }, name) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-frames-oracle-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
+        // The three are one image encoded three ways, under one SOP Instance UID: each gets its own
+        // (rewritten in its own transfer syntax), so that each is stored, and pydicom reads what was sent.
+        let paths = try names.enumerated().map { k, name in
+            let source = try XCTUnwrap(try Corpus.files().first { $0.hasSuffix("/" + name) }, name)
+            let file = try DICOMFile.read(path: source)
+            var ds = file.dataSet
+            ds.set(Self.text(0x0008_0018, .UI, "1.2.826.0.1.3680043.9.7433.2.15.\(k + 1)"))
+            let path = dir.appendingPathComponent(name).path
+            try Data(try DICOMWriter.part10(ds, transferSyntax: file.transferSyntax)).write(to: URL(fileURLWithPath: path))
+            return path
+        }
         let json = try Corpus.oracle("pydicom_frames.py", [dir.path], stdin: Data(paths.joined(separator: "\n").utf8))
-        let oracle = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: [String: Any]])
+        let found = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: [String: Any]])
+        var oracle: [String: (syntax: String, frames: [[UInt8]])] = [:]
+        for (path, entry) in found {
+            let frames = try XCTUnwrap(entry["frames"] as? [String]).map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
+            oracle[path] = (try XCTUnwrap(entry["syntax"] as? String), frames)
+        }
+        let expectedFrames = oracle
         let types = ["1.2.840.10008.1.2.1": "application/octet-stream", "1.2.840.10008.1.2.4.90": "image/jp2", "1.2.840.10008.1.2.5": "image/dicom-rle"]
         try await withApp { client in
             for path in paths {
@@ -47,9 +63,7 @@ final class FrameCacheTests: DICOMwebTestCase, @unchecked Sendable {
                 let (study, series, sop) = (try Self.uid(file, .studyInstanceUID), try Self.uid(file, .seriesInstanceUID), try Self.uid(file, .sopInstanceUID))
                 let (status, _) = try await self.stow(client, [[UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))])
                 XCTAssertEqual(status, .ok, path)
-                let entry = try XCTUnwrap(oracle[path])
-                let syntax = try XCTUnwrap(entry["syntax"] as? String)
-                let frames = try XCTUnwrap(entry["frames"] as? [String]).map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
+                let (syntax, frames) = try XCTUnwrap(expectedFrames[path], path)
                 XCTAssertEqual(frames.count, 10, path)
                 let type = try XCTUnwrap(types[syntax], syntax)
                 for (n, frame) in frames.enumerated() {
