@@ -61,6 +61,8 @@ struct DICOMwebService: Sendable {
     let store: Datastore
     let configuration: DICOMwebConfiguration
     let pool: WorkPool
+    /// Frame requests' Accept answers (Routes+FrameLocation.swift).
+    let frameNegotiation = FrameNegotiationCache()
 }
 
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.

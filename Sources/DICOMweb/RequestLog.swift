@@ -16,22 +16,23 @@ struct RequestLogMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: TesseraRequestContext,
                 next: (Request, TesseraRequestContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        var logger = context.logger
-        logger[metadataKey: "method"] = "\(request.method.rawValue)"
-        logger[metadataKey: "path"] = "\(request.uri.path)"
+        let logger = context.logger
+        // The line's fields, handed to the log call once: set one by one on the logger, each made
+        // StreamLogHandler format all its metadata again (5 % of a stored frame's CPU, perf).
+        var line: Logger.Metadata = ["method": "\(request.method.rawValue)", "path": "\(request.uri.path)"]
         let notes = context.notes
         // Worked out once per request: the audit middleware inside records the same address.
         notes.clientAddress = AuditMiddleware.clientAddress(request, context: context, trusted: trusted)
-        logger[metadataKey: "client"] = "\(notes.clientAddress ?? "-")"
+        line["client"] = "\(notes.clientAddress ?? "-")"
         do {
             var response = try await next(request, context)
-            logger[metadataKey: "status"] = "\(response.status.code)"
-            logger[metadataKey: "headersMs"] = "\(Self.milliseconds(since: start))"
-            let log = logger
+            line["status"] = "\(response.status.code)"
+            line["headersMs"] = "\(Self.milliseconds(since: start))"
+            let log = logger, fields = line
             let record = metrics.map { Self.recorder($0, request, context, status: response.status.code, start: start) }
             // Hummingbird drops the body of an answer to HEAD without writing it: log now.
             if request.method == .head {
-                Self.finished(log, notes: notes, bytes: 0, start: start, error: nil)
+                Self.finished(log, fields, notes: notes, bytes: 0, start: start, error: nil)
                 record?(0)
                 return response
             }
@@ -40,10 +41,10 @@ struct RequestLogMiddleware: RouterMiddleware {
                 let counter = ByteCounter()
                 do {
                     try await body.write(CountingWriter(base: writer, counter: counter))
-                    Self.finished(log, notes: notes, bytes: counter.value, start: start, error: nil)
+                    Self.finished(log, fields, notes: notes, bytes: counter.value, start: start, error: nil)
                     record?(counter.value)
                 } catch {
-                    Self.finished(log, notes: notes, bytes: counter.value, start: start, error: error)
+                    Self.finished(log, fields, notes: notes, bytes: counter.value, start: start, error: error)
                     record?(counter.value)
                     throw error
                 }
@@ -53,15 +54,14 @@ struct RequestLogMiddleware: RouterMiddleware {
             let status = (error as? any HTTPResponseError)?.status.code ?? 500
             // An error's body is a short JSON line written after this: its bytes are not counted.
             if let metrics { Self.recorder(metrics, request, context, status: status, start: start)(0) }
-            logger[metadataKey: "status"] = "\(status)"
-            logger[metadataKey: "identity"] = "\(notes.principal?.name ?? "-")"
-            logger[metadataKey: "ms"] = "\(Self.milliseconds(since: start))"
-            var metadata: Logger.Metadata = [:]
-            if let reason = notes.authenticationFailure { metadata["reason"] = "\(reason)" }
+            line["status"] = "\(status)"
+            line["identity"] = "\(notes.principal?.name ?? "-")"
+            line["ms"] = "\(Self.milliseconds(since: start))"
+            if let reason = notes.authenticationFailure { line["reason"] = "\(reason)" }
             // A 4xx message may quote what the client sent (a Patient ID, a birth date): the client
             // reads it in the response body; the log, which many people read, keeps patient data out.
-            if status >= 500 { metadata["error"] = "\(error)" }
-            logger.info("request failed", metadata: metadata)
+            if status >= 500 { line["error"] = "\(error)" }
+            logger.info("request failed", metadata: line)
             throw error
         }
     }
@@ -79,15 +79,16 @@ struct RequestLogMiddleware: RouterMiddleware {
         }
     }
 
-    static func finished(_ logger: Logger, notes: RequestNotes, bytes: Int, start: ContinuousClock.Instant, error: (any Error)?) {
-        var logger = logger
-        logger[metadataKey: "identity"] = "\(notes.principal?.name ?? "-")"
-        logger[metadataKey: "bytes"] = "\(bytes)"
-        logger[metadataKey: "ms"] = "\(milliseconds(since: start))"
+    static func finished(_ logger: Logger, _ fields: Logger.Metadata, notes: RequestNotes, bytes: Int, start: ContinuousClock.Instant, error: (any Error)?) {
+        var line = fields
+        line["identity"] = "\(notes.principal?.name ?? "-")"
+        line["bytes"] = "\(bytes)"
+        line["ms"] = "\(milliseconds(since: start))"
         if let error {
-            logger.info("request body failed", metadata: ["error": "\(error)"])
+            line["error"] = "\(error)"
+            logger.info("request body failed", metadata: line)
         } else {
-            logger.info("request")
+            logger.info("request", metadata: line)
         }
     }
 

@@ -285,14 +285,11 @@ extension DICOMwebService {
 
     /// Frames from the stored frame index by range reads; decoded or transcoded only when Accept asks.
     func frames(_ request: Request, study: String, series: String?, sop: String, list: String) async throws -> Response {
-        guard let instance = try await instances(request, study: study, series: series, sop: sop).first else { throw DICOMwebError(.notFound, "no such instance") }
+        let (instance, records) = try await frameLocation(request, study: study, series: series, sop: sop)
         let numbers = try Self.frameList(list)
-        let records = try await index("frames") { try await store.index.frames(of: instance.id) }
         guard !records.isEmpty else { throw DICOMwebError(.notFound, "the instance has no frames") }
         let storedSyntax = instance.framesTransferSyntaxUID
-        let storedType = FrameMediaType.forTransferSyntax(storedSyntax)
-        let isNative = TransferSyntax(uid: storedSyntax).map { !$0.isEncapsulated } ?? false
-        let (mediaType, target) = try Self.negotiateFrameSyntax(request.headers[.accept], storedType: storedType, storedSyntax: storedSyntax, isNative: isNative)
+        let (mediaType, target) = try frameNegotiation.negotiate(request.headers[.accept], storedSyntax: storedSyntax)
 
         let source = InstanceFrames(store: store, instance: instance, records: records)
         if let beyond = numbers.first(where: { $0 > records.count }) {
@@ -300,6 +297,14 @@ extension DICOMwebService {
         }
         let ts = target == "*" ? storedSyntax : target
         let asStored = target == "*" || target == storedSyntax
+        let writer = MultipartWriter()
+        if asStored && numbers.count == 1 {
+            // One stored frame, the viewer's usual request: header, bytes and closing in one buffer, one write.
+            let body = try await writer.singlePart(contentType: "\(mediaType); transfer-syntax=\(ts)", size: records[numbers[0] - 1].ranges.reduce(0) { $0 + $1.count }) { buffer in
+                try await blob("readFrame") { try await source.stored(numbers[0], into: &buffer) }
+            }
+            return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: .init(byteBuffer: body))
+        }
         // Stored frames are range reads and never wait for the pool; decoding and encoding do (WorkPool).
         let ticket = asStored ? nil : try pool.admit()
         // A decoder needs the pixel description, from the header: read once, before the body starts.
@@ -322,7 +327,6 @@ extension DICOMwebService {
             }
             return part
         }
-        let writer = MultipartWriter()
         let body = try await writer.body(count: numbers.count, contentType: { _ in "\(mediaType); transfer-syntax=\(ts)" }, part: part)
         return Response(status: .ok, headers: [.contentType: writer.contentType(type: mediaType)], body: body)
     }

@@ -36,6 +36,8 @@ public final class Datastore: Sendable {
     let groupCommit = GroupCommit()
     /// Wakes change-feed waiters when this process commits (Datastore+ChangeFeed.swift).
     let changeSignal = ChangeSignal()
+    /// Frame requests' index lookups (Datastore+FrameLocations.swift).
+    let frameLocations = FrameLocationCache()
     let metricsHook = Mutex<(any StoreMetrics)?>(nil)
     let settings: SettingsCache
     /// Reads' audit records on their way to the index (Datastore+Audit.swift).

@@ -266,6 +266,11 @@ public protocol ImageSetIndex: Sendable {
     /// The instance row with this id, if it belongs to the latest version of its image set.
     func currentInstance(rowID: Int64) async throws -> InstanceRecord?
     func frames(of instanceID: Int64) async throws -> [FrameRecord]
+    /// A number that changes after every commit of this process that may change which instance
+    /// rows are current (instances, image sets, frames), when this process is the index's only
+    /// writer; nil when other processes write it too (replicas on PostgreSQL, a read-only open
+    /// beside a server). Readers cache what they looked up under it (`FrameLocationCache`).
+    var localChangeGeneration: UInt64? { get }
     func metadata(of instanceID: Int64) async throws -> [UInt8]?
     /// The gzipped JSON array of a series' instance metadata for the image set's latest version;
     /// nil while a change to the series waits for `refreshPendingSeriesMetadata`.
@@ -326,6 +331,9 @@ public protocol ImageSetIndex: Sendable {
 }
 
 extension ImageSetIndex {
+    /// Other processes may write: nothing looked up may be reused without asking the index again.
+    public var localChangeGeneration: UInt64? { nil }
+
     public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String) async throws -> [IngestOutcome] {
         try await commit(instances, policy: policy, reason: reason, audit: nil)
     }

@@ -1,10 +1,16 @@
 import DICOMCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// The embedded index: SQLite through GRDB, in WAL mode, one writer and concurrent readers.
 public struct SQLiteIndex: ImageSetIndex {
     let pool: DatabasePool
+    /// Counts the writer connection's commits that touched instance, image set or frame rows; nil
+    /// for a read-only open (the writing process is another one).
+    let changes: IndexChangeCounter?
+
+    public var localChangeGeneration: UInt64? { changes?.generation }
 
     /// Opens the index. Read-write migrates it to this binary's schema; read-only never writes
     /// (no WAL set-up, no migration) and refuses a schema other than this binary's. `folder`
@@ -35,6 +41,9 @@ public struct SQLiteIndex: ImageSetIndex {
         } else {
             try migrator.migrate(pool)
         }
+        // The data folder's lock makes this process the only writer: its own commits are all the changes.
+        changes = readOnly ? nil : IndexChangeCounter()
+        if let changes { pool.add(transactionObserver: changes, extent: .databaseLifetime) }
     }
 
     // MARK: Writing
@@ -311,4 +320,36 @@ public struct SQLiteIndex: ImageSetIndex {
 
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// Bumps a generation after each commit that changed rows deciding what a frame request reads
+/// (which instance rows are current, their image set's state and primacy, their frame ranges), and
+/// once more on rollback of such a change. Observes the writer connection, so every write path of
+/// the index counts, whoever calls it. The audit trail and settings are not observed: reads'
+/// audit records commit all the time and change nothing a cached lookup holds.
+final class IndexChangeCounter: TransactionObserver, @unchecked Sendable {
+    private let value = Mutex<UInt64>(0)
+    // Touched only on the writer connection's queue (GRDB calls observers there).
+    private var dirty = false
+    static let tables: Set<String> = ["instance", "image_set", "frame", "image_set_version"]
+
+    var generation: UInt64 { value.withLock { $0 } }
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { Self.tables.contains(eventKind.tableName) }
+
+    func databaseDidChange(with event: DatabaseEvent) {
+        dirty = true
+        // Also before the commit: a reader that starts now and reads the old rows stores them under
+        // a generation that the commit will have left behind.
+        value.withLock { $0 &+= 1 }
+    }
+
+    func databaseDidCommit(_ db: Database) { bumpIfDirty() }
+    func databaseDidRollback(_ db: Database) { bumpIfDirty() }
+
+    private func bumpIfDirty() {
+        guard dirty else { return }
+        dirty = false
+        value.withLock { $0 &+= 1 }
+    }
 }
