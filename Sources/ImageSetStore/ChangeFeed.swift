@@ -177,8 +177,39 @@ public struct ChangeSubject: Sendable {
     }
 }
 
+/// Where a SOP instance was before a replacement took its row away.
+public struct ChangeLocation: Sendable {
+    public var imageSet: String
+    public var version: Int
+    public var study: String
+    public var patient: String
+    public var series: String
+    public var transferSyntax: String
+    public var size: Int
+    public var isPrimary: Bool
+    public init(imageSet: String, version: Int, study: String, patient: String, series: String, transferSyntax: String, size: Int, isPrimary: Bool) {
+        self.imageSet = imageSet
+        self.version = version
+        self.study = study
+        self.patient = patient
+        self.series = series
+        self.transferSyntax = transferSyntax
+        self.size = size
+        self.isPrimary = isPrimary
+    }
+}
+
 /// The events of the grouping steps both indexes' batches take, statement for statement.
 extension ChangeDrafts {
+    /// A replacement that moves the instance (another image set, series or patient) also says that it
+    /// left the old place, so that consumers filing it by patient, study or series drop it there (a
+    /// webhook filtered on the old patient hears of it); a replacement in place is only `instance.replaced`.
+    public mutating func replaced(from old: ChangeLocation?, toImageSet set: String, series: String, patient: String, sop: String) {
+        guard let old, old.imageSet != set || old.series != series || old.patient != patient else { return }
+        add(.instanceDeleted, set: old.imageSet, version: old.version, study: old.study, patient: old.patient, series: old.series,
+            sop: sop, transferSyntax: old.transferSyntax, size: old.size, isPrimary: old.isPrimary)
+    }
+
     /// A new image set, made in version 1 of itself; a non-primary one with its conflicts.
     public mutating func created(_ id: String, study: String, patient: String, primary: Bool, conflicts: [AttributeConflict]) {
         add(.imageSetCreated, set: id, version: 1, study: study, patient: patient, isPrimary: primary)

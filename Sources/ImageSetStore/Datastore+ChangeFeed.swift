@@ -62,7 +62,9 @@ extension Datastore {
     public func pruneChangeFeed(now: Date = Date()) async throws -> Int {
         await refreshSettingsIfStale()
         guard let days = changeFeedRetentionDays else { return 0 }
-        return try await index.pruneChanges(before: now.addingTimeInterval(-Double(days) * 86_400))
+        let index = self.index, before = now.addingTimeInterval(-Double(days) * 86_400)
+        // SQLite's deletes wait for its one writer: on the store's executor, off the cooperative threads.
+        return try await withTaskExecutorPreference(executor) { try await index.pruneChanges(before: before) }
     }
 }
 
@@ -74,6 +76,8 @@ final class ChangeSignal: Sendable {
         var generation: UInt64 = 0
         var nextID: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Waits whose timer fired or whose task was cancelled before they registered.
+        var expired: Set<UInt64> = []
     }
     private let state = Mutex(State())
 
@@ -95,25 +99,38 @@ final class ChangeSignal: Sendable {
             s.nextID &+= 1
             return s.nextID
         }
+        // The timer is cancelled as soon as the wait ends: under a stream of commits each wait ends
+        // early, and a sleeper left behind per wait would pile up for a whole heartbeat.
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { resume(id) }
+        }
+        defer {
+            timer.cancel()
+            _ = state.withLock { $0.expired.remove(id) }
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
-                    if s.generation != generation || Task.isCancelled { return true }
+                    if s.generation != generation || Task.isCancelled || s.expired.contains(id) { return true }
                     s.waiters[id] = c
                     return false
                 }
-                if now { c.resume(); return }
-                Task { [self] in
-                    try? await Task.sleep(for: timeout)
-                    resume(id)
-                }
+                if now { c.resume() }
             }
         } onCancel: {
             resume(id)
         }
     }
 
+    /// Ends wait `id`; one that has not started waiting yet finds it expired when it does.
     private func resume(_ id: UInt64) {
-        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let c = s.waiters.removeValue(forKey: id) else {
+                s.expired.insert(id)
+                return nil
+            }
+            return c
+        }?.resume()
     }
 }

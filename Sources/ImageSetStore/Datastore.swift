@@ -74,7 +74,8 @@ public final class Datastore: Sendable {
         self.folder = folder
         self.index = index
         self.accessKeys = accessKeys
-        self.subscriptions = subscriptions
+        // SQLite answers synchronously, waiting for its one writer: off the cooperative threads.
+        self.subscriptions = subscriptions is SQLiteIndex ? SubscriptionIndexOnExecutor(base: subscriptions, executor: executor) : subscriptions
         self.blobs = blobs
         self.lock = lock
         self.access = access

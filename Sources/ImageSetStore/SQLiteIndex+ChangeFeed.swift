@@ -66,14 +66,26 @@ extension SQLiteIndex {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT pruned_through FROM change_feed_head WHERE id = 1") ?? 0 }
     }
 
-    public func pruneChanges(before date: Date) throws -> Int {
-        try pool.write { db in
-            guard let last = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM change_event WHERE time < ?",
-                                                arguments: [date.timeIntervalSince1970]) else { return 0 }
-            try db.execute(sql: "DELETE FROM change_event WHERE sequence <= ?", arguments: [last])
-            let removed = db.changesCount
-            try db.execute(sql: "UPDATE change_feed_head SET pruned_through = max(pruned_through, ?) WHERE id = 1", arguments: [last])
-            return removed
+    public func pruneChanges(before date: Date) throws -> Int { try pruneChanges(before: date, chunk: 10_000) }
+
+    /// Removes the prefix of the feed older than `date`, at most `chunk` events per transaction: SQLite
+    /// has one writer, and the first prune of a long feed must not hold STOW up while it deletes millions.
+    func pruneChanges(before date: Date, chunk: Int64) throws -> Int {
+        guard let last = try pool.read({ db in
+            try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM change_event WHERE time < ?", arguments: [date.timeIntervalSince1970])
+        }) else { return 0 }
+        var removed = 0
+        while true {
+            let (count, done) = try pool.write { db -> (Int, Bool) in
+                guard let first = try Int64.fetchOne(db, sql: "SELECT min(sequence) FROM change_event"), first <= last else { return (0, true) }
+                let through = min(last, first + chunk - 1)
+                try db.execute(sql: "DELETE FROM change_event WHERE sequence <= ?", arguments: [through])
+                let count = db.changesCount
+                try db.execute(sql: "UPDATE change_feed_head SET pruned_through = max(pruned_through, ?) WHERE id = 1", arguments: [through])
+                return (count, through == last)
+            }
+            removed += count
+            if done { return removed }
         }
     }
 

@@ -152,8 +152,11 @@ public struct SQLiteIndex: ImageSetIndex {
         mutating func place(_ p: PreparedInstance, policy: DuplicatePolicy) throws -> IngestOutcome {
             var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
                                         studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
+            var previous: ChangeLocation?
             if let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT i.id, i.image_set_id, i.blob_id, i.transfer_syntax_uid, s.is_primary FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                SELECT i.id, i.image_set_id, i.blob_id, i.transfer_syntax_uid, i.blob_size, i.study_instance_uid, i.series_instance_uid,
+                    s.is_primary, s.patient_id
+                FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.sop_instance_uid = ? AND i.removed_version IS NULL
                 """), arguments: [p.sopInstanceUID]) {
                 let existingSet: String = row["image_set_id"]
@@ -174,10 +177,14 @@ public struct SQLiteIndex: ImageSetIndex {
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced
                 outcome.replacedInImageSetID = existingSet
+                previous = ChangeLocation(imageSet: existingSet, version: v, study: row["study_instance_uid"], patient: row["patient_id"],
+                                          series: row["series_instance_uid"], transferSyntax: row["transfer_syntax_uid"],
+                                          size: row["blob_size"], isPrimary: row["is_primary"])
             }
             let (setID, isPrimary, conflicts) = try imageSet(for: p)
             let v = try version(for: setID)
             let a = p.attributes
+            changes.replaced(from: previous, toImageSet: setID, series: p.seriesInstanceUID, patient: a.patientID, sop: p.sopInstanceUID)
             changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
                         patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
                         size: p.blobSize, isPrimary: isPrimary)

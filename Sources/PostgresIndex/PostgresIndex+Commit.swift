@@ -154,8 +154,10 @@ extension PostgresIndex {
         mutating func place(_ p: PreparedInstance, policy: DuplicatePolicy) async throws -> IngestOutcome {
             var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
                                         studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
+            var previous: ChangeLocation?
             if let row = try await rows("""
-                SELECT i.id, i.image_set_id, i.series_instance_uid, i.blob_id, i.transfer_syntax_uid, s.is_primary
+                SELECT i.id, i.image_set_id, i.series_instance_uid, i.blob_id, i.transfer_syntax_uid, i.blob_size, i.study_instance_uid,
+                    s.is_primary, s.patient_id
                 FROM instance i JOIN image_set s ON s.id = i.image_set_id
                 WHERE i.sop_instance_uid = \(p.sopInstanceUID) AND i.removed_version IS NULL
                 FOR UPDATE OF i
@@ -180,10 +182,15 @@ extension PostgresIndex {
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced
                 outcome.replacedInImageSetID = existingSet
+                previous = ChangeLocation(imageSet: existingSet, version: v, study: try row.get("study_instance_uid"),
+                                          patient: try row.get("patient_id"), series: try row.get("series_instance_uid"),
+                                          transferSyntax: try row.get("transfer_syntax_uid"), size: try row.get("blob_size"),
+                                          isPrimary: try row.get("is_primary"))
             }
             let (setID, isPrimary, conflicts) = try await imageSet(for: p)
             let v = try await version(for: setID)
             let a = p.attributes
+            changes.replaced(from: previous, toImageSet: setID, series: p.seriesInstanceUID, patient: a.patientID, sop: p.sopInstanceUID)
             changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
                         patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
                         size: p.blobSize, isPrimary: isPrimary)

@@ -46,6 +46,31 @@ final class ChangeFeedTests: XCTestCase {
         }
     }
 
+    /// A replacement that moves the instance to another patient (a study re-sent with a corrected
+    /// Patient ID) says in the same transaction that it left the old image set and patient, then
+    /// where it went; consumers filing by patient drop it from the old one (a replacement in place is
+    /// only `instance.replaced`, as the scripted history shows).
+    func testAReplacementThatMovesTheInstanceSaysWhereItLeft() async throws {
+        let (store, _) = try await openStore()
+        let sop = "\(study).1.7"
+        await XCTAssertEqualAsync(await store.ingest(bytes: try StoreFixtures.instance(sop: sop, patientID: "P-1")).status, .stored)
+        try await store.setPolicy(.replace)
+        let before = try await store.latestChangeSequence()
+        await XCTAssertEqualAsync(await store.ingest(bytes: try StoreFixtures.instance(sop: sop, patientID: "P-9")).status, .replaced)
+        let events = try await store.changes(after: before, limit: 100)
+        let original = try await store.changes(after: 0, limit: 1).first?.imageSetId
+        let left = try XCTUnwrap(events.first { $0.type == .instanceDeleted }, "\(events.map(\.type))")
+        XCTAssertEqual(left.imageSetId, original)
+        XCTAssertEqual(left.patientID, "P-1")
+        XCTAssertEqual(left.sopInstanceUID, sop)
+        XCTAssertEqual(left.seriesInstanceUID, series)
+        let arrived = try XCTUnwrap(events.first { $0.type == .instanceReplaced })
+        XCTAssertEqual(arrived.patientID, "P-9")
+        XCTAssertNotEqual(arrived.imageSetId, original)
+        XCTAssertLessThan(left.sequence, arrived.sequence, "where it left, then where it went")
+        XCTAssertEqual(events.filter { $0.type == .instanceDeleted }.count, 1)
+    }
+
     /// A scripted history (store, a conflicting patient, replace, delete a series, prune, the
     /// study re-sent under another patient, a duplicate): each change's events, once each, in order,
     /// with their fields; numbered 1…N.
@@ -168,6 +193,23 @@ final class ChangeFeedTests: XCTestCase {
         await XCTAssertEqualAsync(await store.ingest(bytes: try StoreFixtures.instance(sop: "\(study).8.2")).status, .stored)
         let next = try await store.changes(after: 3, limit: 10)
         XCTAssertEqual(next.map(\.sequence), [4, 5])
+    }
+
+    /// SQLite's prune deletes in chunks (one writer: a long first prune must not hold STOW up), and the
+    /// chunks together remove exactly the old prefix.
+    func testSQLitePrunesInChunks() async throws {
+        let folder = try StoreFixtures.temporaryFolder("feed-chunks")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try Datastore(folder: folder)
+        for n in 1...4 { await XCTAssertEqualAsync(await store.ingest(bytes: try StoreFixtures.instance(sop: "\(study).9.\(n)")).status, .stored) }
+        let latest = try await store.latestChangeSequence()
+        XCTAssertGreaterThan(latest, 5)
+        let index = try XCTUnwrap(store.index as? SQLiteIndex)
+        let removed = try index.pruneChanges(before: Date(timeIntervalSinceNow: 86_400), chunk: 2)
+        XCTAssertEqual(Int64(removed), latest)
+        XCTAssertEqual(try index.changeFeedPrunedThrough(), latest)
+        let left = try await store.changes(after: latest, limit: 10)
+        XCTAssertEqual(left, [])
     }
 
     /// A waiter wakes at once when this process commits, and returns at its timeout otherwise.
