@@ -4,6 +4,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import StoreTestSupport
 import TestSupport
 import XCTest
 #if canImport(Glibc)
