@@ -51,7 +51,8 @@ extension AuditRecord {
         case .store: return (Code("110104", "DICOM Instances Transferred"), "C", nil, source)  // §A.5.3.4
         case .delete, .prune: return (Code("110103", "DICOM Instances Accessed"), "D", nil, nil)  // §A.5.3.2
         case .authenticationFailed: return (Code("110114", "User Authentication"), "E", Code("110122", "Login"), nil)  // §A.5.3.14
-        case .keyCreate, .keyRevoke: return (Code("110113", "Security Alert"), "E", Code("110129", "Security Configuration"), nil)  // §A.5.3.13
+        case .keyCreate, .keyRevoke, .subscriptionChange:  // §A.5.3.13; a subscription routes patients' events to a URL
+            return (Code("110113", "Security Alert"), "E", Code("110129", "Security Configuration"), nil)
         case .recordsDropped: return (Code("110113", "Security Alert"), "E", Code("110133", "Audit Recording Stopped"), nil)
         case .auditRead: return (Code("110101", "Audit Log Used"), "R", nil, nil)  // §A.5.3.1
         default: return (Code("110103", "DICOM Instances Accessed"), "R", nil, destination)  // metadata, frames, rendered, bulk data

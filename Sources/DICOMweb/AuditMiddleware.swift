@@ -79,6 +79,8 @@ struct AuditMiddleware: RouterMiddleware {
             return .auditRead
         case "changefeed":
             return .changeFeedRead
+        case "subscriptions":
+            return method == .get || method == .head ? .subscriptionRead : .subscriptionChange
         default:
             return nil
         }

@@ -48,11 +48,22 @@ extension DICOMwebService {
 
     /// A page of events; a pruned range is 410 Gone naming the oldest sequence held.
     func feedPage(after: Int64, limit: Int) async throws -> [ChangeEvent] {
+        let events: [ChangeEvent]
         do {
-            return try await store.changes(after: after, limit: limit)
+            events = try await store.changes(after: after, limit: limit)
         } catch let e as ChangeFeedPrunedError {
             throw DICOMwebError(.gone, e.description)
         }
+        // A cursor beyond the head is not "nothing new": the index was restored to an earlier point
+        // (the numbers after its head will name other changes), or the cursor is another feed's.
+        if events.isEmpty, after > 0 {
+            let latest = try await store.latestChangeSequence()
+            if after > latest {
+                throw DICOMwebError(.conflict, "after=\(after) is beyond the feed's latest sequence \(latest): the index was restored "
+                                    + "to an earlier point or the cursor is another feed's; reconcile from the index, then resume with after=\(latest)")
+            }
+        }
+        return events
     }
 
     static func feedCursor(_ text: String?, _ name: String) throws -> Int64? {

@@ -84,6 +84,7 @@ extension DICOMwebService {
         var cursor = latest ?? 0
         if let a = o["after"], !(a is NSNull) {
             guard let n = a as? Int, n >= 0 else { throw DICOMwebError(.badRequest, "after is a sequence number of the feed (0: from its start)") }
+            if let latest, n > latest { throw DICOMwebError(.badRequest, "after=\(n) is beyond the feed's latest sequence \(latest)") }
             cursor = Int64(n)
         }
         let s = Subscription(id: Subscription.newID(), url: url, eventTypes: types, studyInstanceUID: try text("studyInstanceUID"),

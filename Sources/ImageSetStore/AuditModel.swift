@@ -9,6 +9,9 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case auditRead = "audit-read"
     case changeFeedRead = "changefeed-read"
     case keyCreate = "key-create", keyRevoke = "key-revoke"
+    /// Webhook subscriptions: made, removed, enabled or disabled (they send patients' events out),
+    /// and read (their URLs and patient filters).
+    case subscriptionChange = "subscription-change", subscriptionRead = "subscription-read"
     case authenticationFailed = "authentication-failed"
     /// The bounded read buffer was full: this record says how many records were lost.
     case recordsDropped = "audit-records-dropped"

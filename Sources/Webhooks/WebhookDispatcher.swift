@@ -239,6 +239,15 @@ public final class WebhookDispatcher: Sendable {
             if sub.wants(type: event.type, studyInstanceUID: event.studyInstanceUID, patientID: event.patientID) {
                 while true {
                     try Task.checkCancellation()
+                    // Renewed before each POST, not only between batches: a slow receiver could otherwise
+                    // keep a batch going past the lease, and another replica would send the same events.
+                    if Date().timeIntervalSince(p.leased) >= options.leaseDuration / 3 {
+                        guard try await index.acquireSubscriptionLease(id: sub.id, owner: owner, duration: options.leaseDuration) else {
+                            p.subscription = nil
+                            return true
+                        }
+                        p.leased = Date()
+                    }
                     let started = Date()
                     guard let failure = await post(event, to: sub) else { break }
                     // Stopping (shutdown, disabled, deleted) is no failure of the receiver's.

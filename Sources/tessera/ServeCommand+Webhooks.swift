@@ -23,7 +23,10 @@ struct WebhookServeOptions: ParsableArguments {
             throw ValidationError("--\(name) is more than 0 and at most 86400 seconds")
         }
         guard webhookBackoffMax >= webhookBackoff else { throw ValidationError("--webhook-backoff-max is at least --webhook-backoff") }
-        guard webhookLease > webhookTimeout else { throw ValidationError("--webhook-lease is longer than --webhook-timeout (a delivery must end within its lease)") }
+        // The lease is renewed before a POST once a third of it has passed: the POST must end in the rest.
+        guard webhookTimeout < webhookLease * 2 / 3 else {
+            throw ValidationError("--webhook-timeout is less than two thirds of --webhook-lease (a delivery must end within its lease)")
+        }
     }
 
     var options: WebhookOptions {

@@ -144,13 +144,16 @@ struct ServeCommand: AsyncParsableCommand {
         // Webhook delivery: tasks of its own, off every request's path (Docs/events.md, "Webhooks").
         let delivery = webhooks.start(store: store, logger: logger)
         // runService handles SIGINT/SIGTERM: the listener closes and in-flight requests finish.
-        try await app.runService()
+        // The same shutdown whether the service ended or failed (a listener that cannot bind throws).
+        let served: Result<Void, any Error>
+        do { try await app.runService(); served = .success(()) } catch { served = .failure(error) }
         await delivery?.stop()  // cursors written, leases released: another replica takes over at once
         reloader?.cancel()
         feedPruner.cancel()
         sweeper?.cancel()
         await store.flushAudit()  // what reads queued goes on record before the process ends
         await syslog?.stop()
+        try served.get()
     }
 }
 

@@ -75,6 +75,14 @@ final class ChangeFeedRouteTests: DICOMwebTestCase, @unchecked Sendable {
             XCTAssertEqual(s, .ok, "reading from the oldest held on is fine")
             let (_, latest) = try await self.get(client, "/changefeed/latest")
             XCTAssertEqual((latest as? [String: Any])?["oldestSequence"] as? Int, 4)
+            // A cursor beyond the head (an index restored to an earlier point) is refused, not read as
+            // "nothing new": the numbers after the head will name other changes.
+            for uri in ["/changefeed?after=4", "/changefeed/stream?after=99"] {
+                let (ahead, body) = try await self.get(client, uri)
+                XCTAssertEqual(ahead, .conflict, uri)
+                let message = (body as? [String: Any])?["error"] as? String ?? ""
+                XCTAssertTrue(message.contains("beyond the feed's latest sequence 3"), message)
+            }
         }
     }
 

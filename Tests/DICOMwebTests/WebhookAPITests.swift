@@ -86,6 +86,12 @@ final class WebhookAPITests: DICOMwebTestCase, @unchecked Sendable {
             await XCTAssertEqualAsync(try await self.store.subscriptions.subscription(id: ids[1])?.secret, given)
             try await client.execute(uri: "/subscriptions/\(ids[0])", method: .delete) { XCTAssertEqual($0.status, .noContent) }
             try await client.execute(uri: "/subscriptions/\(ids[0])", method: .get) { XCTAssertEqual($0.status, .notFound) }
+            // Managing where patients' events go is audited like key changes; reading them like reads.
+            await self.store.flushAudit()
+            let records = try await self.store.auditRecords(AuditFilter())
+            XCTAssertEqual(records.filter { $0.action == "subscription-change" }.count, 5, "2 made, 2 disabled, 1 removed: \(records.map(\.action))")
+            XCTAssertEqual(records.filter { $0.action == "subscription-read" }.count, 4, "\(records.map(\.action))")
+            XCTAssertFalse(records.contains { ($0.detail ?? "").contains(given) || ($0.detail ?? "").contains(generated) })
         }
     }
 

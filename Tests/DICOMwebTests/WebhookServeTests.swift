@@ -8,7 +8,7 @@ import XCTest
 /// receiver acknowledged, and sends none of those again.
 final class WebhookServeTests: XCTestCase {
     static let options = ["--no-demo", "--webhook-backoff", "0.01", "--webhook-backoff-max", "0.05", "--webhook-poll-interval", "0.1",
-                          "--webhook-timeout", "2", "--webhook-lease", "3", "--webhook-failure-limit", "1000"]
+                          "--webhook-timeout", "2", "--webhook-lease", "4", "--webhook-failure-limit", "1000"]
 
     func json(_ served: ServedTessera, _ method: String, _ path: String, _ body: String? = nil) throws -> [String: Any] {
         var args = ["-s", "-X", method, "http://127.0.0.1:\(served.port)\(path)"]
