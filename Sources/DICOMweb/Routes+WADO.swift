@@ -189,6 +189,8 @@ extension DICOMwebService {
         // Transcoding is pool work (WorkPool): admitted before the response starts, held to its end.
         let transcoding = found.contains { syntax($0) != $0.transferSyntaxUID }
         let ticket = transcoding ? try pool.admit() : nil
+        // Across a series the instances are what runs in parallel; one instance's frames only alone.
+        let series = transcoding && found.count > 1
         @Sendable func part(_ k: Int) async throws -> ByteBuffer {
             let i = found[k]
             let target = syntax(i)
@@ -198,15 +200,16 @@ extension DICOMwebService {
             } else {
                 let file = try await store.parse(i.blob)
                 _ = ticket  // captured: held as long as the body
-                part.writeBytes(try await Self.transcoded(file, to: target, sop: i.sopInstanceUID, pool: pool))
+                part.writeBytes(try await Self.transcoded(file, to: target, sop: i.sopInstanceUID, pool: pool, parallelFrames: !series))
             }
             return part
         }
         let writer = MultipartWriter()
         let headers: HTTPFields = [.contentType: writer.contentType(type: "application/dicom", transferSyntax: target == "*" ? nil : target)]
         // A series or study streams in order; instances to transcode are made ahead on all of the
-        // pool's threads, at most `prefetchWindow` of them in memory besides the one being written.
-        let ahead = transcoding && found.count > 1 ? OrderedPrefetch(count: found.count, window: pool.prefetchWindow, part) : nil
+        // pool's threads, at most `prefetchWindow` of them in memory besides the one being written,
+        // and fewer when they are large (`seriesPrefetchWindow`).
+        let ahead = series ? OrderedPrefetch(count: found.count, window: Self.seriesPrefetchWindow(found, pool: pool), part) : nil
         let body = try await writer.body(count: found.count, contentType: { k in
             "application/dicom; transfer-syntax=\(syntax(found[k]))"
         }, part: { k in
@@ -218,7 +221,7 @@ extension DICOMwebService {
 
     /// An instance as Part 10 bytes in `target`. The frames of a multi-frame instance are decoded
     /// and encoded in parallel on the pool (`prefetchWindow` at a time) and assembled in order.
-    static func transcoded(_ file: DICOMFile, to target: String, sop: String, pool: WorkPool) async throws -> [UInt8] {
+    static func transcoded(_ file: DICOMFile, to target: String, sop: String, pool: WorkPool, parallelFrames: Bool = true) async throws -> [UInt8] {
         @Sendable func refusal(_ error: any Error) -> DICOMwebError {
             DICOMwebError(.notAcceptable, "instance \(sop) cannot be sent in \(target): \(error)")
         }
@@ -226,7 +229,7 @@ extension DICOMwebService {
         do { plan = try Transcoder.Plan(file, to: target) } catch { throw refusal(error) }
         var frames: [(bytes: [UInt8], description: PixelDescription)] = []
         if plan.frameCount > 1 {
-            let ahead = OrderedPrefetch(count: plan.frameCount, window: pool.prefetchWindow) { f in
+            let ahead = OrderedPrefetch(count: plan.frameCount, window: parallelFrames ? pool.prefetchWindow : 1) { f in
                 try await pool.run {
                     do { return try plan.encodeFrame(f) } catch { throw refusal(error) }
                 }
@@ -243,6 +246,22 @@ extension DICOMwebService {
                 throw refusal(error)
             }
         }
+    }
+
+    /// Decoded bytes one series response may hold ahead of the instance being written.
+    static let seriesPrefetchBudget = 256 << 20
+
+    /// The series prefetch window: `prefetchWindow`, fewer when the largest instance's decoded
+    /// pixels (rows × columns × 3 samples × bytes × frames, the worst photometric case) would
+    /// take the window past `seriesPrefetchBudget`; at least 1 (the serial path's own instance).
+    static func seriesPrefetchWindow(_ found: [InstanceRecord], pool: WorkPool) -> Int {
+        let largest = found.map { i -> Int in
+            let a = i.attributes
+            let frame = max(a.rows ?? 1, 1).multipliedReportingOverflow(by: max(a.columns ?? 1, 1)).partialValue
+            let bytes = frame.multipliedReportingOverflow(by: 3 * max((a.bitsAllocated ?? 16) / 8, 1)).partialValue
+            return bytes.multipliedReportingOverflow(by: max(a.numberOfFrames ?? 1, 1)).partialValue
+        }.max() ?? 1
+        return max(1, min(pool.prefetchWindow, seriesPrefetchBudget / max(largest, 1)))
     }
 
     static let explicitLittleEndian = TransferSyntax.explicitVRLittleEndian.uid

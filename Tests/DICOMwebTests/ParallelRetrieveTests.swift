@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import ImageSetStore
 import NIOCore
 import PixelData
 import TestSupport
@@ -137,6 +138,26 @@ final class ParallelRetrieveTests: DICOMwebTestCase, @unchecked Sendable {
             for (k, part) in parts.enumerated() { XCTAssertEqual(part.body, try Self.serial(stored[k]), "part \(k)") }
             XCTAssertFalse(String(decoding: body.readableBytesView, as: UTF8.self).hasSuffix("--\r\n"), "the body does not end as if complete")
         }
+    }
+
+    /// Large instances shrink the series window (decoded bytes held ahead stay within the budget);
+    /// small ones keep the pool's window; a huge one goes alone, as the serial path would.
+    func testTheSeriesWindowShrinksForLargeInstances() throws {
+        let pool = WorkPool(concurrency: 8, queue: 8)
+        func record(rows: Int, columns: Int, bits: Int, frames: Int?) -> InstanceRecord {
+            var a = InstanceAttributes()
+            a.rows = rows; a.columns = columns; a.bitsAllocated = bits; a.numberOfFrames = frames
+            let blob = BlobID(hex: String(repeating: "ab", count: 32))!
+            return InstanceRecord(id: 1, imageSetID: "s", studyInstanceUID: "1.2", seriesInstanceUID: "1.2.3", sopInstanceUID: "1.2.3.4",
+                                  sopClassUID: "1.2.840.10008.5.1.4.1.1.2", transferSyntaxUID: "1.2.840.10008.1.2.4.90", blob: blob, blobSize: 1,
+                                  attributes: a, framesInPlace: false, addedInVersion: 1, framesBlob: blob, framesTransferSyntaxUID: "")
+        }
+        let ct = record(rows: 512, columns: 512, bits: 16, frames: nil)  // 1.5 MiB at 3 samples
+        XCTAssertEqual(DICOMwebService.seriesPrefetchWindow([ct, ct], pool: pool), pool.prefetchWindow)
+        let mr = record(rows: 256, columns: 256, bits: 16, frames: 300)  // 112.5 MiB
+        XCTAssertEqual(DICOMwebService.seriesPrefetchWindow([ct, mr], pool: pool), 2, "256 MiB / 112.5 MiB")
+        let huge = record(rows: 4096, columns: 4096, bits: 16, frames: 100)
+        XCTAssertEqual(DICOMwebService.seriesPrefetchWindow([huge, ct], pool: pool), 1)
     }
 
     /// The prefetch itself: results in order, at most `window` started and not taken, a failure
