@@ -63,18 +63,7 @@ struct BackendOptions: ParsableArguments {
     /// not wait for it), then every `sweepInterval` seconds (0: that first sweep only).
     func sweeping(_ store: Datastore, logger: Logger) -> Task<Void, Never>? {
         guard store.shared else { return nil }
-        let interval = sweepInterval
-        return Task {
-            while !Task.isCancelled {
-                do {
-                    let removed = try await store.sweepOrphans()
-                    if removed > 0 { logger.info("orphan sweep", metadata: ["removed": "\(removed)"]) }
-                } catch {
-                    logger.warning("orphan sweep failed", metadata: ["error": "\(error)"])
-                }
-                guard interval > 0 else { break }
-                do { try await Task.sleep(nanoseconds: UInt64(interval * 1e9)) } catch { break }  // cancelled: shutting down
-            }
-        }
+        return ServeCommand.housekeeping(every: sweepInterval, done: "orphan sweep", key: "removed", failed: "orphan sweep failed",
+                                         logger: logger) { try await store.sweepOrphans() }
     }
 }

@@ -18,16 +18,7 @@ struct ChangeFeedOptions: ParsableArguments {
     /// Stores the retention setting when given, and prunes now and every hour while the server runs.
     func start(_ store: Datastore, logger: Logger) async throws -> Task<Void, Never> {
         if let retentionDays { try await store.setChangeFeedRetention(days: retentionDays == 0 ? nil : retentionDays) }
-        return Task {
-            while !Task.isCancelled {
-                do {
-                    let removed = try await store.pruneChangeFeed()
-                    if removed > 0 { logger.info("change feed pruned", metadata: ["events": "\(removed)"]) }
-                } catch {
-                    logger.warning("change feed pruning failed", metadata: ["error": "\(error)"])
-                }
-                do { try await Task.sleep(for: .seconds(3600)) } catch { break }  // cancelled: shutting down
-            }
-        }
+        return ServeCommand.housekeeping(every: 3600, done: "change feed pruned", key: "events", failed: "change feed pruning failed",
+                                         logger: logger) { try await store.pruneChangeFeed() }
     }
 }

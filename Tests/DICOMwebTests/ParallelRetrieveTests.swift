@@ -40,6 +40,13 @@ final class ParallelRetrieveTests: DICOMwebTestCase, @unchecked Sendable {
         return try DICOMWriter.part10(ds, transferSyntax: syntax, meta: file.meta)
     }
 
+    /// The series' instances as stored (`transfer-syntax=*`), the bytes the parallel path must match once decoded.
+    static func asStored(_ client: any TestClientProtocol, _ uri: String) async throws -> [[UInt8]] {
+        try await client.execute(uri: uri, method: .get, headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
+            try Self.parts(r.body, contentType: r.headers[.contentType] ?? "").map(\.body)
+        }
+    }
+
     func sopUID(_ part: [UInt8]) throws -> String {
         try XCTUnwrap(try DICOMFile.read(bytes: part).dataSet.string(.sopInstanceUID)).trimmingCharacters(in: "\0 ")
     }
@@ -50,9 +57,7 @@ final class ParallelRetrieveTests: DICOMwebTestCase, @unchecked Sendable {
             let (status, _) = try await self.stow(client, instances)
             XCTAssertEqual(status, .ok)
             let uri = "/dicomweb/studies/\(Self.study)/series/\(Self.series)"
-            let stored = try await client.execute(uri: uri, method: .get, headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
-                try Self.parts(r.body, contentType: r.headers[.contentType] ?? "").map(\.body)
-            }
+            let stored = try await Self.asStored(client, uri)
             XCTAssertEqual(stored.count, 12)
             OrderedPrefetch<ByteBuffer>.resetPeak()
             try await client.execute(uri: uri, method: .get, headers: Self.accept) { r in
@@ -118,9 +123,7 @@ final class ParallelRetrieveTests: DICOMwebTestCase, @unchecked Sendable {
             let (status, _) = try await self.stow(client, all)
             XCTAssertEqual(status, .ok)
             let uri = "/dicomweb/studies/\(Self.study)/series/\(Self.series)"
-            let stored = try await client.execute(uri: uri, method: .get, headers: [.accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"]) { r in
-                try Self.parts(r.body, contentType: r.headers[.contentType] ?? "").map(\.body)
-            }
+            let stored = try await Self.asStored(client, uri)
             let bad = try XCTUnwrap(stored.firstIndex { (try? Self.serial($0)) == nil })
             XCTAssertEqual(bad, 3)
             var body = ByteBuffer(), contentType = ""
