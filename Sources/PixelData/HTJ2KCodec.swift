@@ -37,6 +37,10 @@ public struct HTJ2KCodec: ReducedResolutionDecoder, PixelEncoder {
             }
         }
         guard header == 0 else { throw failure() }
+        // As OpenJPEGCodec: averages of wrongly signed values cannot be corrected afterwards.
+        if info.reduce > 0 && (info.is_signed != 0) != full.isSigned {
+            return try decodeWithOpenJPH(encoded, description: full, reduce: 0)
+        }
         let d = full.reduced(by: Int(info.reduce))
         let samples = Int(info.width) * Int(info.height) * Int(info.components)
         guard samples > 0, samples <= d.samplesPerFrame, info.bit_depth >= 1, info.bit_depth <= 16 else {

@@ -93,6 +93,12 @@ public struct OpenJPEGCodec: ReducedResolutionDecoder, PixelEncoder {
                                            info, out, length, err, errLength)
             }
         }
+        // Reduced samples are averages of the stream's values: when its signedness disagrees with
+        // Pixel Representation they were averaged across the wrap and no sign correction mends
+        // them. Decode in full, the renderer halves the corrected samples.
+        if output.info.reduce > 0 && (output.info.is_signed != 0) != d.isSigned {
+            return try decode(encoded, description: d, reduce: 0)
+        }
         var frame = try output.frame(for: d.reduced(by: Int(output.info.reduce)), signednessFromStream: true)
         // The decoder has undone the RCT/ICT; YBR_RCT/YBR_ICT data are RGB from here on.
         if output.info.color_transformed != 0 || ["YBR_RCT", "YBR_ICT"].contains(d.photometricInterpretation) {

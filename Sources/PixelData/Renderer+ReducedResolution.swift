@@ -53,22 +53,20 @@ extension Renderer {
     }
 
     /// A stored frame rendered as `options` ask, decoding only the resolution levels the viewport
-    /// needs (`reduceFactor`) where the transfer syntax allows. The window, rescale and inversion
-    /// apply to the reduced samples exactly as to full ones, and the output has the size the full
-    /// frame would give. A reduced decode that fails falls back to the full one, which reports.
+    /// needs (`reduceFactor`) where the transfer syntax allows. A codestream with fewer levels than
+    /// that is halved the rest of the way by the same wavelet (`waveletLowBand`), so the result is
+    /// what the full decode renders to. A reduced decode that fails falls back to the full one,
+    /// which reports.
     public static func render(encoded: [UInt8], transferSyntax uid: String, description d: PixelDescription,
                               display: DisplayAttributes, options: RenderingOptions) throws(DICOMError) -> RenderedImage {
         let reduce = reduceFactor(options, description: d)
-        if reduce > 0, let frame = try? PixelCodecs.decode(encoded, transferSyntax: uid, description: d, reduce: reduce) {
-            // The codestream may have had fewer levels than asked for: its size says how many went.
-            if let levels = (1...reduce).first(where: {
-                d.reduced(by: $0).columns == frame.description.columns && d.reduced(by: $0).rows == frame.description.rows
-            }) {
-                return try render(frame, display: display, options: options, reducedFrom: (d.columns, d.rows, levels))
-            }
-            if frame.description.columns == d.columns && frame.description.rows == d.rows {
-                return try render(frame, display: display, options: options)
-            }
+        if reduce > 0, let frame = try? PixelCodecs.decode(encoded, transferSyntax: uid, description: d, reduce: reduce),
+           // The codestream may have had fewer levels than asked for: its size says how many went.
+           let done = (0...reduce).first(where: {
+               d.reduced(by: $0).columns == frame.description.columns && d.reduced(by: $0).rows == frame.description.rows
+           }),
+           let low = waveletLowBand(frame, levels: reduce - done) {
+            return try render(low, display: display, options: options, reducedFrom: (d.columns, d.rows, reduce))
         }
         return try render(try PixelCodecs.decode(encoded, transferSyntax: uid, description: d), display: display, options: options)
     }

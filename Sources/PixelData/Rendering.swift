@@ -181,7 +181,12 @@ public struct DisplayAttributes: Sendable {
 /// YBR→RGB colour, then the viewport's crop, flip and scale.
 public enum Renderer {
     public static func render(_ frame: DecodedFrame, display: DisplayAttributes, options: RenderingOptions) throws(DICOMError) -> RenderedImage {
-        try render(frame, display: display, options: options, reducedFrom: nil)
+        // A viewport at most half the frame: halve the stored values first (Renderer+WaveletScaling).
+        let d = frame.description, levels = reduceFactor(options, description: d)
+        if levels > 0, let low = waveletLowBand(frame, levels: levels) {
+            return try render(low, display: display, options: options, reducedFrom: (d.columns, d.rows, levels))
+        }
+        return try render(frame, display: display, options: options, reducedFrom: nil)
     }
 
     /// `reducedFrom`: the frame was decoded `levels` resolution levels below a `width` × `height`

@@ -1,0 +1,83 @@
+import DICOMCore
+
+/// Downscaling by powers of two the way JPEG 2000 does it. A render whose viewport is at most half
+/// the image halves the stored values (before the Modality and VOI LUTs, as GPU viewers interpolate
+/// values and window after) with the low band of the reversible 5/3 wavelet, T.800 F.4.8.2, then
+/// windows and resamples the rest of the way. That low band is exactly what a JPEG 2000 or HTJ2K
+/// decoder reconstructs when it drops its finest resolution levels, so a thumbnail decoded at
+/// reduced resolution (`Renderer+ReducedResolution`) and one decoded in full and scaled here are
+/// the same pixels for lossless codestreams, whatever the image's edges; and a filter with a real
+/// stop band aliases less than the box average it replaced.
+extension Renderer {
+    /// `frame` halved `levels` times, each side to ceil(side / 2), by the 5/3 analysis low band
+    /// (vertical pass, then horizontal, T.800 F.4.2), samples clamped to the stored range as a
+    /// decoder clamps its output. Nil for samples it cannot read (bit-packed or short data).
+    static func waveletLowBand(_ frame: DecodedFrame, levels: Int) -> DecodedFrame? {
+        let d = frame.description
+        let width = (d.bitsAllocated + 7) / 8, c = d.samplesPerPixel
+        guard levels > 0 else { return frame }
+        guard [1, 2, 4].contains(width), [8, 16, 32].contains(d.bitsAllocated), c >= 1,
+              d.columns > 0, d.rows > 0, frame.bytes.count >= d.rows * d.columns * c * width else { return nil }
+        var w = d.columns, h = d.rows
+        var planes = (0..<c).map { k in
+            (0..<(w * h)).map { sample(frame.bytes, $0 * c + k, width, d.isSigned) }
+        }
+        var line = [Int](), low = [Int]()
+        for _ in 0..<levels {
+            let lh = (h + 1) / 2, lw = (w + 1) / 2
+            for k in 0..<c {
+                var vertical = [Int](repeating: 0, count: w * lh)
+                for x in 0..<w {
+                    line.removeAll(keepingCapacity: true)
+                    for y in 0..<h { line.append(planes[k][y * w + x]) }
+                    lowBand(line, into: &low)
+                    for y in 0..<lh { vertical[y * w + x] = low[y] }
+                }
+                var out = [Int](repeating: 0, count: lw * lh)
+                for y in 0..<lh {
+                    line.removeAll(keepingCapacity: true)
+                    line.append(contentsOf: vertical[(y * w)..<(y * w + w)])
+                    lowBand(line, into: &low)
+                    for x in 0..<lw { out[y * lw + x] = low[x] }
+                }
+                planes[k] = out
+            }
+            w = lw; h = lh
+        }
+        let signed = d.isSigned, bits = min(max(d.bitsStored, 1), d.bitsAllocated)
+        let lo = signed ? -(1 << (bits - 1)) : 0, hi = signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1
+        var bytes = [UInt8](repeating: 0, count: w * h * c * width)
+        for i in 0..<(w * h) {
+            for k in 0..<c {
+                let v = UInt32(truncatingIfNeeded: min(max(planes[k][i], lo), hi))
+                let base = (i * c + k) * width
+                for b in 0..<width { bytes[base + b] = UInt8(truncatingIfNeeded: v >> (8 * b)) }
+            }
+        }
+        var reduced = d.reduced(by: levels)
+        reduced.numberOfFrames = 1
+        return DecodedFrame(bytes: bytes, description: reduced)
+    }
+
+    /// The low band of one forward 5/3 lifting step over a signal starting at an even index (T.800
+    /// F-9, F-10), with the whole-sample symmetric extension (F.4.8.2 via F.3.7): high samples
+    /// d(2n+1) = x(2n+1) - ⌊(x(2n) + x(2n+2)) / 2⌋, low s(n) = x(2n) + ⌊(d(2n-1) + d(2n+1) + 2) / 4⌋.
+    /// The extension makes d(-1) = d(1) and, at an odd length, d(len) = d(len-2). A single sample
+    /// is its own low band (F.4.8.1).
+    @inline(__always)
+    static func lowBand(_ x: [Int], into s: inout [Int]) {
+        let n = x.count
+        s.removeAll(keepingCapacity: true)
+        guard n > 1 else { s.append(contentsOf: x); return }
+        func high(_ k: Int) -> Int {  // k odd, 1 ≤ k < n
+            x[k] - ((x[k - 1] + (k + 1 < n ? x[k + 1] : x[k - 1])) >> 1)
+        }
+        var left = high(1)
+        for m in 0..<((n + 1) / 2) {
+            let k = 2 * m + 1
+            let right = k < n ? high(k) : left
+            s.append(x[2 * m] + ((left + right + 2) >> 2))
+            left = right
+        }
+    }
+}
