@@ -16,18 +16,33 @@ public enum DICOMDump {
         return String(decoding: out, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     }
 
+    /// Keywords already looked up, kept across the files of one listing: a dump of a series asks
+    /// the dictionaries for the same few hundred tags in every file, and each answer (an entry
+    /// built from the generated tables, a private creator's row) costs more than the line it names.
+    /// Not for use from two threads at once.
+    public final class KeywordCache {
+        var publicKeywords: [UInt32: String] = [:]
+        var privateNames: [PrivateKey: String] = [:]
+        public init() {}
+
+        struct PrivateKey: Hashable {
+            var creator: String
+            var tag: UInt32
+        }
+    }
+
     /// The listing's lines, each ended by a newline, appended to `out`.
-    public static func write(_ file: DICOMFile, to out: inout [UInt8]) {
+    public static func write(_ file: DICOMFile, to out: inout [UInt8], cache: KeywordCache = KeywordCache()) {
         out.reserveCapacity(out.count + 120 * (file.meta.count + file.dataSet.count + 4))
         if !file.meta.isEmpty {
             out += "# Dicom-Meta-Information-Header\n".utf8
-            append(file.meta, depth: 0, to: &out)
+            append(file.meta, depth: 0, cache: cache, to: &out)
         }
         out += "# Dicom-Data-Set\n# Used TransferSyntax: ".utf8
         out += file.transferSyntax.uid.utf8
         if let name = name(ofUID: file.transferSyntax.uid) { out += " (\(name))".utf8 }
         out.append(0x0A)
-        append(file.dataSet, depth: 0, to: &out)
+        append(file.dataSet, depth: 0, cache: cache, to: &out)
     }
 
     static func name(ofUID uid: String) -> String? { UIDRegistry.entry(for: uid)?.name }
@@ -38,8 +53,8 @@ public enum DICOMDump {
         out += String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    static func append(_ ds: DataSet, depth: Int, to out: inout [UInt8]) {
-        var keywords = Keywords(ds)
+    static func append(_ ds: DataSet, depth: Int, cache: KeywordCache = KeywordCache(), to out: inout [UInt8]) {
+        var keywords = Keywords(ds, cache: cache)
         for e in ds.elements {
             let keyword = keywords.keyword(for: e.tag)
             let length: Int? = e.declaredLength.map { $0 == ElementHeader.undefinedLength ? nil : Int($0) } ?? e.valueLength
@@ -49,7 +64,7 @@ public enum DICOMDump {
                 for (n, item) in items.enumerated() {
                     indent(depth + 1, &out)
                     out += "(FFFE,E000) na (Item #\(n + 1), \(item.count) elements)\n".utf8
-                    append(item, depth: depth + 2, to: &out)
+                    append(item, depth: depth + 2, cache: cache, to: &out)
                 }
             case .fragments(let f):
                 line(depth, e.tag, e.vr, Text("(PixelSequence #=\(f.fragments.count + 1))"), length, 1, keyword, to: &out)
@@ -138,40 +153,45 @@ public enum DICOMDump {
     }
 
     static func keyword(for tag: Tag, in ds: DataSet) -> String {
-        var k = Keywords(ds)
+        var k = Keywords(ds, cache: KeywordCache())
         return k.keyword(for: tag)
     }
 
-    /// Keywords of one data set's tags; private creators (and their dictionary entries) are looked
-    /// up once per block rather than once per element.
+    /// Keywords of one data set's tags; private creators are read once per block rather than once
+    /// per element, and dictionary answers come from the listing's `KeywordCache`.
     struct Keywords {
         let ds: DataSet
+        let cache: KeywordCache
         var creators: [Tag: String?] = [:]
-        var privateNames: [Tag: String] = [:]
-        init(_ ds: DataSet) { self.ds = ds }
+        init(_ ds: DataSet, cache: KeywordCache) {
+            self.ds = ds
+            self.cache = cache
+        }
 
         mutating func keyword(for tag: Tag) -> String {
             if tag.isPrivate, !tag.isPrivateCreator {
-                if let known = privateNames[tag] { return known }
-                var name = "PrivateTag"
-                if let creatorTag = tag.privateCreatorTag {
-                    let creator: String?
-                    if let cached = creators[creatorTag] {
-                        creator = cached
-                    } else {
-                        creator = ds.string(creatorTag)
-                        creators[creatorTag] = .some(creator)
-                    }
-                    if let creator, let entry = DataDictionary.privateEntry(creator: creator, tag: tag) {
-                        name = entry.name.isEmpty ? "PrivateTag" : entry.name
-                    }
+                guard let creatorTag = tag.privateCreatorTag else { return "PrivateTag" }
+                let creator: String?
+                if let cached = creators[creatorTag] {
+                    creator = cached
+                } else {
+                    creator = ds.string(creatorTag)
+                    creators[creatorTag] = .some(creator)
                 }
-                privateNames[tag] = name
+                guard let creator else { return "PrivateTag" }
+                let key = KeywordCache.PrivateKey(creator: creator, tag: tag.rawValue)
+                if let known = cache.privateNames[key] { return known }
+                var name = "PrivateTag"
+                if let entry = DataDictionary.privateEntry(creator: creator, tag: tag), !entry.name.isEmpty { name = entry.name }
+                cache.privateNames[key] = name
                 return name
             }
             if tag.isPrivateCreator { return "PrivateCreator" }
             if tag.isGroupLength && tag.group != 0x0002 { return "GenericGroupLength" }
-            return DataDictionary.entry(for: tag)?.keyword ?? "UnknownTag"
+            if let known = cache.publicKeywords[tag.rawValue] { return known }
+            let keyword = DataDictionary.entry(for: tag)?.keyword ?? "UnknownTag"
+            cache.publicKeywords[tag.rawValue] = keyword
+            return keyword
         }
     }
 

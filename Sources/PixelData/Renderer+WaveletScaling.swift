@@ -11,29 +11,31 @@ import DICOMCore
 extension Renderer {
     /// `frame` halved `levels` times, each side to ceil(side / 2), by the 5/3 analysis low band
     /// (vertical pass, then horizontal, T.800 F.4.2), samples clamped to the stored range as a
-    /// decoder clamps its output. Nil for samples it cannot read (bit-packed or short data).
+    /// decoder clamps its output. Nil for samples it does not halve (bit-packed, 32-bit or short
+    /// data), which the caller renders the old way. Samples are held as Int32: 16-bit input, its
+    /// lifting steps stay within 18 bits.
     static func waveletLowBand(_ frame: DecodedFrame, levels: Int) -> DecodedFrame? {
         let d = frame.description
         let width = (d.bitsAllocated + 7) / 8, c = d.samplesPerPixel
         guard levels > 0 else { return frame }
-        guard [1, 2, 4].contains(width), [8, 16, 32].contains(d.bitsAllocated), c >= 1,
+        guard [8, 16].contains(d.bitsAllocated), c >= 1,
               d.columns > 0, d.rows > 0, frame.bytes.count >= d.rows * d.columns * c * width else { return nil }
         var w = d.columns, h = d.rows
         var planes = (0..<c).map { k in
-            (0..<(w * h)).map { sample(frame.bytes, $0 * c + k, width, d.isSigned) }
+            (0..<(w * h)).map { Int32(truncatingIfNeeded: sample(frame.bytes, $0 * c + k, width, d.isSigned)) }
         }
-        var line = [Int](), low = [Int]()
+        var line = [Int32](), low = [Int32]()
         for _ in 0..<levels {
             let lh = (h + 1) / 2, lw = (w + 1) / 2
             for k in 0..<c {
-                var vertical = [Int](repeating: 0, count: w * lh)
+                var vertical = [Int32](repeating: 0, count: w * lh)
                 for x in 0..<w {
                     line.removeAll(keepingCapacity: true)
                     for y in 0..<h { line.append(planes[k][y * w + x]) }
                     lowBand(line, into: &low)
                     for y in 0..<lh { vertical[y * w + x] = low[y] }
                 }
-                var out = [Int](repeating: 0, count: lw * lh)
+                var out = [Int32](repeating: 0, count: lw * lh)
                 for y in 0..<lh {
                     line.removeAll(keepingCapacity: true)
                     line.append(contentsOf: vertical[(y * w)..<(y * w + w)])
@@ -49,7 +51,7 @@ extension Renderer {
         var bytes = [UInt8](repeating: 0, count: w * h * c * width)
         for i in 0..<(w * h) {
             for k in 0..<c {
-                let v = UInt32(truncatingIfNeeded: min(max(planes[k][i], lo), hi))
+                let v = UInt32(truncatingIfNeeded: min(max(Int(planes[k][i]), lo), hi))
                 let base = (i * c + k) * width
                 for b in 0..<width { bytes[base + b] = UInt8(truncatingIfNeeded: v >> (8 * b)) }
             }
@@ -65,11 +67,11 @@ extension Renderer {
     /// The extension makes d(-1) = d(1) and, at an odd length, d(len) = d(len-2). A single sample
     /// is its own low band (F.4.8.1).
     @inline(__always)
-    static func lowBand(_ x: [Int], into s: inout [Int]) {
+    static func lowBand(_ x: [Int32], into s: inout [Int32]) {
         let n = x.count
         s.removeAll(keepingCapacity: true)
         guard n > 1 else { s.append(contentsOf: x); return }
-        func high(_ k: Int) -> Int {  // k odd, 1 ≤ k < n
+        func high(_ k: Int) -> Int32 {  // k odd, 1 ≤ k < n
             x[k] - ((x[k - 1] + (k + 1 < n ? x[k + 1] : x[k - 1])) >> 1)
         }
         var left = high(1)

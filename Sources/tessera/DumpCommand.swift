@@ -35,6 +35,7 @@ struct DumpCommand: ParsableCommand {
             }
             out.removeAll(keepingCapacity: true)
         }
+        let keywords = DICOMDump.KeywordCache()
         for (n, path) in files.enumerated() {
             if files.count > 1 { out += (n == 0 ? "# File: \(path)\n" : "\n# File: \(path)\n").utf8 }
             if let why = Diagnostics.unreadable(path) {
@@ -47,10 +48,10 @@ struct DumpCommand: ParsableCommand {
             do throws(DICOMError) {
                 let storage = try ByteStorage.map(path: path)
                 let file = try DICOMFile.read(storage: storage, options: options, partial: &partial)
-                DICOMDump.write(file, to: &out)
+                DICOMDump.write(file, to: &out, cache: keywords)
                 flush()
             } catch {
-                if let partial { DICOMDump.write(partial, to: &out) }
+                if let partial { DICOMDump.write(partial, to: &out, cache: keywords) }
                 flush()
                 Diagnostics.report(path: path, error: error)
                 failed = true

@@ -78,4 +78,26 @@ final class DumpFormatTests: XCTestCase {
         DICOMDump.write(file, to: &bytes)
         XCTAssertEqual(String(decoding: bytes, as: UTF8.self), DICOMDump.lines(file).map { $0 + "\n" }.joined())
     }
+
+    /// One `KeywordCache` serves every file of a `tessera dump` listing: a file whose private block
+    /// has another creator still gets its own creator's names, and each file lists exactly as it
+    /// does alone.
+    func testAKeywordCacheSharedAcrossFilesListsEachAsAlone() throws {
+        let files = try ["GEMS_IDEN_01", "SIEMENS CSA HEADER", "GEMS_IDEN_01"].map { creator in
+            var w = FixtureWriter()
+            w.element(0x0009_0010, .LO, creator)
+            w.element(0x0009_1001, .LO, "value")
+            w.element(0x0010_0010, .PN, "Doe^Jane")
+            return try DICOMFile.read(bytes: FixtureWriter.part10(syntax: "1.2.840.10008.1.2.1", dataSet: w.bytes))
+        }
+        let cache = DICOMDump.KeywordCache()
+        let alone = files.map { DICOMDump.lines($0).map { $0 + "\n" }.joined() }
+        let shared = files.map { file -> String in
+            var bytes: [UInt8] = []
+            DICOMDump.write(file, to: &bytes, cache: cache)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        XCTAssertEqual(shared, alone)
+        XCTAssertNotEqual(alone[0], alone[1], "the two creators name (0009,1001) differently")
+    }
 }
