@@ -21,32 +21,25 @@ extension Renderer {
         guard [8, 16].contains(d.bitsAllocated), c >= 1,
               d.columns > 0, d.rows > 0, frame.bytes.count >= d.rows * d.columns * c * width else { return nil }
         var w = d.columns, h = d.rows
-        var planes = (0..<c).map { k in
-            (0..<(w * h)).map { Int32(truncatingIfNeeded: sample(frame.bytes, $0 * c + k, width, d.isSigned)) }
-        }
-        var line = [Int32](), low = [Int32]()
-        for _ in 0..<levels {
-            let lh = (h + 1) / 2, lw = (w + 1) / 2
+        let n = w * h, signed = d.isSigned
+        var planes = [[Int32]](repeating: [Int32](repeating: 0, count: n), count: c)
+        frame.bytes.withUnsafeBytes { raw in
             for k in 0..<c {
-                var vertical = [Int32](repeating: 0, count: w * lh)
-                for x in 0..<w {
-                    line.removeAll(keepingCapacity: true)
-                    for y in 0..<h { line.append(planes[k][y * w + x]) }
-                    lowBand(line, into: &low)
-                    for y in 0..<lh { vertical[y * w + x] = low[y] }
+                planes[k].withUnsafeMutableBufferPointer { p in
+                    switch (width, signed) {
+                    case (1, false): for i in 0..<n { p[i] = Int32(raw[i * c + k]) }
+                    case (1, true): for i in 0..<n { p[i] = Int32(Int8(bitPattern: raw[i * c + k])) }
+                    case (_, false): for i in 0..<n { p[i] = Int32(UInt16(raw[2 * (i * c + k)]) | UInt16(raw[2 * (i * c + k) + 1]) << 8) }
+                    case (_, true): for i in 0..<n { p[i] = Int32(Int16(bitPattern: UInt16(raw[2 * (i * c + k)]) | UInt16(raw[2 * (i * c + k) + 1]) << 8)) }
+                    }
                 }
-                var out = [Int32](repeating: 0, count: lw * lh)
-                for y in 0..<lh {
-                    line.removeAll(keepingCapacity: true)
-                    line.append(contentsOf: vertical[(y * w)..<(y * w + w)])
-                    lowBand(line, into: &low)
-                    for x in 0..<lw { out[y * lw + x] = low[x] }
-                }
-                planes[k] = out
             }
-            w = lw; h = lh
         }
-        let signed = d.isSigned, bits = min(max(d.bitsStored, 1), d.bitsAllocated)
+        for _ in 0..<levels {
+            for k in 0..<c { planes[k] = halve(planes[k], width: w, height: h) }
+            w = (w + 1) / 2; h = (h + 1) / 2
+        }
+        let bits = min(max(d.bitsStored, 1), d.bitsAllocated)
         let lo = signed ? -(1 << (bits - 1)) : 0, hi = signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1
         var bytes = [UInt8](repeating: 0, count: w * h * c * width)
         for i in 0..<(w * h) {
@@ -59,6 +52,41 @@ extension Renderer {
         var reduced = d.reduced(by: levels)
         reduced.numberOfFrames = 1
         return DecodedFrame(bytes: bytes, description: reduced)
+    }
+
+    /// One level of the 2D low band of a `width` × `height` plane: the vertical lifting step on whole
+    /// rows at a time (row-major, so the passes run along memory), then the horizontal one per row.
+    static func halve(_ x: [Int32], width w: Int, height h: Int) -> [Int32] {
+        let lh = (h + 1) / 2, lw = (w + 1) / 2
+        var vertical = [Int32](repeating: 0, count: w * lh)
+        x.withUnsafeBufferPointer { x in
+            vertical.withUnsafeMutableBufferPointer { v in
+                guard h > 1 else { for i in 0..<w { v[i] = x[i] }; return }
+                // d(k) for the odd rows, each from its neighbours (the last from its upper one twice).
+                var high = [Int32](repeating: 0, count: w * (h / 2))
+                high.withUnsafeMutableBufferPointer { d in
+                    for k in stride(from: 1, to: h, by: 2) {
+                        let above = (k - 1) * w, below = (k + 1 < h ? k + 1 : k - 1) * w, row = k * w, out = (k / 2) * w
+                        for i in 0..<w { d[out + i] = x[row + i] - ((x[above + i] + x[below + i]) >> 1) }
+                    }
+                    for m in 0..<lh {
+                        // d(2m-1) and d(2m+1), mirrored at the ends: d(-1) = d(1), d(h) = d(h-2).
+                        let left = (m > 0 ? m - 1 : 0) * w, right = (2 * m + 1 < h ? m : m - 1) * w, row = 2 * m * w, out = m * w
+                        for i in 0..<w { v[out + i] = x[row + i] + ((d[left + i] + d[right + i] + 2) >> 2) }
+                    }
+                }
+            }
+        }
+        var out = [Int32](repeating: 0, count: lw * lh)
+        var line = [Int32](), low = [Int32]()
+        line.reserveCapacity(w)
+        for y in 0..<lh {
+            line.removeAll(keepingCapacity: true)
+            line.append(contentsOf: vertical[(y * w)..<(y * w + w)])
+            lowBand(line, into: &low)
+            out.withUnsafeMutableBufferPointer { o in for i in 0..<lw { o[y * lw + i] = low[i] } }
+        }
+        return out
     }
 
     /// The low band of one forward 5/3 lifting step over a signal starting at an even index (T.800
