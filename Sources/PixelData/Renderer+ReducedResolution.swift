@@ -38,10 +38,11 @@ extension Renderer {
     /// How many resolution levels a render with `options` can do without: the largest r whose
     /// image, ceil(side / 2^r), is still at least the viewport's output in both dimensions. 0 when
     /// there is no viewport, when it names a source region (kept in full-resolution coordinates),
-    /// or for PALETTE COLOR, whose samples are indices that cannot be averaged.
+    /// for PALETTE COLOR, whose samples are indices that cannot be averaged, and for samples the
+    /// wavelet does not halve (`halves`: few-bit or 32-bit).
     public static func reduceFactor(_ options: RenderingOptions, description d: PixelDescription) -> Int {
         guard let v = options.viewport, v.source == nil, d.photometricInterpretation != "PALETTE COLOR",
-              d.columns > 0, d.rows > 0 else { return 0 }
+              halves(d), d.columns > 0, d.rows > 0 else { return 0 }
         let (ow, oh) = v.outputSize(sourceWidth: d.columns, sourceHeight: d.rows)
         var r = 0
         while r < 16 {

@@ -3,55 +3,69 @@ import DICOMCore
 /// Downscaling by powers of two the way JPEG 2000 does it. A render whose viewport is at most half
 /// the image halves the stored values (before the Modality and VOI LUTs, as GPU viewers interpolate
 /// values and window after) with the low band of the reversible 5/3 wavelet, T.800 F.4.8.2, then
-/// windows and resamples the rest of the way. That low band is exactly what a JPEG 2000 or HTJ2K
-/// decoder reconstructs when it drops its finest resolution levels, so a thumbnail decoded at
-/// reduced resolution (`Renderer+ReducedResolution`) and one decoded in full and scaled here are
-/// the same pixels for lossless codestreams, whatever the image's edges; and a filter with a real
-/// stop band aliases less than the box average it replaced.
+/// windows and resamples the rest of the way. That low band is what a JPEG 2000 or HTJ2K decoder
+/// reconstructs when it drops its finest resolution levels from a single-tile codestream with the
+/// reversible transform and no colour transform (lossless CT, MR, CR as stored), so a thumbnail
+/// decoded at reduced resolution (`Renderer+ReducedResolution`) and one decoded in full and scaled
+/// here are the same pixels, whatever the image's edges. Tiles, the 9/7 transform and the colour
+/// transforms make the two differ a little (ReducedResolutionTests). A filter with a real stop band
+/// also aliases less than the box average it replaced.
+
 extension Renderer {
+    /// Whether frames of this description are halved by the wavelet (else a render decodes in full
+    /// and box-averages windowed pixels, as before): 8- or 16-bit containers of at least 8 stored
+    /// bits. A low band of 1-bit (or few-bit) samples rounded back to their range would drop a
+    /// thin line on an odd row instead of greying it.
+    static func halves(_ d: PixelDescription) -> Bool {
+        [8, 16].contains(d.bitsAllocated) && d.bitsStored >= 8 && d.samplesPerPixel >= 1
+    }
+
     /// `frame` halved `levels` times, each side to ceil(side / 2), by the 5/3 analysis low band
-    /// (vertical pass, then horizontal, T.800 F.4.2), samples clamped to the stored range as a
-    /// decoder clamps its output. Nil for samples it does not halve (bit-packed, 32-bit or short
-    /// data), which the caller renders the old way. Samples are held as Int32: 16-bit input, its
-    /// lifting steps stay within 18 bits.
+    /// (vertical pass, then horizontal, T.800 F.4.2), one component at a time. Samples are clamped
+    /// to the Bits Stored range, as a decoder clamps its output to the codestream's precision; to
+    /// the container's when the frame holds values beyond Bits Stored. Nil when `halves` says no or
+    /// the data are short. Samples are held as Int32: the low band of 16-bit input stays within
+    /// about 19 bits however many levels are taken.
     static func waveletLowBand(_ frame: DecodedFrame, levels: Int) -> DecodedFrame? {
         let d = frame.description
-        let width = (d.bitsAllocated + 7) / 8, c = d.samplesPerPixel
         guard levels > 0 else { return frame }
-        guard [8, 16].contains(d.bitsAllocated), c >= 1,
-              d.columns > 0, d.rows > 0, frame.bytes.count >= d.rows * d.columns * c * width else { return nil }
-        var w = d.columns, h = d.rows
-        let n = w * h, signed = d.isSigned
-        var planes = [[Int32]](repeating: [Int32](repeating: 0, count: n), count: c)
-        frame.bytes.withUnsafeBytes { raw in
-            for k in 0..<c {
-                planes[k].withUnsafeMutableBufferPointer { p in
+        let width = d.bitsAllocated / 8, c = d.samplesPerPixel, n = d.columns * d.rows, signed = d.isSigned
+        guard halves(d), n > 0, frame.bytes.count >= n * c * width else { return nil }
+        let reduced = d.reduced(by: levels)
+        let m = reduced.columns * reduced.rows
+        var bytes = [UInt8](repeating: 0, count: m * c * width)
+        let bits = min(d.bitsStored, d.bitsAllocated)
+        let stored = signed ? (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) : (0, (1 << bits) - 1)
+        let container = signed ? (-(1 << (8 * width - 1)), (1 << (8 * width - 1)) - 1) : (0, (1 << (8 * width)) - 1)
+        for k in 0..<c {
+            var plane = [Int32](repeating: 0, count: n)
+            var lo = Int32.max, hi = Int32.min
+            frame.bytes.withUnsafeBytes { raw in
+                plane.withUnsafeMutableBufferPointer { p in
                     switch (width, signed) {
                     case (1, false): for i in 0..<n { p[i] = Int32(raw[i * c + k]) }
                     case (1, true): for i in 0..<n { p[i] = Int32(Int8(bitPattern: raw[i * c + k])) }
                     case (_, false): for i in 0..<n { p[i] = Int32(UInt16(raw[2 * (i * c + k)]) | UInt16(raw[2 * (i * c + k) + 1]) << 8) }
                     case (_, true): for i in 0..<n { p[i] = Int32(Int16(bitPattern: UInt16(raw[2 * (i * c + k)]) | UInt16(raw[2 * (i * c + k) + 1]) << 8)) }
                     }
+                    for i in 0..<n { lo = min(lo, p[i]); hi = max(hi, p[i]) }
                 }
             }
-        }
-        for _ in 0..<levels {
-            for k in 0..<c { planes[k] = halve(planes[k], width: w, height: h) }
-            w = (w + 1) / 2; h = (h + 1) / 2
-        }
-        let bits = min(max(d.bitsStored, 1), d.bitsAllocated)
-        let lo = signed ? -(1 << (bits - 1)) : 0, hi = signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1
-        var bytes = [UInt8](repeating: 0, count: w * h * c * width)
-        for i in 0..<(w * h) {
-            for k in 0..<c {
-                let v = UInt32(truncatingIfNeeded: min(max(Int(planes[k][i]), lo), hi))
+            let range = Int(lo) >= stored.0 && Int(hi) <= stored.1 ? stored : container
+            var (w, h) = (d.columns, d.rows)
+            for _ in 0..<levels {
+                plane = halve(plane, width: w, height: h)
+                (w, h) = ((w + 1) / 2, (h + 1) / 2)
+            }
+            for i in 0..<m {
+                let v = UInt32(truncatingIfNeeded: min(max(Int(plane[i]), range.0), range.1))
                 let base = (i * c + k) * width
                 for b in 0..<width { bytes[base + b] = UInt8(truncatingIfNeeded: v >> (8 * b)) }
             }
         }
-        var reduced = d.reduced(by: levels)
-        reduced.numberOfFrames = 1
-        return DecodedFrame(bytes: bytes, description: reduced)
+        var description = reduced
+        description.numberOfFrames = 1
+        return DecodedFrame(bytes: bytes, description: description)
     }
 
     /// One level of the 2D low band of a `width` × `height` plane: the vertical lifting step on whole

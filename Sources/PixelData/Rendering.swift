@@ -220,7 +220,12 @@ public enum Renderer {
             throw DICOMError(.invalidValue, tag: .samplesPerPixel, message: "cannot render \(d.samplesPerPixel) samples per pixel")
         }
         guard let viewport = options.viewport else { return image }
-        if let full { return resampleReduced(image, viewport: viewport, full: full) }
+        if let full {
+            if let problem = viewport.problem(imageWidth: full.width, imageHeight: full.height) {
+                throw DICOMError(.invalidValue, message: problem)
+            }
+            return resampleReduced(image, viewport: viewport, full: full)
+        }
         return try resample(image, viewport: viewport)
     }
 
