@@ -7,6 +7,9 @@ import PostgresNIO
 /// replicas append to one trail, so appends are serialised by a transaction-scoped advisory lock: the
 /// second replica waits for the first one's commit, then reads the head it wrote.
 extension PostgresIndex {
+    enum AuditLock: PreparedTag { static let name = "audit_lock" }
+    enum AuditHead: PreparedTag { static let name = "audit_head" }
+
     /// The advisory lock key of audit appends ("tessaudi").
     static let auditLockKey: Int64 = 0x7465_7373_6175_6469
 
@@ -20,9 +23,10 @@ extension PostgresIndex {
     @discardableResult
     static func appendAuditRecords(_ events: [AuditEvent], on connection: PostgresConnection, logger: Logger) async throws -> [AuditRecord] {
         guard !events.isEmpty else { return [] }
-        try await connection.query("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
-        let head = try await connection.query("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", logger: logger)
-            .collect().first.map { try $0.decode((Int64, String).self) }
+        _ = try await rows("SELECT pg_advisory_xact_lock(\(auditLockKey))", prepared: AuditLock.self, on: connection, logger: logger)
+        let head = try await rows("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", prepared: AuditHead.self,
+                                  on: connection, logger: logger)
+            .first.map { (try $0.get("sequence", as: Int64.self), try $0.get("hash", as: String.self)) }
         var sequence = head?.0 ?? 0
         var previous = head?.1 ?? AuditRecord.genesis
         var records: [AuditRecord] = []

@@ -31,8 +31,13 @@ extension PostgresIndex {
         }
     }
 
-    /// An image set row as placing reads it (`SELECT *`).
+    /// An image set row as placing reads it.
     struct SetRow: Sendable {
+        /// Named, not `*`: a prepared statement's result must keep its shape when a migration adds a column.
+        static let columns = """
+            id, study_instance_uid, is_primary, state, latest_version, created_at, patient_id, patient_name, patient_birth_date,
+            patient_sex, study_date, study_time, accession_number, study_id, study_description, referring_physician_name, institution_name
+            """
         var id, study: String
         var isPrimary: Bool
         var state: String
@@ -91,12 +96,21 @@ extension PostgresIndex {
 }
 
 extension PostgresIndex.Batch {
+    enum CurrentCopies: PreparedTag { static let name = "current_copies" }
+    enum StudySets: PreparedTag { static let name = "study_sets" }
+    enum InsertInstances: PreparedTag { static let name = "insert_instances" }
+    enum NewVersions: PreparedTag { static let name = "new_versions" }
+
+    func rows<Tag: PreparedTag>(prepared tag: Tag.Type, _ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await PostgresIndex.rows(query, prepared: tag, on: conn, logger: logger)
+    }
+
     /// The two reads of a batch committed together: the current copies of all its SOP Instance
     /// UIDs, then the image sets placing may version, both locked as the per-instance path locks them.
     mutating func readTogether(_ instances: [PreparedInstance], policy: DuplicatePolicy) async throws {
         let sops = instances.map(\.sopInstanceUID)
         var copies: [String: PostgresIndex.StoredCopy] = [:]
-        for row in try await rows("""
+        for row in try await rows(prepared: CurrentCopies.self, """
             SELECT \(unescaped: PostgresIndex.StoredCopy.columns)
             FROM instance i JOIN image_set s ON s.id = i.image_set_id
             WHERE i.sop_instance_uid = ANY(\(sops)::text[]) AND i.removed_version IS NULL
@@ -111,8 +125,8 @@ extension PostgresIndex.Batch {
         }))
         let studies = Array(Set(instances.map(\.studyInstanceUID)))
         var sets: [String: PostgresIndex.SetRow] = [:]
-        for row in try await rows("""
-            SELECT * FROM image_set WHERE study_instance_uid = ANY(\(studies)::text[]) OR id = ANY(\(replacing)::text[])
+        for row in try await rows(prepared: StudySets.self, """
+            SELECT \(unescaped: PostgresIndex.SetRow.columns) FROM image_set WHERE study_instance_uid = ANY(\(studies)::text[]) OR id = ANY(\(replacing)::text[])
             ORDER BY id FOR UPDATE
             """) {
             let set = try PostgresIndex.SetRow(row)
@@ -171,7 +185,7 @@ extension PostgresIndex.Batch {
         let descriptions = fa.map(\.seriesDescription), bodyParts = fa.map(\.bodyPartExamined)
         let startDates = fa.map(\.performedProcedureStepStartDate), startTimes = fa.map(\.performedProcedureStepStartTime)
         let absent = PostgresIndex.absentNumber
-        let inserted = try await rows("""
+        let inserted = try await rows(prepared: InsertInstances.self, """
             WITH input AS (
                 SELECT * FROM unnest(\(sets)::text[], \(studies)::text[], \(series)::text[], \(sops)::text[], \(classes)::text[],
                     \(syntaxes)::text[], \(instanceNumbers)::bigint[], \(rowCounts)::bigint[], \(columnCounts)::bigint[], \(bits)::bigint[],
@@ -227,7 +241,7 @@ extension PostgresIndex.Batch {
         let series = touchedSeries.compactMap { key in newVersion[key.imageSet].map { (key, Int64($0)) } }
         let seriesSets = series.map(\.0.imageSet), seriesUIDs = series.map(\.0.series), seriesVersions = series.map(\.1)
         // A series left with no current instance loses its document; the others are pending at the new version.
-        let written = try await rows("""
+        let written = try await rows(prepared: NewVersions.self, """
             WITH t AS (
                 SELECT * FROM unnest(\(ids)::text[], \(versions)::bigint[], \(reasons)::text[], \(deltas)::bigint[], \(adds)::boolean[])
                     AS t(id, v, reason, delta, added)
