@@ -132,7 +132,7 @@ extension PostgresIndex {
     }
 
     /// The image sets one transaction touches: each gets one new version, written at the end
-    /// (SQLiteIndex.Batch, statement for statement).
+    /// (SQLiteIndex.Batch's rules; its writes batched, PostgresIndex+CommitTogether.swift).
     struct Batch {
         let conn: PostgresConnection
         let logger: Logger
