@@ -7,6 +7,9 @@ import PostgresNIO
 /// replicas append to one trail, so appends are serialised by a transaction-scoped advisory lock: the
 /// second replica waits for the first one's commit, then reads the head it wrote.
 extension PostgresIndex {
+    enum AuditLock: PreparedTag { static let name = "audit_lock" }
+    enum AuditHead: PreparedTag { static let name = "audit_head" }
+
     /// The advisory lock key of audit appends ("tessaudi").
     static let auditLockKey: Int64 = 0x7465_7373_6175_6469
 
@@ -20,9 +23,10 @@ extension PostgresIndex {
     @discardableResult
     static func appendAuditRecords(_ events: [AuditEvent], on connection: PostgresConnection, logger: Logger) async throws -> [AuditRecord] {
         guard !events.isEmpty else { return [] }
-        try await connection.query("SELECT pg_advisory_xact_lock(\(auditLockKey))", logger: logger)
-        let head = try await connection.query("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", logger: logger)
-            .collect().first.map { try $0.decode((Int64, String).self) }
+        _ = try await rows("SELECT pg_advisory_xact_lock(\(auditLockKey))", prepared: AuditLock.self, on: connection, logger: logger)
+        let head = try await rows("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", prepared: AuditHead.self,
+                                  on: connection, logger: logger)
+            .first.map { (try $0.get("sequence", as: Int64.self), try $0.get("hash", as: String.self)) }
         var sequence = head?.0 ?? 0
         var previous = head?.1 ?? AuditRecord.genesis
         var records: [AuditRecord] = []
@@ -45,23 +49,25 @@ extension PostgresIndex {
             binds.append(r.success); binds.append(r.status); binds.append(r.detail); binds.append(r.previousHash); binds.append(r.hash)
             rows.append("(" + (first + 1...binds.count).map { "$\($0)" }.joined(separator: ", ") + ")")
         }
+        // The head row in the same statement: one round trip for the records and the head.
+        binds.append(sequence); binds.append(previous)
         try await connection.query(PostgresQuery(unsafeSQL: """
-            INSERT INTO audit(sequence, time_us, principal, principal_kind, roles, client_address, request_id, action,
-                studies, study_count, series, series_count, instances, instance_count, patients, patient_count,
-                success, status, detail, previous_hash, hash)
-            VALUES \(rows.joined(separator: ", "))
-            """, binds: binds), logger: logger)
-        try await connection.query("""
-            INSERT INTO audit_head(id, sequence, hash) VALUES (1, \(sequence), \(previous))
+            WITH records AS (
+                INSERT INTO audit(sequence, time_us, principal, principal_kind, roles, client_address, request_id, action,
+                    studies, study_count, series, series_count, instances, instance_count, patients, patient_count,
+                    success, status, detail, previous_hash, hash)
+                VALUES \(rows.joined(separator: ", "))
+            )
+            INSERT INTO audit_head(id, sequence, hash) VALUES (1, $\(binds.count - 1), $\(binds.count))
             ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
-            """, logger: logger)
+            """, binds: binds), logger: logger)
         return records
     }
 
     /// Appends audit records in one transaction of their own (reads, key changes).
     public func appendAudit(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }
-        // A batch binds 21 values a record; PostgreSQL takes at most 65,535 binds a statement.
+        // A batch binds 21 values a record (and 2 for the head); PostgreSQL takes at most 65,535 binds a statement.
         for chunk in stride(from: 0, to: events.count, by: 1000).map({ Array(events[$0..<min($0 + 1000, events.count)]) }) {
             try await write { connection in _ = try await Self.appendAuditRecords(chunk, on: connection, logger: logger) }
         }

@@ -26,14 +26,27 @@ extension PostgresIndex {
         guard !ids.isEmpty else { return }
         let hexes = Array(Set(ids.map(\.hex))).sorted()
         // Times are the database's, never a replica's clock: replicas' clocks may disagree.
-        try await write { conn in
-            try await Self.lockBlobs(hexes, on: conn, logger: logger)
-            try await conn.query("""
-                INSERT INTO blob_reservation(blob_id, reserved_at) SELECT unnest(\(hexes)::text[]), extract(epoch from clock_timestamp())
+        // One statement, its own transaction: the blobs' locks (the CTE the insert reads from, so
+        // all taken before the first row), the reservations, and the forgetting of day-old ones
+        // (never a row this statement reserves: no row is changed twice in one statement).
+        _ = try await rows("""
+            WITH locked AS MATERIALIZED (
+                SELECT count(*) AS n FROM (
+                    SELECT pg_advisory_xact_lock(k) FROM (
+                        SELECT DISTINCT hashtextextended('blob:' || b, 0) AS k FROM unnest(\(hexes)::text[]) AS b ORDER BY k) AS keys
+                ) AS l
+            ), reserved AS (
+                INSERT INTO blob_reservation(blob_id, reserved_at)
+                SELECT b, extract(epoch from clock_timestamp()) FROM locked, unnest(\(hexes)::text[]) AS b
                 ON CONFLICT (blob_id) DO UPDATE SET reserved_at = excluded.reserved_at
-                """, logger: logger)
-            try await conn.query("DELETE FROM blob_reservation WHERE reserved_at < extract(epoch from clock_timestamp()) - \(Self.reservationLifetime)", logger: logger)
-        }
+                RETURNING 1
+            ), forgotten AS (
+                DELETE FROM blob_reservation
+                WHERE reserved_at < extract(epoch from clock_timestamp()) - \(Self.reservationLifetime) AND blob_id <> ALL(\(hexes)::text[])
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM reserved) AS reserved, (SELECT count(*) FROM forgotten) AS forgotten
+            """)
     }
 
     /// A reservation protects its blob for a day whatever `grace` is (a commit's upload and index

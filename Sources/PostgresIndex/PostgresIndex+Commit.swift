@@ -7,31 +7,52 @@ extension PostgresIndex {
 
     public func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
                        audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?) async throws -> [IngestOutcome] {
+        do {
+            return try await commit(instances, policy: policy, reason: reason, audit: audit, together: true)
+        } catch let retry as InstanceByInstance {
+            // The batch's transaction rolled back whole; one savepoint per instance says which one failed.
+            logger.debug("PostgreSQL index: a batch of \(instances.count) instance(s) commits one by one (\(retry.reason))")
+            return try await commit(instances, policy: policy, reason: reason, audit: audit, together: false)
+        }
+    }
+
+    /// `together`: the batch is read in a few statements and written in a few more (`Batch.Deferred`),
+    /// where a savepoint per instance costs about five round trips an instance. It applies when every
+    /// SOP Instance UID is in the batch once; what it cannot place, or a write that fails, throws
+    /// `InstanceByInstance` for the caller to commit the batch again one savepoint per instance.
+    func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
+                audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?, together: Bool) async throws -> [IngestOutcome] {
         let logger = self.logger
+        let together = together && !instances.isEmpty && Set(instances.map(\.sopInstanceUID)).count == instances.count
         return try await write { conn in
             try await Self.lockStudies(instances.map(\.studyInstanceUID), on: conn, logger: logger)
             var batch = Batch(conn: conn, logger: logger, now: Date().timeIntervalSince1970)
+            if together { try await batch.readTogether(instances, policy: policy) }
             var outcomes: [IngestOutcome] = []
             for instance in instances {
                 // A savepoint per instance: one that fails (a constraint, say) leaves the others in.
                 let before = batch
-                try await conn.query("SAVEPOINT instance", logger: logger)
+                if !together { try await conn.query("SAVEPOINT instance", logger: logger) }
                 var outcome: IngestOutcome
                 do {
                     outcome = try await batch.place(instance, policy: policy)
                 } catch {
+                    if together { throw InstanceByInstance(reason: Self.describe(error)) }
                     let code = Self.sqlState(error) == "53100" ? FailureReason.outOfResources : FailureReason.processingFailure
                     outcome = .failure(code, "index: \(Self.describe(error))", sop: instance.sopInstanceUID,
                                        sopClass: instance.sopClassUID, study: instance.studyInstanceUID)
                 }
                 if outcome.status == .failed {
-                    try await conn.query("ROLLBACK TO SAVEPOINT instance", logger: logger)
+                    if !together { try await conn.query("ROLLBACK TO SAVEPOINT instance", logger: logger) }
                     // What the rolled-back instance registered in the batch goes with it.
                     batch = before
-                } else {
+                } else if !together {
                     try await conn.query("RELEASE SAVEPOINT instance", logger: logger)
                 }
                 outcomes.append(outcome)
+            }
+            if together {
+                do { try await batch.writeTogether() } catch { throw InstanceByInstance(reason: Self.describe(error)) }
             }
             try await batch.finish(reason: reason)
             if let audit { try await Self.appendAudit(audit(outcomes), on: conn) }
@@ -39,6 +60,12 @@ extension PostgresIndex {
             try await Self.appendChanges(batch.changes, on: conn, logger: logger)
             return outcomes
         }
+    }
+
+    /// A batch committed together met what only the per-instance path handles (a promotion), or one
+    /// of its writes failed: its transaction is rolled back and it is committed again instance by instance.
+    struct InstanceByInstance: Error {
+        var reason: String
     }
 
     public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
@@ -105,7 +132,7 @@ extension PostgresIndex {
     }
 
     /// The image sets one transaction touches: each gets one new version, written at the end
-    /// (SQLiteIndex.Batch, statement for statement).
+    /// (SQLiteIndex.Batch's rules; its writes batched, PostgresIndex+CommitTogether.swift).
     struct Batch {
         let conn: PostgresConnection
         let logger: Logger
@@ -119,6 +146,8 @@ extension PostgresIndex {
         var changes: ChangeDrafts
         /// What the events name of each image set given a version, as the set was before this batch.
         var sets: [String: ChangeSubject] = [:]
+        /// Set when the batch commits together: what it read up front, and the writes it holds back.
+        var deferred: Deferred?
 
         init(conn: PostgresConnection, logger: Logger, now: Double) {
             self.conn = conn
@@ -137,16 +166,18 @@ extension PostgresIndex {
 
         mutating func version(for imageSet: String) async throws -> Int {
             if let v = newVersion[imageSet] { return v }
-            // FOR UPDATE: a writer of another study (a replacement moving an instance across studies)
-            // holds no lock of this set's study; the row lock orders the two versions all the same.
-            let row = try await rows("""
-                SELECT latest_version, state, study_instance_uid, patient_id, is_primary FROM image_set WHERE id = \(imageSet) FOR UPDATE
-                """).first
-            let latest = try row?.get("latest_version", as: Int.self) ?? 0
-            if let row {
-                sets[imageSet] = ChangeSubject(study: try row.get("study_instance_uid"), patient: try row.get("patient_id"),
-                                               state: try row.get("state"), isPrimary: try row.get("is_primary"))
+            let row: SetRow?
+            if let deferred {
+                // Read and locked, FOR UPDATE, by `readTogether`.
+                guard let known = deferred.sets[imageSet] else { throw InstanceByInstance(reason: "image set \(imageSet) was not read") }
+                row = known
+            } else {
+                // FOR UPDATE: a writer of another study (a replacement moving an instance across studies)
+                // holds no lock of this set's study; the row lock orders the two versions all the same.
+                row = try await rows("SELECT * FROM image_set WHERE id = \(imageSet) FOR UPDATE").first.map(SetRow.init)
             }
+            let latest = row?.latestVersion ?? 0
+            if let row { sets[imageSet] = ChangeSubject(study: row.study, patient: row.patientID, state: row.state, isPrimary: row.isPrimary) }
             newVersion[imageSet] = latest + 1
             return latest + 1
         }
@@ -155,37 +186,30 @@ extension PostgresIndex {
             var outcome = IngestOutcome(status: .stored, sopInstanceUID: p.sopInstanceUID, sopClassUID: p.sopClassUID,
                                         studyInstanceUID: p.studyInstanceUID, seriesInstanceUID: p.seriesInstanceUID)
             var previous: ChangeLocation?
-            if let row = try await rows("""
-                SELECT i.id, i.image_set_id, i.series_instance_uid, i.blob_id, i.transfer_syntax_uid, i.blob_size, i.study_instance_uid,
-                    s.is_primary, s.patient_id
-                FROM instance i JOIN image_set s ON s.id = i.image_set_id
-                WHERE i.sop_instance_uid = \(p.sopInstanceUID) AND i.removed_version IS NULL
-                FOR UPDATE OF i
-                """).first {
-                let existingSet: String = try row.get("image_set_id")
-                if try row.get("blob_id", as: String.self) == p.blob.hex {
+            if let copy = try await storedCopy(p.sopInstanceUID) {
+                if copy.blob == p.blob.hex {
                     outcome.status = .duplicate
-                    outcome.imageSetID = existingSet
-                    outcome.isPrimary = try row.get("is_primary")
+                    outcome.imageSetID = copy.imageSet
+                    outcome.isPrimary = copy.isPrimary
                     return outcome
                 }
-                guard policy == .replace else {
-                    return .duplicate(p, storedTransferSyntaxUID: try row.get("transfer_syntax_uid"))
+                guard policy == .replace else { return .duplicate(p, storedTransferSyntaxUID: copy.transferSyntax) }
+                let v = try await version(for: copy.imageSet)
+                if deferred != nil {
+                    deferred?.removals.append((copy.id, v))
+                } else {
+                    // The row may sit in a study this transaction has not locked: removed only if still current.
+                    let removed = try await rows("""
+                        UPDATE instance SET removed_version = \(v) WHERE id = \(copy.id) AND removed_version IS NULL RETURNING id
+                        """)
+                    guard !removed.isEmpty else { throw PostgresIndexError("the stored copy of \(p.sopInstanceUID) changed during the replacement; retry") }
                 }
-                let v = try await version(for: existingSet)
-                // The row may sit in a study this transaction has not locked: removed only if still current.
-                let removed = try await rows("""
-                    UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self)) AND removed_version IS NULL RETURNING id
-                    """)
-                guard !removed.isEmpty else { throw PostgresIndexError("the stored copy of \(p.sopInstanceUID) changed during the replacement; retry") }
-                touchedSeries.insert(SeriesKey(imageSet: existingSet, series: try row.get("series_instance_uid")))
-                replaced[existingSet, default: 0] += 1
+                touchedSeries.insert(SeriesKey(imageSet: copy.imageSet, series: copy.series))
+                replaced[copy.imageSet, default: 0] += 1
                 outcome.status = .replaced
-                outcome.replacedInImageSetID = existingSet
-                previous = ChangeLocation(imageSet: existingSet, version: v, study: try row.get("study_instance_uid"),
-                                          patient: try row.get("patient_id"), series: try row.get("series_instance_uid"),
-                                          transferSyntax: try row.get("transfer_syntax_uid"), size: try row.get("blob_size"),
-                                          isPrimary: try row.get("is_primary"))
+                outcome.replacedInImageSetID = copy.imageSet
+                previous = ChangeLocation(imageSet: copy.imageSet, version: v, study: copy.study, patient: copy.patientID, series: copy.series,
+                                          transferSyntax: copy.transferSyntax, size: copy.size, isPrimary: copy.isPrimary)
             }
             let (setID, isPrimary, conflicts) = try await imageSet(for: p)
             let v = try await version(for: setID)
@@ -194,10 +218,36 @@ extension PostgresIndex {
             changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
                         patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
                         size: p.blobSize, isPrimary: isPrimary)
+            if deferred != nil {
+                deferred?.inserts.append(Placed(instance: p, imageSet: setID, version: v))
+            } else {
+                try await insert(p, imageSet: setID, version: v)
+            }
+            added[setID, default: 0] += 1
+            touchedSeries.insert(SeriesKey(imageSet: setID, series: p.seriesInstanceUID))
+            outcome.imageSetID = setID
+            outcome.isPrimary = isPrimary
+            outcome.conflicts = conflicts
+            return outcome
+        }
+
+        /// The current row of a SOP Instance UID, locked.
+        func storedCopy(_ sop: String) async throws -> StoredCopy? {
+            if let deferred { return deferred.copies[sop] }
+            return try await rows("""
+                SELECT \(unescaped: StoredCopy.columns)
+                FROM instance i JOIN image_set s ON s.id = i.image_set_id
+                WHERE i.sop_instance_uid = \(sop) AND i.removed_version IS NULL
+                FOR UPDATE OF i
+                """).first.map(StoredCopy.init)
+        }
+
+        func insert(_ p: PreparedInstance, imageSet setID: String, version v: Int) async throws {
+            let a = p.attributes
             let framesBlobSize: Int? = p.framesBlob == nil ? nil : p.framesBlobSize
             let numbers = p.frames.map { Int64($0.number) }, offsets = p.frames.map { Int64($0.offset) }
             let lengths = p.frames.map { Int64($0.length) }
-            let fragments = p.frames.map { f in f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") } ?? "" }
+            let fragments = p.frames.map(Self.fragmentList)
             // Arrays bind no NULL element from Swift: a flag says which frames have a fragment list.
             let hasFragments = p.frames.map { $0.fragments != nil }
             // One statement (one round trip) for the instance, its metadata, its frames (a multi-frame
@@ -229,42 +279,64 @@ extension PostgresIndex {
                 SELECT id FROM ins
                 """)
             guard !inserted.isEmpty else { throw PostgresIndexError("INSERT returned no id") }
-            added[setID, default: 0] += 1
-            touchedSeries.insert(SeriesKey(imageSet: setID, series: p.seriesInstanceUID))
-            outcome.imageSetID = setID
-            outcome.isPrimary = isPrimary
-            outcome.conflicts = conflicts
-            return outcome
+        }
+
+        /// A frame's fragment list as the `fragments` column keeps it ("start+count,…"; "" for none).
+        static func fragmentList(_ f: FrameRecord) -> String {
+            f.fragments.map { $0.map { "\($0.lowerBound)+\($0.count)" }.joined(separator: ",") } ?? ""
         }
 
         /// The primary image set of the study when the patient/study attributes agree with it;
         /// otherwise the non-primary set holding the same disagreement, created when needed.
         mutating func imageSet(for p: PreparedInstance) async throws -> (String, Bool, [AttributeConflict]) {
-            guard let primary = try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(p.studyInstanceUID) AND is_primary").first else {
+            let study = p.studyInstanceUID
+            // Committing together, the study's sets are those read up front and those the batch created.
+            let studySets = deferred.map { d in d.sets.values.filter { $0.study == study } }
+            let primaryRow: SetRow?
+            if let studySets {
+                primaryRow = studySets.first(where: \.isPrimary)
+            } else {
+                primaryRow = try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(study) AND is_primary").first.map(SetRow.init)
+            }
+            guard let primary = primaryRow else {
                 return (try await create(p, primary: true, conflicts: []), true, [])
             }
-            let primaryID: String = try primary.get("id")
-            let conflicts = p.attributes.conflicts(with: try PostgresIndex.attributes(primary))
-            if conflicts.isEmpty { return (primaryID, true, []) }
-            let candidates = try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(p.studyInstanceUID) AND NOT is_primary ORDER BY created_at, id")
-            var matching: String?
-            for c in candidates where try PostgresIndex.attributes(c).conflicts(with: p.attributes).isEmpty {
-                matching = try c.get("id")
-                break
+            let conflicts = p.attributes.conflicts(with: primary.attributes)
+            if conflicts.isEmpty { return (primary.id, true, []) }
+            let candidates: [SetRow]
+            if let studySets {
+                candidates = studySets.filter { !$0.isPrimary }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            } else {
+                candidates = try await rows("SELECT * FROM image_set WHERE study_instance_uid = \(study) AND NOT is_primary ORDER BY created_at, id")
+                    .map(SetRow.init)
             }
+            let matching = candidates.first { $0.attributes.conflicts(with: p.attributes).isEmpty }?.id
             // A primary set that holds nothing no longer speaks for the study (SQLiteIndex.Batch.imageSet):
             // the arriving instance's set becomes primary.
-            let holdsAny = try await rows("""
-                SELECT EXISTS (SELECT 1 FROM instance WHERE image_set_id = \(primaryID) AND removed_version IS NULL) AS any
-                """).first?.get("any", as: Bool.self) ?? false
-            if !holdsAny {
+            if try await !holdsAny(primary.id) {
+                if deferred != nil { throw InstanceByInstance(reason: "a primary image set holding nothing gives way") }
                 let id: String
                 if let matching { id = matching } else { id = try await create(p, primary: false, conflicts: []) }
-                try await promote(id, study: p.studyInstanceUID, attributes: p.attributes)
+                try await promote(id, study: study, attributes: p.attributes)
                 return (id, true, [])
             }
             if let matching { return (matching, false, conflicts) }
             return (try await create(p, primary: false, conflicts: conflicts), false, conflicts)
+        }
+
+        /// Whether the set has a current instance, as of this point of the batch.
+        mutating func holdsAny(_ setID: String) async throws -> Bool {
+            if deferred != nil {
+                // Nothing is written yet: what the batch placed so far is in its counts.
+                if added[setID] != nil { return true }
+                if replaced[setID] != nil { throw InstanceByInstance(reason: "a replacement emptied image set \(setID) perhaps") }
+                if let known = deferred?.holdsAny[setID] { return known }
+            }
+            let any = try await rows("""
+                SELECT EXISTS (SELECT 1 FROM instance WHERE image_set_id = \(setID) AND removed_version IS NULL) AS any
+                """).first?.get("any", as: Bool.self) ?? false
+            deferred?.holdsAny[setID] = any
+            return any
         }
 
         /// Makes `id` the study's primary image set; every other set of the study becomes non-primary,
@@ -288,54 +360,30 @@ extension PostgresIndex {
 
         mutating func create(_ p: PreparedInstance, primary: Bool, conflicts: [AttributeConflict]) async throws -> String {
             let id = PostgresIndex.newImageSetID()
-            let a = p.attributes
-            let conflictJSON = String(decoding: try JSONEncoder().encode(conflicts), as: UTF8.self)
+            if deferred != nil {
+                deferred?.newSets.append(NewSet(id: id, instance: p, primary: primary, conflicts: conflicts))
+                deferred?.sets[id] = SetRow(id: id, study: p.studyInstanceUID, isPrimary: primary, state: "ACTIVE", latestVersion: 0,
+                                            createdAt: now, patientID: p.attributes.patientID, attributes: p.attributes)
+            } else {
+                try await insertImageSet(NewSet(id: id, instance: p, primary: primary, conflicts: conflicts))
+            }
+            changes.created(id, study: p.studyInstanceUID, patient: p.attributes.patientID, primary: primary, conflicts: conflicts)
+            return id
+        }
+
+        func insertImageSet(_ set: NewSet) async throws {
+            let p = set.instance, a = p.attributes
+            let conflictJSON = String(decoding: try JSONEncoder().encode(set.conflicts), as: UTF8.self)
             try await execute("""
                 INSERT INTO image_set(id, study_instance_uid, is_primary, latest_version, created_at, updated_at,
                     patient_id, patient_name, patient_birth_date, patient_sex, study_date, study_time, accession_number,
                     study_id, study_description, referring_physician_name, institution_name, conflicts,
                     patient_name_key, referring_physician_name_key)
-                VALUES (\(id), \(p.studyInstanceUID), \(primary), 0, \(now), \(now), \(a.patientID), \(a.patientName), \(a.patientBirthDate),
+                VALUES (\(set.id), \(p.studyInstanceUID), \(set.primary), 0, \(now), \(now), \(a.patientID), \(a.patientName), \(a.patientBirthDate),
                     \(a.patientSex), \(a.studyDate), \(a.studyTime), \(a.accessionNumber), \(a.studyID), \(a.studyDescription),
                     \(a.referringPhysicianName), \(a.institutionName), \(conflictJSON),
                     \(SearchQuery.personNameKey(a.patientName)), \(SearchQuery.personNameKey(a.referringPhysicianName)))
                 """)
-            changes.created(id, study: p.studyInstanceUID, patient: a.patientID, primary: primary, conflicts: conflicts)
-            return id
-        }
-
-        mutating func finish(reason: String) async throws {
-            // Sorted, so that the row locks these updates take come in the same order in every writer.
-            for (setID, v) in newVersion.sorted(by: { $0.key < $1.key }) {
-                // The previous version's count plus this batch's changes: no scan of the set's rows.
-                let previous = try await rows("""
-                    SELECT instance_count FROM image_set_version WHERE image_set_id = \(setID) ORDER BY version DESC LIMIT 1
-                    """).first?.get("instance_count", as: Int.self) ?? 0
-                let count = previous + (added[setID] ?? 0) - (replaced[setID] ?? 0) - (removed[setID] ?? 0)
-                var why = reason
-                if let n = added[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) added" }
-                if let n = replaced[setID] { why += ", \(n) replaced" }
-                if let n = removed[setID] { why += (why.isEmpty ? "" : ": ") + "\(n) instance(s) removed" }
-                try await execute("""
-                    INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count)
-                    VALUES (\(setID), \(v), \(now), \(why), \(count))
-                    """)
-                // A set left with no instance is DELETED; storing into it again brings it back.
-                let state = count == 0 ? ", state = 'DELETED'" : (added[setID] != nil ? ", state = 'ACTIVE'" : "")
-                try await execute(PostgresQuery(unsafeSQL: "UPDATE image_set SET latest_version = $1, updated_at = $2\(state) WHERE id = $3",
-                                                binds: Self.binds(v, now, setID)))
-                changes.versioned(setID, version: v, reason: why, count: count, added: added[setID] != nil, before: sets[setID])
-            }
-            for key in touchedSeries {
-                guard let v = newVersion[key.imageSet] else { continue }
-                try await PostgresIndex.markSeriesPending(conn, logger: logger, imageSetID: key.imageSet, seriesInstanceUID: key.series, version: v)
-            }
-        }
-
-        static func binds(_ v: Int, _ now: Double, _ id: String) -> PostgresBindings {
-            var b = PostgresBindings()
-            b.append(v); b.append(now); b.append(id)
-            return b
         }
     }
 

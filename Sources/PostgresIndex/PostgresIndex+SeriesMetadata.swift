@@ -8,23 +8,6 @@ import PostgresNIO
 /// a commit marks the series pending (an empty gzip with the new version); a refresh builds and
 /// compresses it; readers of a pending series build the array from the instance rows.
 extension PostgresIndex {
-    /// Called in the commit's transaction for each series it touched.
-    static func markSeriesPending(_ conn: PostgresConnection, logger: Logger, imageSetID: String, seriesInstanceUID: String, version: Int) async throws {
-        let any = try await rows("""
-            SELECT EXISTS (SELECT 1 FROM instance WHERE image_set_id = \(imageSetID) AND series_instance_uid = \(seriesInstanceUID)
-                           AND removed_version IS NULL) AS any
-            """, on: conn, logger: logger).first?.get("any", as: Bool.self) ?? false
-        guard any else {
-            try await conn.query("DELETE FROM series_metadata WHERE image_set_id = \(imageSetID) AND series_instance_uid = \(seriesInstanceUID)",
-                                 logger: logger)
-            return
-        }
-        try await conn.query("""
-            INSERT INTO series_metadata(image_set_id, series_instance_uid, version, gzip) VALUES (\(imageSetID), \(seriesInstanceUID), \(version), '\\x')
-            ON CONFLICT(image_set_id, series_instance_uid) DO UPDATE SET version = excluded.version, gzip = '\\x'
-            """, logger: logger)
-    }
-
     /// The current instances' JSON as one array, built from their rows in one statement (one snapshot).
     static func buildSeriesMetadata(_ conn: PostgresConnection, logger: Logger, imageSetID: String, seriesInstanceUID: String) async throws -> ByteBuffer {
         var json = ByteBuffer()

@@ -74,6 +74,10 @@ public final class PostgresIndex: Sendable {
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user.removingPercentEncoding ?? user,
                                                   password: password ?? c.password?.removingPercentEncoding, database: database, tls: tls)
         config.options.maximumConnections = 20
+        // Only the commit's own prepared statements are named (PostgresIndex+Prepared.swift): planned once
+        // per connection, where a custom plan per call (PostgreSQL's default for their first five calls
+        // and whenever it estimates one cheaper) cost more than executing them.
+        config.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
         return (config, mode)
     }
 
@@ -109,17 +113,20 @@ public final class PostgresIndex: Sendable {
     /// Advisory locks, in the two-int key space (apart from studies' bigint keys): "TESR" and a role.
     static let lockClass: Int32 = 0x5445_5352
     enum LockRole: Int32 { case migration = 0, writers = 1 }
+    enum WritersLock: PreparedTag { static let name = "writers_lock" }
+    enum StudyLocks: PreparedTag { static let name = "study_locks" }
 
     /// Serialises writers of the same studies across processes: a shared lock on "writers" (which
     /// pruning every image set takes exclusively), then one transaction lock per study, in key order,
     /// so that two transactions never wait for each other in a cycle. Held until the transaction ends.
     static func lockStudies(_ studies: some Sequence<String>, on conn: PostgresConnection, logger: Logger) async throws {
-        try await conn.query("SELECT pg_advisory_xact_lock_shared(\(lockClass), \(LockRole.writers.rawValue))", logger: logger)
+        _ = try await rows("SELECT pg_advisory_xact_lock_shared(\(lockClass), \(LockRole.writers.rawValue))", prepared: WritersLock.self,
+                           on: conn, logger: logger)
         let list = Array(Set(studies))
         guard !list.isEmpty else { return }
-        try await conn.query("""
+        _ = try await rows("""
             SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(\(list)::text[]) AS s ORDER BY k) AS keys
-            """, logger: logger)
+            """, prepared: StudyLocks.self, on: conn, logger: logger)
     }
 
     // MARK: Helpers
