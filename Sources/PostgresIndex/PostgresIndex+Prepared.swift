@@ -13,6 +13,15 @@ protocol PreparedTag {
 extension PostgresIndex {
     /// The texts of the prepared statements, by name, as first used.
     static let preparedTexts = Mutex<[String: String]>([:])
+    /// (connection id, statement name) pairs whose prepared execution failed once. postgres-nio keeps
+    /// a failed preparation's error and returns it on every later call on that connection (a
+    /// statement_timeout during a migration's lock, a cancelled backend), so such a pair runs unnamed
+    /// from then on. An execution error (a constraint) marks it too: that costs planning, not results.
+    static let unpreparable = Mutex<Set<Unpreparable>>([])
+    struct Unpreparable: Hashable {
+        var connection: Int
+        var name: String
+    }
 
     struct Prepared<Tag: PreparedTag>: PostgresPreparedStatement {
         typealias Row = PostgresRandomAccessRow
@@ -32,9 +41,15 @@ extension PostgresIndex {
             texts[Tag.name] = query.sql
             return true
         }
-        guard same else { return try await rows(query, on: conn, logger: logger) }
+        let key = Unpreparable(connection: conn.id, name: Tag.name)
+        guard same, !unpreparable.withLock({ $0.contains(key) }) else { return try await rows(query, on: conn, logger: logger) }
         var out: [PostgresRandomAccessRow] = []
-        for try await row in try await conn.execute(Prepared<Tag>(binds: query.binds), logger: logger) { out.append(row) }
+        do {
+            for try await row in try await conn.execute(Prepared<Tag>(binds: query.binds), logger: logger) { out.append(row) }
+        } catch {
+            unpreparable.withLock { _ = $0.insert(key) }
+            throw error
+        }
         return out
     }
 }

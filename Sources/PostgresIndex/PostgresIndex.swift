@@ -74,10 +74,10 @@ public final class PostgresIndex: Sendable {
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user.removingPercentEncoding ?? user,
                                                   password: password ?? c.password?.removingPercentEncoding, database: database, tls: tls)
         config.options.maximumConnections = 20
-        // Only the commit's own prepared statements are named (PostgresIndex+Prepared.swift): planned once
-        // per connection, where a custom plan per call (PostgreSQL's default for their first five calls
-        // and whenever it estimates one cheaper) cost more than executing them.
-        config.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
+        // plan_cache_mode stays `auto`: forcing generic plans would reach postgres-nio's unnamed
+        // statements too (they are cached plans, not one-shot ones), and QIDO's LIKE prefixes,
+        // ANY lists and LIMITs need plans made for their values. The commit's named statements
+        // (PostgresIndex+Prepared.swift) get their generic plan after five custom ones per connection.
         return (config, mode)
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 @testable import ImageSetStore
 @testable import PostgresIndex
+import Logging
+import PostgresNIO
 import StoreTestSupport
 import XCTest
 
@@ -116,5 +118,27 @@ final class PostgresIndexTogetherTests: XCTestCase {
         return [sequence ? text(e.sequence) : "", e.type.rawValue, text(e.imageSetId.map { names[$0] ?? $0 }), text(e.version), text(e.studyInstanceUID),
                 text(e.seriesInstanceUID), text(e.sopInstanceUID), text(e.transferSyntaxUID), text(e.size), text(e.patientID),
                 text(e.isPrimary), text(e.state), text(e.conflicts), text(e.reason), text(e.versionsRemoved)].joined(separator: " ")
+    }
+
+    enum Probe: PreparedTag { static let name = "test_probe" }
+
+    /// postgres-nio keeps a failed preparation's error and returns it on every later call on that
+    /// connection; a statement whose prepared call failed once runs unnamed there from then on. Here
+    /// the preparation fails because the table is not there yet (a statement prepared before a
+    /// migration), then the table appears and the same call succeeds.
+    func testAStatementWhosePreparationFailedRunsUnnamedOnThatConnection() async throws {
+        let url = try await TestBackends.freshPostgresDatabase()
+        let logger = Logger(label: "test")
+        try await TestBackends.withConnection(url: url) { conn in
+            let query: PostgresQuery = "SELECT x FROM probe_table WHERE x = \(7)"
+            do {
+                _ = try await PostgresIndex.rows(query, prepared: Probe.self, on: conn, logger: logger)
+                XCTFail("the table does not exist yet")
+            } catch {}
+            try await conn.query("CREATE TABLE probe_table(x int)", logger: logger)
+            try await conn.query("INSERT INTO probe_table VALUES (7)", logger: logger)
+            let rows = try await PostgresIndex.rows(query, prepared: Probe.self, on: conn, logger: logger)
+            XCTAssertEqual(try rows.map { try $0["x"].decode(Int.self) }, [7])
+        }
     }
 }

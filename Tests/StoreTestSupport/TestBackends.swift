@@ -88,6 +88,11 @@ public enum TestBackends {
         }
     }
 
+    /// One connection of its own to the database at `url`, closed after `body`.
+    public static func withConnection(url: String, _ body: (PostgresConnection) async throws -> Void) async throws {
+        try await withAdminConnection(url: url, body)
+    }
+
     static func withAdminConnection(url: String, _ body: (PostgresConnection) async throws -> Void) async throws {
         guard let c = URLComponents(string: url), let host = c.host, let user = c.user else {
             throw PostgresIndexError("TESSERA_TEST_POSTGRES=\(url) is not a postgresql://USER@HOST:PORT/DB URL")
