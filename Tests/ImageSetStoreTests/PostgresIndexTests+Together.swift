@@ -141,4 +141,18 @@ final class PostgresIndexTogetherTests: XCTestCase {
             XCTAssertEqual(try rows.map { try $0["x"].decode(Int.self) }, [7])
         }
     }
+
+    /// The batched insert carries an absent number as Int64.min; an Instance Number clamped to
+    /// exactly that is stored as itself (the per-instance path), not as absent.
+    func testANumberAtTheAbsentMarkerIsStoredAsItself() async throws {
+        let index = try await TestBackends.postgresIndex(url: try await TestBackends.freshPostgresDatabase())
+        let study = "1.2.826.0.1.3680043.9.7433.57"
+        let batch = [PostgresIndexTests.prepared(study: study, series: study + ".1", sop: study + ".1", instanceNumber: Int(Int64.min)),
+                     PostgresIndexTests.prepared(study: study, series: study + ".1", sop: study + ".2", instanceNumber: nil)]
+        _ = try await index.commit(batch, policy: .reject, reason: "stored", audit: nil)
+        let stored = try await XCTUnwrapAsync(try await index.instance(sopInstanceUID: study + ".1"))
+        XCTAssertEqual(stored.attributes.instanceNumber, Int(Int64.min))
+        let absent = try await XCTUnwrapAsync(try await index.instance(sopInstanceUID: study + ".2"))
+        XCTAssertNil(absent.attributes.instanceNumber)
+    }
 }
