@@ -303,14 +303,22 @@ public struct FileBlobStore: BlobStore {
         guard fd >= 0 else { throw BlobStoreError(kind: .notFound, description: "blob \(id) is missing") }
         defer { close(fd) }
         var out = [UInt8](repeating: 0, count: range.count)
+        let done = out.withUnsafeMutableBytes { Self.readFully(fd, into: $0, at: range.lowerBound) }
+        guard done == range.count else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
+        return out
+    }
+
+    /// Fills `raw` from the file at `offset` (pread, again after EINTR); the bytes read, fewer at
+    /// the end of the file or on an error.
+    static func readFully(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         var done = 0
-        while done < range.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
+        while done < raw.count, let base = raw.baseAddress {
+            let n = pread(fd, base + done, raw.count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
+            guard n > 0 else { break }
             done += n
         }
-        return out
+        return done
     }
 
     /// pread straight into the buffer's free space.
@@ -320,17 +328,10 @@ public struct FileBlobStore: BlobStore {
         defer { close(fd) }
         buffer.reserveCapacity(minimumWritableBytes: ranges.reduce(0) { $0 + $1.count })
         for range in ranges where !range.isEmpty {
-            let short = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { raw -> Int in
-                var done = 0
-                while done < range.count {
-                    let n = pread(fd, raw.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { return done }
-                    done += n
-                }
-                return done
+            let done = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: range.count) { raw in
+                Self.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<range.count]), at: range.lowerBound)
             }
-            guard short == range.count else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
+            guard done == range.count else { throw BlobStoreError(kind: .io, description: "blob \(id) is shorter than \(range.upperBound) bytes") }
         }
     }
 

@@ -227,6 +227,27 @@ extension FileBlobStore {
     init(folderForTests folder: String) { try! self.init(root: folder + "/blobs") }
 }
 
+/// The file store's ranged reads, into an array and into a response buffer: the bytes of the
+/// ranges asked, and an I/O error, not short data, when the file ends before a range does.
+final class FileBlobStoreReadTests: XCTestCase {
+    func testRangedReadsGiveTheBytesAndRefuseAShortFile() throws {
+        let folder = try StoreFixtures.temporaryFolder("blob-reads")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let blobs = FileBlobStore(folderForTests: folder)
+        let bytes = (0..<100).map { UInt8($0) }
+        let staged = try blobs.stage(bytes: bytes)
+        _ = try blobs.commit(staged)
+        XCTAssertEqual(try blobs.read(staged.id, range: 10..<20), Array(bytes[10..<20]))
+        var buffer = ByteBuffer()
+        try blobs.read(staged.id, ranges: [5..<8, 8..<8, 90..<100], into: &buffer)
+        XCTAssertEqual(Array(buffer.readableBytesView), Array(bytes[5..<8] + bytes[90..<100]))
+        for read in [{ _ = try blobs.read(staged.id, range: 95..<120) },
+                     { var b = ByteBuffer(); try blobs.read(staged.id, ranges: [0..<4, 95..<120], into: &b) }] as [() throws -> Void] {
+            XCTAssertThrowsError(try read()) { XCTAssertEqual(($0 as? BlobStoreError)?.kind, .io) }
+        }
+    }
+}
+
 final class DatastoreIngestOptionsTests: XCTestCase {
     func testTranscodeOnIngestServesHTJ2KFramesAndKeepsTheOriginal() async throws {
         let folder = try StoreFixtures.temporaryFolder()
