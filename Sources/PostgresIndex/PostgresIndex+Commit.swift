@@ -23,13 +23,7 @@ extension PostgresIndex {
     func commit(_ instances: [PreparedInstance], policy: DuplicatePolicy, reason: String,
                 audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?, together: Bool) async throws -> [IngestOutcome] {
         let logger = self.logger
-        // The batched insert carries an absent number as `absentNumber`: a value clamped to exactly
-        // that (a hostile Instance Number) takes the per-instance path, which binds NULL itself.
-        let together = together && !instances.isEmpty && Set(instances.map(\.sopInstanceUID)).count == instances.count
-            && !instances.contains { i in
-                let a = i.attributes
-                return [a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames].contains { $0.map(Int64.init) == Self.absentNumber }
-            }
+        let together = together && Self.committableTogether(instances)
         return try await write { conn in
             try await Self.lockStudies(instances.map(\.studyInstanceUID), on: conn, logger: logger)
             var batch = Batch(conn: conn, logger: logger, now: Date().timeIntervalSince1970)

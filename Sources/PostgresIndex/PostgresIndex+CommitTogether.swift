@@ -93,6 +93,20 @@ extension PostgresIndex {
     /// Arrays bind no NULL element from Swift: an absent number travels as this and comes back NULL
     /// (`NULLIF`). No DICOM IS or US value is this far out of range.
     static let absentNumber = Int64.min
+
+    /// The numbers `Batch.insertAll` sends in arrays, which carry an absent one as `absentNumber`
+    /// (a new one goes in both).
+    static func batchedNumbers(_ a: InstanceAttributes) -> [Int?] {
+        [a.instanceNumber, a.rows, a.columns, a.bitsAllocated, a.numberOfFrames]
+    }
+
+    /// Whether a batch can be committed together: every SOP Instance UID in it once, and no number
+    /// clamped to exactly `absentNumber` (a hostile Instance Number), which would come back NULL;
+    /// the per-instance path binds NULL itself.
+    static func committableTogether(_ instances: [PreparedInstance]) -> Bool {
+        !instances.isEmpty && Set(instances.map(\.sopInstanceUID)).count == instances.count
+            && !instances.contains { batchedNumbers($0.attributes).contains { $0.map(Int64.init) == absentNumber } }
+    }
 }
 
 extension PostgresIndex.Batch {
@@ -158,6 +172,7 @@ extension PostgresIndex.Batch {
         let sets = placed.map(\.imageSet), versions = placed.map { Int64($0.version) }
         let studies = p.map(\.studyInstanceUID), series = p.map(\.seriesInstanceUID), sops = p.map(\.sopInstanceUID)
         let classes = p.map(\.sopClassUID), syntaxes = p.map(\.transferSyntaxUID)
+        // The same numbers as `PostgresIndex.batchedNumbers` lists (a new one goes in both).
         let instanceNumbers = a.map { number($0.instanceNumber) }, rowCounts = a.map { number($0.rows) }
         let columnCounts = a.map { number($0.columns) }, bits = a.map { number($0.bitsAllocated) }
         let frameCounts = a.map { number($0.numberOfFrames) }
