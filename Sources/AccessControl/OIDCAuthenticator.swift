@@ -38,6 +38,12 @@ public final class OIDCAuthenticator: @unchecked Sendable {
         return principal
     }
 
+    /// The principal of a token verified earlier and still within its lifetime; nil when it would
+    /// have to be verified (for callers that cannot wait: the stored-frame fast path).
+    public func cachedPrincipal(forToken token: String, now: Date = Date()) -> Principal? {
+        cached(Array(SHA256.hash(data: Array(token.utf8))), now: now)
+    }
+
     private func cached(_ digest: [UInt8], now: Date) -> Principal? {
         lock.lock()
         defer { lock.unlock() }

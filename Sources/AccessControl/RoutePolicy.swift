@@ -70,13 +70,18 @@ public enum RoutePolicy {
     /// Whether `principal` may use a route with this rule; `storedBy` answers whether the principal
     /// stored the route's instance, and is asked only when that decides it. An error there refuses.
     public static func allows(_ access: Access, _ principal: Principal, storedBy: () async throws -> Bool) async -> Bool {
+        if let known = allowsByRole(access, principal) { return known }
+        return (try? await storedBy()) ?? false
+    }
+
+    /// `allows` when it needs no lookup: nil when only the instance's gateway could tell.
+    public static func allowsByRole(_ access: Access, _ principal: Principal) -> Bool? {
         switch access {
         case .everyone: return true
         case .roles(let roles): return !roles.isDisjoint(with: principal.roles)
         case .rolesOrStoredByGateway(let roles):
             if !roles.isDisjoint(with: principal.roles) { return true }
-            guard principal.has(.gateway) else { return false }
-            return (try? await storedBy()) ?? false
+            return principal.has(.gateway) ? nil : false
         }
     }
 

@@ -90,14 +90,18 @@ struct AuditMiddleware: RouterMiddleware {
     /// (the same test as TrustedForwardingMiddleware's), the client it forwarded for: the
     /// `Forwarded` element facing the client, else the nearest untrusted `X-Forwarded-For` address.
     static func clientAddress(_ request: Request, context: TesseraRequestContext, trusted: [CIDR]) -> String? {
-        guard let peer = context.remoteAddress?.ipAddress else { return nil }
+        clientAddress(peer: context.remoteAddress, headers: request.headers, trusted: trusted)
+    }
+
+    static func clientAddress(peer address: SocketAddress?, headers: HTTPFields, trusted: [CIDR]) -> String? {
+        guard let peer = address?.ipAddress else { return nil }
         guard CIDR.contains(trusted, address: peer) else { return peer }
-        let forwarded = request.headers[values: HTTPField.Name("Forwarded")!]
+        let forwarded = headers[values: HTTPField.Name("Forwarded")!]
         if !forwarded.isEmpty {
             let element = ForwardedElement.clientFacing(ForwardedElement.parse(forwarded.joined(separator: ",")), trusted: trusted)
             return element?["for"].map(ForwardedElement.nodeAddress) ?? peer
         }
-        let chain = request.headers[values: HTTPField.Name("X-Forwarded-For")!].joined(separator: ",")
+        let chain = headers[values: HTTPField.Name("X-Forwarded-For")!].joined(separator: ",")
             .split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
         // Proxies append: from the right, past the trusted ones, the first address is the client's.
         return chain.last { !CIDR.contains(trusted, address: $0) } ?? chain.first ?? peer

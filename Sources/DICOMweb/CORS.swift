@@ -35,23 +35,35 @@ struct AllowedOriginsMiddleware<Context: RequestContext>: RouterMiddleware {
         return origins.contains(origin.lowercased()) ? origin : nil
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+    /// The CORS headers of the answer to a request from `origin`: `Access-Control-Allow-Origin`
+    /// when allowed; `Vary: Origin` when the answer depends on it; then what a preflight may use
+    /// (`preflight`: Fetch §3.2.2, OPTIONS with `Access-Control-Request-Method`) or the headers
+    /// a page may read. Also what the stored-frame fast path sends.
+    func fields(origin: String, preflight: Bool) -> HTTPFields {
         let allowed = allowedOrigin(origin)
         var headers: HTTPFields = [:]
         if let allowed { headers[.accessControlAllowOrigin] = allowed }
         // A list (not `*`) makes the answer depend on Origin: caches must key on it (Fetch §3.2,
         // "CORS protocol and HTTP caches"), also for the origins refused.
         if !anyOrigin { headers[.vary] = "Origin" }
-        // Fetch §3.2.2: a CORS-preflight request is OPTIONS with `Access-Control-Request-Method`.
-        // A refused origin's preflight goes on to the router's plain OPTIONS answer, without CORS headers.
-        if request.method == .options, request.headers[.accessControlRequestMethod] != nil, allowed != nil {
+        guard allowed != nil else { return headers }
+        if preflight {
             headers[.accessControlAllowMethods] = Self.allowMethods
             headers[.accessControlAllowHeaders] = Self.allowHeaders
             headers[.accessControlMaxAge] = "600"
-            return Response(status: .noContent, headers: headers)
+        } else {
+            headers[.accessControlExposeHeaders] = Self.exposeHeaders
         }
-        if allowed != nil { headers[.accessControlExposeHeaders] = Self.exposeHeaders }
+        return headers
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        // A refused origin's preflight goes on to the router's plain OPTIONS answer, without CORS headers.
+        if request.method == .options, request.headers[.accessControlRequestMethod] != nil, allowedOrigin(origin) != nil {
+            return Response(status: .noContent, headers: fields(origin: origin, preflight: true))
+        }
+        let headers = fields(origin: origin, preflight: false)
         do {
             var response = try await next(request, context)
             response.headers.append(contentsOf: headers)

@@ -119,6 +119,23 @@ final class ConnectionTimeoutsHandler: ChannelDuplexHandler, RemovableChannelHan
         context.fireChannelRead(data)
     }
 
+    /// A request that the stored-frame fast path, below this handler, answers itself (it never
+    /// comes up here): no deadline runs while its response is written, as for one answered here…
+    func answeringBelow() {
+        unanswered += 1
+        phase = .answering
+        disarm()
+    }
+
+    /// …and once it is written the connection is idle again, unless more requests are unanswered.
+    func answeredBelow() {
+        unanswered = max(unanswered - 1, 0)
+        if phase == .answering && unanswered == 0 {
+            phase = .idle
+            arm(timeouts.idle)
+        }
+    }
+
     /// The request's reader asks for more: from now the client owes the next piece of the body.
     func read(context: ChannelHandlerContext) {
         if phase == .body && !lingering && timer == nil { waitBody() }

@@ -25,7 +25,9 @@ extension DICOMwebConfiguration {
     /// (RST_STREAM REFUSED_STREAM) and clients queue them.
     public static let maximumConcurrentStreams = 100
 
-    func serverBuilder(http1: HTTP1Channel.Configuration, streams: HTTP1Channel.Configuration) -> HTTPServerBuilder {
+    /// `fastPath`: in each HTTP/1.1 connection's pipeline (HTTP/2 streams go through the router).
+    func serverBuilder(http1: HTTP1Channel.Configuration, streams: HTTP1Channel.Configuration,
+                       fastPath: StoredFrameFastPath? = nil) -> HTTPServerBuilder {
         let http2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(limits.idleTimeout), streamConfiguration: streams)
         let negotiation: NegotiatedHTTPChannel.Negotiation
         let deadline: Double
@@ -36,12 +38,15 @@ extension DICOMwebConfiguration {
             // Until the first bytes say which protocol, the connection is idle.
             (negotiation, deadline) = (.priorKnowledge, limits.idleTimeout)
         } else {
-            return .http1(configuration: http1)
+            return HTTPServerBuilder { responder in
+                FastPathHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1), fastPath: fastPath, sendfile: true)
+            }
         }
-        return HTTPServerBuilder { responder in
+        return HTTPServerBuilder { [tls] responder in
             NegotiatedHTTPChannel(negotiation: negotiation, deadline: .duration(deadline),
                                   backstop: .duration(limits.idleTimeout + limits.headerTimeout),
-                                  http1: HTTP1Channel(responder: responder, configuration: http1),
+                                  http1: FastPathHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1),
+                                                              fastPath: fastPath, sendfile: tls == nil),
                                   http2: HTTP2Channel(responder: responder, configuration: http2))
         }
     }
@@ -71,7 +76,7 @@ struct NegotiatedHTTPChannel: ServerChildChannel {
     let deadline: TimeAmount
     /// An HTTP/2 connection with no stream open this long is closed (IdleStreamsBackstop).
     let backstop: TimeAmount
-    let http1: HTTP1Channel
+    let http1: FastPathHTTP1Channel
     let http2: HTTP2Channel
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {

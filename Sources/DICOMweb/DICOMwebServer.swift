@@ -35,6 +35,9 @@ public struct DICOMwebConfiguration: Sendable {
     public var metrics: ServerMetrics? = ServerMetrics()
     /// A bearer token that reads /metrics without an admin's credentials (MetricsScrapeMiddleware).
     public var metricsToken: String?
+    /// Answer a viewer's single stored frame below Hummingbird when every check can be made from
+    /// memory (StoredFrameFastPath; Docs/architecture.md). Off: every request goes through the router.
+    public var framesFastPath = true
     /// Seconds between the comments a change-feed stream sends while nothing happens (proxies close idle connections).
     public var changeFeedHeartbeat = 15.0
     public init() {}
@@ -68,7 +71,11 @@ struct DICOMwebService: Sendable {
 /// The HTTP application: DICOMweb under /dicomweb, the image-set API under /imagesets, /health.
 public func buildApplication(store: Datastore, configuration: DICOMwebConfiguration, logger: Logger,
                              authenticator: RequestAuthenticator? = nil) -> some ApplicationProtocol {
+    // One authenticator for the router and the fast path: they share its key copy and verified tokens.
+    let authenticator = authenticator ?? RequestAuthenticator(keys: store.accessKeys, configuration: configuration.authentication)
     let router = buildRouter(store: store, configuration: configuration, authenticator: authenticator)
+    let fastPath = configuration.framesFastPath
+        ? StoredFrameFastPath(store: store, configuration: configuration, authenticator: authenticator, logger: logger) : nil
     let l = configuration.limits
     let timeouts = ConnectionTimeoutsHandler.Timeouts(idle: .duration(l.idleTimeout), header: .duration(l.headerTimeout), body: .duration(l.bodyTimeout))
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [LargeReadsHandler(), ConnectionTimeoutsHandler(timeouts)])
@@ -76,7 +83,7 @@ public func buildApplication(store: Datastore, configuration: DICOMwebConfigurat
     let streams = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionTimeoutsHandler(timeouts)])
     return Application(
         router: router,
-        server: configuration.serverBuilder(http1: http1, streams: streams),
+        server: configuration.serverBuilder(http1: http1, streams: streams, fastPath: fastPath),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tessera",
                              backlog: 1024, availableConnectionsDelegate: MaximumAvailableConnections(l.maximumConnections, logger: logger)),
         logger: logger

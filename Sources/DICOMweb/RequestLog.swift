@@ -80,8 +80,13 @@ struct RequestLogMiddleware: RouterMiddleware {
     }
 
     static func finished(_ logger: Logger, _ fields: Logger.Metadata, notes: RequestNotes, bytes: Int, start: ContinuousClock.Instant, error: (any Error)?) {
+        finished(logger, fields, identity: notes.principal?.name, bytes: bytes, start: start, error: error)
+    }
+
+    /// The line of a request whose response has been written (or failed to be): also the stored-frame fast path's.
+    static func finished(_ logger: Logger, _ fields: Logger.Metadata, identity: String?, bytes: Int, start: ContinuousClock.Instant, error: (any Error)?) {
         var line = fields
-        line["identity"] = "\(notes.principal?.name ?? "-")"
+        line["identity"] = "\(identity ?? "-")"
         line["bytes"] = "\(bytes)"
         line["ms"] = "\(milliseconds(since: start))"
         if let error {

@@ -43,6 +43,24 @@ public final class ServerMetrics: StoreMetrics, Sendable {
         if bytesOut > 0 { Counter(label: "tessera_http_response_bytes_total", dimensions: [("route", route)], factory: factory).increment(by: bytesOut) }
     }
 
+    /// What the stored-frame fast path records per request, made once: a handle looked up per
+    /// request (a lock and a dictionary in the registry, five times) was a tenth of its work.
+    struct FastPathMetrics: Sendable {
+        let served: CoreMetrics.Counter, declined: CoreMetrics.Counter
+        let requests: CoreMetrics.Counter, duration: CoreMetrics.Timer, bytesOut: CoreMetrics.Counter
+    }
+
+    /// The same series `request` and `tessera_frames_fast_path_total{outcome}` count into.
+    func fastPathMetrics(route: String) -> FastPathMetrics {
+        let labels = [("method", "GET"), ("route", route), ("status", "2xx")]
+        return FastPathMetrics(
+            served: Counter(label: "tessera_frames_fast_path_total", dimensions: [("outcome", "served")], factory: factory),
+            declined: Counter(label: "tessera_frames_fast_path_total", dimensions: [("outcome", "declined")], factory: factory),
+            requests: Counter(label: "tessera_http_requests_total", dimensions: labels, factory: factory),
+            duration: Timer(label: "tessera_http_request_duration_seconds", dimensions: labels, factory: factory),
+            bytesOut: Counter(label: "tessera_http_response_bytes_total", dimensions: [("route", route)], factory: factory))
+    }
+
     /// STOW-RS outcomes: stored, duplicate, replaced or failed, with the failure's reason code
     /// (PS3.18 Annex I, Failure Reason (0008,1197): 0xA700 out of resources, 0xC000 cannot understand, ...).
     func instances(_ outcomes: [IngestOutcome]) {

@@ -310,7 +310,7 @@ public struct FileBlobStore: BlobStore {
 
     /// Fills `raw` from the file at `offset` (pread, again after EINTR); the bytes read, fewer at
     /// the end of the file or on an error.
-    static func readFully(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    public static func readFully(_ fd: Int32, into raw: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         var done = 0
         while done < raw.count, let base = raw.baseAddress {
             let n = pread(fd, base + done, raw.count - done, off_t(offset + done))

@@ -74,6 +74,15 @@ extension Datastore {
     /// Wraps each index call a lookup makes (the server's metrics time them by operation name).
     public typealias IndexCallMeasure = (_ operation: String, _ call: () async throws -> Void) async throws -> Void
 
+    /// What `frameLocation` answers, when it answers from memory: a location looked up earlier under
+    /// the index's change generation, which still stands. Nil otherwise (nothing looked up yet,
+    /// something committed since, an index without a generation such as PostgreSQL's): then only
+    /// `frameLocation` knows. For callers that cannot wait (the stored-frame fast path).
+    public func cachedFrameLocation(study: String, series: String?, sop: String, scope: ImageSetScope) -> FrameLocation? {
+        guard let generation = index.localChangeGeneration else { return nil }
+        return frameLocations.location(FrameLocationCache.Key(study: study, series: series, sop: sop, scope: scope), generation: generation)
+    }
+
     /// The current instance `sop` of the series (as `scope` sees it) and its frames' byte ranges;
     /// nil when there is none. Answers from `frameLocations` while the index says nothing changed;
     /// the index calls it does make go through `measure` ("currentInstances", "frames").

@@ -32,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsKey: String?
     @Flag(name: .customLong("http2-cleartext"), help: "Without TLS, also answer HTTP/2 with prior knowledge (h2c, for a proxy on a trusted network) beside HTTP/1.1. With TLS, HTTP/2 is offered by ALPN anyway.")
     var http2Cleartext = false
+    @Flag(name: .customLong("no-frames-fast-path"), help: "Answer every frame request through the router: none on the stored-frame fast path (Docs/architecture.md).")
+    var noFramesFastPath = false
     @Option(name: .customLong("public-url"), help: ArgumentHelp("Where clients reach the service, https://host[:port][/prefix]: the start of every link in responses.", valueName: "URL"))
     var publicURL: String?
     @Option(name: .customLong("cors-origin"), help: ArgumentHelp("An origin whose browser pages may read responses (https://viewer.example, * for any, none for none); repeatable. Default: * on loopback without authentication, else none.", valueName: "ORIGIN"))
@@ -119,6 +121,7 @@ struct ServeCommand: AsyncParsableCommand {
         config.host = host
         config.port = port
         config.maximumRequestSize = maximumRequestSize
+        config.framesFastPath = !noFramesFastPath
         if !trustedProxies.isEmpty { config.trustedProxies = trustedProxies }
         config.limits.idleTimeout = idleTimeout
         config.limits.headerTimeout = headerTimeout

@@ -17,7 +17,7 @@ import XCTest
 /// as before, a deleted or replaced instance never served from the cache (also through another
 /// replica on the same PostgreSQL index). WADO-RS frames: PS3.18 §10.4.1.1.2 (retrieve frames),
 /// §8.7.3.5.3 (frame media types), multipart/related framing RFC 2387 / PS3.18 §8.6.1.2.
-final class FrameCacheTests: DICOMwebTestCase, @unchecked Sendable {
+class FrameCacheTests: DICOMwebTestCase, @unchecked Sendable {
     static let asStored = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"
 
     func framesURI(_ study: String, _ series: String, _ sop: String, _ list: String) -> String {
