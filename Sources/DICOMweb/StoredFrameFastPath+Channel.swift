@@ -47,9 +47,12 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
     private var held: HTTPRequestHead?
     /// Requests handed up whose response has not ended.
     private var passedUp = 0
-    /// Responses written here that have not gone out yet; at most `maximumAnswering` (each holds an open file).
+    /// Responses written here that have not gone out yet; at most `maximumAnswering` (each holds an
+    /// open file), and none begun while the channel is not writable (a client not reading).
     private var answering = 0
-    static let maximumAnswering = 16
+    static let maximumAnswering = 2
+    /// How long a shutdown waits for this connection's answers to go out before Hummingbird closes it.
+    static let quiesceGrace = TimeAmount.seconds(2)
     /// A shutdown's quiesce event, held until the responses under way here are written.
     private var heldQuiesce: Any?
     private var quiescing = false
@@ -67,7 +70,8 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if held == nil, passedUp == 0, answering < Self.maximumAnswering, !quiescing, StoredFrameFastPath.isCandidate(head) {
+            if held == nil, passedUp == 0, answering < Self.maximumAnswering, !quiescing, context.channel.isWritable,
+               StoredFrameFastPath.isCandidate(head) {
                 held = head
                 return
             }
@@ -76,6 +80,7 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
             // A body on a GET: not a request this path knows how to answer.
             if let head = held { held = nil; passUp(context, head) }
             context.fireChannelRead(data)
+            releaseQuiesceWhenDone(context)
         case .end:
             guard let head = held else { return context.fireChannelRead(data) }
             held = nil
@@ -112,8 +117,8 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
                     }
                 }
             }) ?? false
+            fastPath.close(answer)
             guard complete else {
-                try? answer.file.close()
                 fastPath.declined()
                 return false
             }
@@ -122,27 +127,25 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
         }
         answering += 1
         fastPath.answering(answer)
+        // The deadlines see the request answered once its end is queued, as one the router answers:
+        // a client that stops reading is closed at the idle deadline, its answers' files with it.
         timeouts?.answeringBelow()
         context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
         for part in bodyParts { context.write(wrapOutboundOut(.body(part)), promise: nil) }
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        timeouts?.answeredBelow()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         written.futureResult.whenComplete { result in
             let (handler, context) = loopBound.value
-            try? answer.file.close()
+            if handler.sendfile { handler.fastPath.close(answer) }
             var failure: (any Error)?
             if case .failure(let error) = result { failure = error }
             handler.fastPath.finished(answer, error: failure)
-            handler.answered(context)
+            handler.answering -= 1
+            handler.releaseQuiesceWhenDone(context)
         }
         return true
-    }
-
-    private func answered(_ context: ChannelHandlerContext) {
-        answering -= 1
-        timeouts?.answeredBelow()
-        releaseQuiesceWhenDone(context)
     }
 
     private func releaseQuiesceWhenDone(_ context: ChannelHandlerContext) {
@@ -162,7 +165,18 @@ final class StoredFrameFastPathHandler: ChannelDuplexHandler, RemovableChannelHa
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
-            if answering > 0 || held != nil { heldQuiesce = event; return }
+            if answering > 0 || held != nil {
+                heldQuiesce = event
+                // Bounded: a client that does not read its answers does not hold up the shutdown.
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: Self.quiesceGrace) {
+                    let (handler, context) = loopBound.value
+                    guard let event = handler.heldQuiesce else { return }
+                    handler.heldQuiesce = nil
+                    context.fireUserInboundEventTriggered(event)
+                }
+                return
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }

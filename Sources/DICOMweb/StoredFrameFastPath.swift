@@ -8,6 +8,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The stored-frame fast path (Docs/architecture.md, "The stored-frame fast path"): a viewer's
 /// `GET …/instances/{sop}/frames/{n}` for one frame as stored, answered on the connection's event
@@ -102,7 +105,9 @@ final class StoredFrameFastPath: Sendable {
         guard let path = Self.framePath(head.uri) else { return nil }
         // One value per header the route reads, as the router's HTTPFields combine repeated ones.
         let headers = head.headers
-        guard headers["Content-Length"].allSatisfy({ $0 == "0" }), !headers.contains(name: "Transfer-Encoding") else { return nil }
+        // No body, and nothing RequestLimitsMiddleware would refuse (a Content-Encoding is a 415 there).
+        guard headers["Content-Length"].allSatisfy({ $0 == "0" }), !headers.contains(name: "Transfer-Encoding"),
+              !headers.contains(name: "Content-Encoding") else { return nil }
         let authorization = headers["Authorization"]
         guard authorization.count <= 1, let principal = authenticator.cachedPrincipal(authorization: authorization.first),
               let access, RoutePolicy.allowsByRole(access, principal) == true else { return nil }
@@ -116,9 +121,7 @@ final class StoredFrameFastPath: Sendable {
               target == "*" || target == storedSyntax else { return nil }
         let ranges = location.frames[path.frame - 1].ranges
         let size = ranges.reduce(0) { $0 + $1.count }
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        guard let handle = openBlob(file, through: ranges.map(\.upperBound).max() ?? 0) else { return nil }
 
         let writer = MultipartWriter()
         let partHeader = ByteBuffer(string: writer.partHeaderText(contentType: "\(mediaType); transfer-syntax=\(storedSyntax)"))
@@ -149,6 +152,32 @@ final class StoredFrameFastPath: Sendable {
                                     "headersMs": "\(RequestLogMiddleware.milliseconds(since: start))"]
         return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: response), file: handle, ranges: ranges,
                       partHeader: partHeader, tail: tail, bodyBytes: bodyBytes, audit: audit, log: log, start: start)
+    }
+
+    /// Blob files open for answers not yet written, across connections; beyond it requests go to
+    /// the router (whose reads hold no file past the read). The server budgets one file per
+    /// connection (`connectionsWithinFileLimit`): this keeps the fast path's own to a fixed few.
+    static let maximumOpenFiles = 256
+    private let openFiles = Mutex(0)
+
+    /// The blob's file, open, when it holds `end` bytes: a blob shorter than its frame ranges goes
+    /// to the router, which answers 500 (sendfile past the end writes nothing, for ever).
+    private func openBlob(_ path: String, through end: Int) -> NIOFileHandle? {
+        guard openFiles.withLock({ n in n < Self.maximumOpenFiles ? { n += 1; return true }() : false }) else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var info = stat()
+        guard fd >= 0, fstat(fd, &info) == 0, Int(info.st_size) >= end else {
+            if fd >= 0 { Glibc.close(fd) }
+            openFiles.withLock { $0 -= 1 }
+            return nil
+        }
+        return NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+    }
+
+    /// Closes an answer's file (once its bytes are read or written, or it is not sent).
+    func close(_ answer: Answer) {
+        guard (try? answer.file.close()) != nil else { return }
+        openFiles.withLock { $0 -= 1 }
     }
 
     /// After the response's last byte went to the socket (or failed to): the request log line and the metrics.

@@ -79,7 +79,7 @@ final class FrameFastPathTests: FrameCacheTests, @unchecked Sendable {
                 }
                 XCTAssertEqual(self.fastPath("served"), k, "request \(k + 1): the first fills the frame location cache")
             }
-            XCTAssertEqual(answers[1].0, answers[0].0, "the same headers, in the same order")
+            XCTAssertEqual(Array(answers[1].0), Array(answers[0].0), "the same headers, in the same order")
             XCTAssertEqual(answers[1].1, answers[0].1, "the same body")
             XCTAssertEqual(answers[2].1, answers[0].1)
             XCTAssertEqual(answers[1].0[.accessControlAllowOrigin], "https://viewer.example")
@@ -137,6 +137,8 @@ final class FrameFastPathTests: FrameCacheTests, @unchecked Sendable {
                 (frame1 + "?imageSetId=0123456789abcdef0123456789abcdef", .get, [.accept: Self.asStored], .notFound),
                 (self.framesURI(Self.study, Self.series, "1.2.3.04", "1"), .get, [.accept: Self.asStored], .badRequest),
                 (frame1, .get, [.accept: "image/png"], .notAcceptable),
+                // RFC 9110 §15.5.16, as RequestLimitsMiddleware refuses any coded request.
+                (frame1, .get, [.accept: Self.asStored, .contentEncoding: "gzip"], .unsupportedMediaType),
             ]
             for (uri, method, headers, status) in cases {
                 try await client.execute(uri: uri, method: method, headers: headers) { r in
@@ -151,6 +153,13 @@ final class FrameFastPathTests: FrameCacheTests, @unchecked Sendable {
             XCTAssertEqual(self.fastPath("served"), served, "none of these is the fast path's")
             // While a plain request for the frame is.
             _ = try await self.frameOne(client, sop: sop)
+            XCTAssertEqual(self.fastPath("served"), served + 1)
+            // A blob shorter than its frame ranges (damaged on disk): the router's 500, not a 200 the
+            // kernel can never finish sending.
+            let location = try XCTUnwrap(self.store.cachedFrameLocation(study: Self.study, series: Self.series, sop: sop, scope: .primary))
+            let blob = try XCTUnwrap(self.store.blobs.localPath(location.instance.framesBlob))
+            XCTAssertEqual(truncate(blob, 1000), 0)
+            await XCTAssertEqualAsync(try await self.frameOne(client, sop: sop).0, .internalServerError)
             XCTAssertEqual(self.fastPath("served"), served + 1)
         }
     }
@@ -241,7 +250,8 @@ final class FrameFastPathTests: FrameCacheTests, @unchecked Sendable {
                 let parts = try Self.parts(ByteBuffer(bytes: responses[k].body), contentType: responses[k].headers["content-type"] ?? "")
                 XCTAssertEqual(parts.first?.body, original, "response \(k + 1)")
             }
-            XCTAssertGreaterThanOrEqual(self.fastPath("served"), served + 1, "the first one at least was the fast path's")
+            // The first is answered here; the rest were parsed while /health was the router's, so went up.
+            XCTAssertEqual(self.fastPath("served"), served + 1)
         }
     }
 

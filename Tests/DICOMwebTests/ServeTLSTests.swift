@@ -37,23 +37,27 @@ final class ServeTLSTests: XCTestCase {
         XCTAssertEqual(fields.first, "200", frame.err)
         XCTAssertGreaterThan(Int(fields[1]) ?? 0, 1000)
         XCTAssertEqual(fields.last, "0", "certificate verified")
-        // Again, now on the stored-frame fast path, which under TLS reads the frame into the
-        // response instead of sendfile: the same bytes (the boundary aside), and counted as its own.
-        var bodies: [String] = []
-        for k in 0..<2 {
+        // Again: the router's answer first (the first request fills the frame location cache), then
+        // the stored-frame fast path's, which under TLS reads the frame into the response instead of
+        // sendfile: the same bytes (the boundary aside), and counted as its own.
+        var bodies: [[UInt8]] = []
+        for k in 0..<3 {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("tls-frame-\(k)-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: out) }
             // HTTP/1.1: curl would take HTTP/2 by ALPN, whose streams go through the router.
             let again = try curl(["-s", "--http1.1", "--cacert", pki.ca, "-o", out, "-D", "-",
                                   "-H", "Accept: multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
                                   "\(base)/studies/\(study)/series/\(value("0020000E"))/instances/\(value("00080018"))/frames/1"])
-            let boundary = again.out.components(separatedBy: "boundary=").last?.components(separatedBy: "\r\n").first ?? "?"
-            bodies.append(String(decoding: try Data(contentsOf: URL(fileURLWithPath: out)), as: UTF8.self).replacingOccurrences(of: boundary, with: "B"))
+            let boundary = Array((again.out.components(separatedBy: "boundary=").last?.components(separatedBy: "\r\n").first ?? "?").utf8)
+            bodies.append(FrameFastPathTests.replacing(boundary, with: Array("B".utf8), in: [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))))
         }
-        XCTAssertEqual(bodies[0], bodies[1])
-        XCTAssertGreaterThan(bodies[0].utf8.count, 1000)
+        XCTAssertEqual(bodies[1], bodies[0], "the fast path's bytes are the router's")
+        XCTAssertEqual(bodies[2], bodies[0])
+        XCTAssertGreaterThan(bodies[0].count, 1000)
         let metrics = try curl(["-sf", "--cacert", pki.ca, "https://127.0.0.1:\(server.port)/metrics"])
-        XCTAssertTrue(metrics.out.contains("tessera_frames_fast_path_total{outcome=\"served\"} 2"), metrics.out.split(separator: "\n").filter { $0.contains("fast_path") }.joined(separator: "\n"))
+        let served = metrics.out.split(separator: "\n").first { $0.hasPrefix("tessera_frames_fast_path_total{outcome=\"served\"}") }
+        // At least one: a background commit (the demo's metadata documents) may send one more to the router.
+        XCTAssertGreaterThanOrEqual(served.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0, 1, metrics.out)
         // Without the CA the chain does not verify.
         XCTAssertNotEqual(try curl(["-sf", "\(base)/studies"]).status, 0)
         // Plain HTTP on the TLS port: the handshake fails, no HTTP answer comes back.
