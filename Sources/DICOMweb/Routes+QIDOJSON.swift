@@ -24,10 +24,20 @@ struct QIDOResult {
         case stored(Any)
     }
 
-    var entries: [(key: String, value: Value)] = []
+    // Two arrays, not one of pairs: sorting compares keys only, without copying values.
+    var keys: [String] = []
+    var values: [Value] = []
 
-    mutating func set(_ tag: Tag, _ value: Value) { entries.append((Self.key(tag), value)) }
-    mutating func set(_ key: String, _ value: Value) { entries.append((key, value)) }
+    init() {
+        keys.reserveCapacity(24)
+        values.reserveCapacity(24)
+    }
+
+    mutating func set(_ tag: Tag, _ value: Value) { set(Self.key(tag), value) }
+    mutating func set(_ key: String, _ value: Value) {
+        keys.append(key)
+        values.append(value)
+    }
 
     /// `GGGGEEEE` as Tag.hexString spells it, written in place (eight bytes fit a small string, no array).
     static func key(_ tag: Tag) -> String {
@@ -55,17 +65,15 @@ struct QIDOResult {
 
     func write(into w: inout JSONWriter) {
         // Sorted by key, then by when it was set, so the last of equal keys is the one written.
-        let order = entries.indices.sorted { a, b in
-            entries[a].key == entries[b].key ? a < b : entries[a].key < entries[b].key
-        }
+        let order = keys.indices.sorted { a, b in keys[a] == keys[b] ? a < b : keys[a] < keys[b] }
         w.byte(UInt8(ascii: "{"))
         var first = true
-        for (n, i) in order.enumerated() where n + 1 == order.count || entries[order[n + 1]].key != entries[i].key {
+        for (n, i) in order.enumerated() where n + 1 == order.count || keys[order[n + 1]] != keys[i] {
             if !first { w.byte(UInt8(ascii: ",")) }
             first = false
-            w.string(entries[i].key)
+            w.string(keys[i])
             w.byte(UInt8(ascii: ":"))
-            Self.write(entries[i].value, into: &w)
+            Self.write(values[i], into: &w)
         }
         w.byte(UInt8(ascii: "}"))
     }
@@ -76,15 +84,15 @@ struct QIDOResult {
             guard !text.isEmpty else { return element(vr: vr, into: &w) }
             switch vr {
             case "PN":
-                element(vr: vr, into: &w) { w in
-                    list(text.split(separator: "\\", omittingEmptySubsequences: false), into: &w) { w, name in personName(name, into: &w) }
-                }
+                element(vr: vr, into: &w) { w in list(parts(text), into: &w) { w, name in personName(name, into: &w) } }
             case "IS", "US", "UL", "SS", "SL":
                 element(vr: vr, into: &w) { w in w.byte(UInt8(ascii: "[")); w.integer(Int64(Int(text) ?? 0)); w.byte(UInt8(ascii: "]")) }
             default:
-                element(vr: vr, into: &w) { w in
-                    list(text.split(separator: "\\", omittingEmptySubsequences: false), into: &w) { w, s in w.string(String(s)) }
+                // Most values are one, written without splitting.
+                guard text.utf8.contains(UInt8(ascii: "\\")) else {
+                    return element(vr: vr, into: &w) { w in w.byte(UInt8(ascii: "[")); w.string(text); w.byte(UInt8(ascii: "]")) }
                 }
+                element(vr: vr, into: &w) { w in list(parts(text), into: &w) { w, s in w.string(String(s)) } }
             }
         case .count(let n):
             element(vr: "IS", into: &w) { w in w.byte(UInt8(ascii: "[")); w.integer(Int64(n)); w.byte(UInt8(ascii: "]")) }
@@ -96,6 +104,11 @@ struct QIDOResult {
         case .stored(let any):
             JSONOutput.write(any, into: &w)
         }
+    }
+
+    /// A value's parts at its backslashes; most values have none, and are not split.
+    static func parts(_ text: String) -> [Substring] {
+        text.utf8.contains(UInt8(ascii: "\\")) ? text.split(separator: "\\", omittingEmptySubsequences: false) : [Substring(text)]
     }
 
     /// `{"Value":…,"vr":"XX"}`.

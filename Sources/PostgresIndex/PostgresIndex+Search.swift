@@ -39,7 +39,7 @@ extension PostgresIndex {
             let order = "study_date DESC, study_instance_uid, id"
             select = """
                 WITH page AS (
-                  SELECT s.* FROM image_set s WHERE \(clauses.joined(separator: " AND "))
+                  SELECT s.id, \(studyColumns) FROM image_set s WHERE \(clauses.joined(separator: " AND "))
                   ORDER BY s.\(order) LIMIT \(b.add(q.limit)) OFFSET \(b.add(q.offset)))
                 SELECT page.*, c.rep, c.n_series, c.n_instances, c.modalities
                 FROM page CROSS JOIN LATERAL (
