@@ -10,11 +10,8 @@ import PostgresNIO
 /// (whatever the database's own collation), which also lets `LIKE 'smith%'` range over a plain index.
 extension PostgresIndex {
     public func search(_ q: SearchQuery) async throws -> [SearchRow] {
-        let (sql, binds) = Self.searchSQL(q)
-        return try await client.withConnection { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect().map {
-                try Self.searchRow($0.makeRandomAccess(), level: q.level)
-            }
+        try await client.withConnection { connection in
+            try await Self.searchRows(q, on: connection, logger: logger).map { try Self.searchRow($0, level: q.level) }
         }
     }
 
