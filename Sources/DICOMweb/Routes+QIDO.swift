@@ -84,9 +84,10 @@ extension DICOMwebService {
             warnings.append("There are additional results that can be requested with offset=\(query.offset + page)")
         }
         let root = root(request)
-        var results: [[String: Any]] = []
+        var results: [QIDOResult] = []
+        results.reserveCapacity(rows.count)
         for row in rows {
-            var json: [String: Any] = [:]
+            var json = QIDOResult()
             // Attributes beyond the typed columns come from a representative instance's stored JSON.
             if includeAll || !include.isEmpty, let meta = try await store.index.metadata(of: row.representativeInstanceID),
                let object = try JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any] {
@@ -94,27 +95,27 @@ extension DICOMwebService {
                     guard let raw = UInt32(key, radix: 16) else { continue }
                     let tag = Tag(raw)
                     if include.contains(tag) || (includeAll && Self.belongs(tag, to: level)) {
-                        json[key] = Self.resolvingBulkURIs(value, root: root, suffix: linkQuery)
+                        json.set(key, .stored(Self.resolvingBulkURIs(value, root: root, suffix: linkQuery)))
                     }
                 }
             }
-            for (tag, value) in row.values { json[tag.hexString] = Self.element(tag, value) }
+            for (tag, value) in row.values { json.set(tag, .column(vr: DataDictionary.vr(for: tag).description, text: value)) }
             var retrieve = "\(root)/studies/\(row.studyInstanceUID)"
             switch level {
             case .study:
-                json["00201206"] = ["vr": "IS", "Value": [row.numberOfStudyRelatedSeries ?? 0]]
-                json["00201208"] = ["vr": "IS", "Value": [row.numberOfStudyRelatedInstances ?? 0]]
-                json["00080061"] = row.modalitiesInStudy.isEmpty ? ["vr": "CS"] : ["vr": "CS", "Value": row.modalitiesInStudy]
+                json.set(Tag(0x0020_1206), .count(row.numberOfStudyRelatedSeries ?? 0))
+                json.set(Tag(0x0020_1208), .count(row.numberOfStudyRelatedInstances ?? 0))
+                json.set(Tag(0x0008_0061), .codes(row.modalitiesInStudy))
             case .series:
                 retrieve += "/series/\(row.seriesInstanceUID ?? "")"
-                json["00201209"] = ["vr": "IS", "Value": [row.numberOfSeriesRelatedInstances ?? 0]]
+                json.set(Tag(0x0020_1209), .count(row.numberOfSeriesRelatedInstances ?? 0))
             case .instance:
                 retrieve += "/series/\(row.seriesInstanceUID ?? "")/instances/\(row.sopInstanceUID ?? "")"
             }
-            json["00081190"] = ["vr": "UR", "Value": [retrieve + linkQuery]]
+            json.set(Tag(0x0008_1190), .url(retrieve + linkQuery))
             results.append(json)
         }
-        let body = JSONOutput.serialize(results)
+        let body = QIDOResult.serialize(results)
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         if !ignored.isEmpty {
             warnings.append("The fields \(ignored.joined(separator: ", ")) could not be matched at this level and were ignored")
@@ -162,24 +163,6 @@ extension DICOMwebService {
         case .study: return tag.group == 0x0010 || [0x0008_0020, 0x0008_0030, 0x0008_0050, 0x0008_0090, 0x0008_1030, 0x0020_0010, 0x0008_0080].contains(tag.rawValue)
         case .series: return belongs(tag, to: .study) || [0x0008_0060, 0x0008_103E, 0x0020_0011, 0x0018_0015, 0x0008_0021, 0x0008_0031].contains(tag.rawValue)
         case .instance: return true
-        }
-    }
-
-    static func element(_ tag: Tag, _ value: String) -> [String: Any] {
-        let vr = DataDictionary.vr(for: tag).description
-        guard !value.isEmpty else { return ["vr": vr] }
-        switch vr {
-        case "PN":
-            // Component groups as DICOM JSON has them (PS3.18 §F.2.2), as DICOMJSON.encode writes them.
-            return ["vr": vr, "Value": value.split(separator: "\\", omittingEmptySubsequences: false).map { name -> Any in
-                var name = Substring(name)
-                while name.hasSuffix("=") { name = name.dropLast() }
-                guard !name.isEmpty else { return NSNull() }
-                let groups = name.split(separator: "=", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-                return Dictionary(uniqueKeysWithValues: zip(["Alphabetic", "Ideographic", "Phonetic"], groups))
-            }]
-        case "IS", "US", "UL", "SS", "SL": return ["vr": vr, "Value": [Int(value) ?? 0]]
-        default: return ["vr": vr, "Value": value.split(separator: "\\", omittingEmptySubsequences: false).map(String.init)]
         }
     }
 

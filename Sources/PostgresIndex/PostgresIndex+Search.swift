@@ -10,11 +10,8 @@ import PostgresNIO
 /// (whatever the database's own collation), which also lets `LIKE 'smith%'` range over a plain index.
 extension PostgresIndex {
     public func search(_ q: SearchQuery) async throws -> [SearchRow] {
-        let (sql, binds) = Self.searchSQL(q)
-        return try await client.withConnection { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).collect().map {
-                try Self.searchRow($0.makeRandomAccess(), level: q.level)
-            }
+        try await client.withConnection { connection in
+            try await Self.searchRows(q, on: connection, logger: logger).map { try Self.searchRow($0, level: q.level) }
         }
     }
 
@@ -39,7 +36,7 @@ extension PostgresIndex {
             let order = "study_date DESC, study_instance_uid, id"
             select = """
                 WITH page AS (
-                  SELECT s.* FROM image_set s WHERE \(clauses.joined(separator: " AND "))
+                  SELECT s.id, \(studyColumns) FROM image_set s WHERE \(clauses.joined(separator: " AND "))
                   ORDER BY s.\(order) LIMIT \(b.add(q.limit)) OFFSET \(b.add(q.offset)))
                 SELECT page.*, c.rep, c.n_series, c.n_instances, c.modalities
                 FROM page CROSS JOIN LATERAL (
