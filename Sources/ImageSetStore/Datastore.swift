@@ -88,7 +88,7 @@ public final class Datastore: Sendable {
         options.maximumInflationRatio = maximumInflationRatio
         ingestReadOptions = options
         self.settings = SettingsCache(values: settings, maximumAge: shared ? 1 : nil)
-        metadataRefresh = DebouncedWork(delay: 0.5, executor: executor)
+        metadataRefresh = DebouncedWork(quiet: 0.5, longest: 5, executor: executor)
         let executor = self.executor
         if access == .readOnly {
             auditBuffer = AuditBuffer(capacity: auditBufferCapacity, executor: executor) { _ in
@@ -498,33 +498,6 @@ final class SettingsCache: @unchecked Sendable {
         lock.withLock {
             values = new
             loadedAt = Date()
-        }
-    }
-}
-
-/// Runs work once, `delay` seconds after the first request of a burst, on the store's blocking
-/// executor: the requests made while it waits coalesce; one made while it runs schedules another run.
-final class DebouncedWork: @unchecked Sendable {
-    private let lock = NSLock()
-    private var scheduled = false
-    private let executor: BlockingExecutor
-    private let delay: Double
-
-    init(delay: Double, executor: BlockingExecutor) {
-        self.executor = executor
-        self.delay = delay
-    }
-
-    func schedule(_ work: @escaping @Sendable () async -> Void) {
-        let first = lock.withLock { () -> Bool in
-            defer { scheduled = true }
-            return !scheduled
-        }
-        guard first else { return }
-        Task(executorPreference: executor) { [self] in
-            try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-            lock.withLock { scheduled = false }
-            await work()
         }
     }
 }

@@ -9,6 +9,7 @@ import PostgresNIO
 extension PostgresIndex {
     enum AuditLock: PreparedTag { static let name = "audit_lock" }
     enum AuditHead: PreparedTag { static let name = "audit_head" }
+    enum AuditLockedHead: PreparedTag { static let name = "audit_locked_head" }
 
     /// The advisory lock key of audit appends ("tessaudi").
     static let auditLockKey: Int64 = 0x7465_7373_6175_6469
@@ -23,10 +24,7 @@ extension PostgresIndex {
     @discardableResult
     static func appendAuditRecords(_ events: [AuditEvent], on connection: PostgresConnection, logger: Logger) async throws -> [AuditRecord] {
         guard !events.isEmpty else { return [] }
-        _ = try await rows("SELECT pg_advisory_xact_lock(\(auditLockKey))", prepared: AuditLock.self, on: connection, logger: logger)
-        let head = try await rows("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", prepared: AuditHead.self,
-                                  on: connection, logger: logger)
-            .first.map { (try $0.get("sequence", as: Int64.self), try $0.get("hash", as: String.self)) }
+        let head = try await lockedHead(on: connection, logger: logger)
         var sequence = head?.0 ?? 0
         var previous = head?.1 ?? AuditRecord.genesis
         var records: [AuditRecord] = []
@@ -62,6 +60,24 @@ extension PostgresIndex {
             ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
             """, binds: binds), logger: logger)
         return records
+    }
+
+    /// Takes the audit lock and reads the head, in one round trip when `audit_head` has its row (every
+    /// trail after its first append): the row is locked FOR UPDATE above the join that takes the
+    /// advisory lock, so it is locked after the advisory lock and read at its latest committed
+    /// version. A READ COMMITTED statement reads from the snapshot it started with, taken before it
+    /// waited for the lock, but a row locked FOR UPDATE that another transaction updated meanwhile is
+    /// re-read at its newest version (PostgreSQL, "Transaction Isolation", §13.2.1). Without the row
+    /// (an empty trail), the lock and a read of the trail's last record, as two statements.
+    static func lockedHead(on connection: PostgresConnection, logger: Logger) async throws -> (Int64, String)? {
+        let locked = try await rows("""
+            SELECT h.sequence, h.hash FROM (SELECT pg_advisory_xact_lock(\(auditLockKey))) AS l, audit_head h WHERE h.id = 1 FOR UPDATE OF h
+            """, prepared: AuditLockedHead.self, on: connection, logger: logger)
+        if let row = locked.first { return (try row.get("sequence", as: Int64.self), try row.get("hash", as: String.self)) }
+        _ = try await rows("SELECT pg_advisory_xact_lock(\(auditLockKey))", prepared: AuditLock.self, on: connection, logger: logger)
+        return try await rows("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", prepared: AuditHead.self,
+                              on: connection, logger: logger)
+            .first.map { (try $0.get("sequence", as: Int64.self), try $0.get("hash", as: String.self)) }
     }
 
     /// Appends audit records in one transaction of their own (reads, key changes).

@@ -113,20 +113,21 @@ public final class PostgresIndex: Sendable {
     /// Advisory locks, in the two-int key space (apart from studies' bigint keys): "TESR" and a role.
     static let lockClass: Int32 = 0x5445_5352
     enum LockRole: Int32 { case migration = 0, writers = 1 }
-    enum WritersLock: PreparedTag { static let name = "writers_lock" }
-    enum StudyLocks: PreparedTag { static let name = "study_locks" }
+    enum WriterLocks: PreparedTag { static let name = "writer_locks" }
 
     /// Serialises writers of the same studies across processes: a shared lock on "writers" (which
     /// pruning every image set takes exclusively), then one transaction lock per study, in key order,
     /// so that two transactions never wait for each other in a cycle. Held until the transaction ends.
+    /// One statement (it was two round trips of the commit's twelve): the CASE takes the writers lock
+    /// first and only then evaluates its ELSE, the study locks (an InitPlan, evaluated where it is
+    /// first referenced; PostgreSQL's CASE evaluates only the branch it takes, §4.2.14).
     static func lockStudies(_ studies: some Sequence<String>, on conn: PostgresConnection, logger: Logger) async throws {
-        _ = try await rows("SELECT pg_advisory_xact_lock_shared(\(lockClass), \(LockRole.writers.rawValue))", prepared: WritersLock.self,
-                           on: conn, logger: logger)
         let list = Array(Set(studies))
-        guard !list.isEmpty else { return }
         _ = try await rows("""
-            SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(\(list)::text[]) AS s ORDER BY k) AS keys
-            """, prepared: StudyLocks.self, on: conn, logger: logger)
+            SELECT CASE WHEN pg_advisory_xact_lock_shared(\(lockClass), \(LockRole.writers.rawValue)) IS NULL THEN -1 ELSE
+                (SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(\(list)::text[]) AS s ORDER BY k) AS keys)
+            END AS locked
+            """, prepared: WriterLocks.self, on: conn, logger: logger)
     }
 
     // MARK: Helpers
