@@ -40,11 +40,13 @@ struct Burst {
 }
 
 /// Runs work once per burst of requests (`Burst`), on the store's blocking executor: the requests
-/// made while it waits coalesce; one made while it runs starts another burst.
+/// made while it waits coalesce; those made while it runs make the next burst, which starts when
+/// the run ends, never beside it (two runs would rebuild the same series twice).
 final class DebouncedWork: @unchecked Sendable {
     private let lock = NSLock()
     private var burst: Burst
-    private var waiting = false
+    /// A task is waiting for the burst to be due, or running the work.
+    private var active = false
     private var work: (@Sendable () async -> Void)?
     private let executor: BlockingExecutor
 
@@ -57,24 +59,31 @@ final class DebouncedWork: @unchecked Sendable {
         let start = lock.withLock { () -> Bool in
             burst.request(at: .now)
             self.work = work
-            defer { waiting = true }
-            return !waiting
+            defer { active = true }
+            return !active
         }
         guard start else { return }
         Task(executorPreference: executor) { [self] in
             while true {
                 // Later requests move the deadline: sleep until it, then look again.
                 let (due, ready) = lock.withLock { () -> (ContinuousClock.Instant?, (@Sendable () async -> Void)?) in
-                    guard let due = burst.due, due > .now else {
+                    guard let due = burst.due else {
+                        active = false  // nothing was requested during the last run
+                        return (nil, nil)
+                    }
+                    guard due > .now else {
                         burst.reset()
-                        waiting = false
                         defer { self.work = nil }
                         return (nil, self.work)
                     }
                     return (due, nil)
                 }
-                if let ready { return await ready() }
-                if let due { try? await Task.sleep(until: due, clock: .continuous) }
+                if let ready {
+                    await ready()
+                    continue  // requests made during the run are the next burst
+                }
+                guard let due else { return }
+                try? await Task.sleep(until: due, clock: .continuous)
             }
         }
     }

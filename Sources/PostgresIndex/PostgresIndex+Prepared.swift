@@ -18,6 +18,7 @@ extension PostgresIndex {
     /// statement_timeout during a migration's lock, a cancelled backend), so such a pair runs unnamed
     /// from then on. An execution error (a constraint) marks it too: that costs planning, not results.
     static let unpreparable = Mutex<Set<Unpreparable>>([])
+    static let unpreparableCapacity = 4096
     struct Unpreparable: Hashable {
         var connection: Int
         var name: String
@@ -47,7 +48,12 @@ extension PostgresIndex {
         do {
             for try await row in try await conn.execute(Prepared<Tag>(binds: query.binds), logger: logger) { out.append(row) }
         } catch {
-            unpreparable.withLock { _ = $0.insert(key) }
+            // Bounded: the pool replaces connections (new ids) over a server's life. Emptied when
+            // full, the pairs that still fail are found again, one failed call each.
+            unpreparable.withLock { pairs in
+                if pairs.count >= Self.unpreparableCapacity { pairs.removeAll() }
+                pairs.insert(key)
+            }
             throw error
         }
         return out

@@ -30,8 +30,11 @@ extension PostgresIndex {
 
     /// Whether `q`'s plan is the same whatever its values (above): every condition a single value
     /// matched exactly, and none a person name (always `LIKE`) or ModalitiesInStudy (a list).
+    /// Only first pages: a connection's deep pages (large OFFSETs, costly plans) could make
+    /// PostgreSQL's `auto` mode settle on the generic plan for the shape, which is 40× slower for a
+    /// first page (Docs/store.md); an unnamed statement is planned for its values every time.
     static func preparable(_ q: SearchQuery) -> Bool {
-        q.conditions.allSatisfy { tag, condition in
+        q.offset == 0 && q.conditions.allSatisfy { tag, condition in
             guard let (_, kind) = SearchQuery.matchable[tag] else { return true }  // not in the SQL
             guard case .equals(_, wildcard: false) = condition else { return false }
             return kind != .personName && kind != .modalitiesInStudy

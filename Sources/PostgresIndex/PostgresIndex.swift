@@ -74,6 +74,10 @@ public final class PostgresIndex: Sendable {
         var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user.removingPercentEncoding ?? user,
                                                   password: password ?? c.password?.removingPercentEncoding, database: database, tls: tls)
         config.options.maximumConnections = 20
+        // The commit and the audit append read their heads FOR UPDATE and rely on READ COMMITTED's
+        // newest committed version; a role or database set to REPEATABLE READ or SERIALIZABLE would
+        // make a replica's append fail (SQLSTATE 40001). Set per connection: no statement per transaction.
+        config.options.additionalStartupParameters = [("default_transaction_isolation", "read committed")]
         // plan_cache_mode stays `auto`: forcing generic plans would reach postgres-nio's unnamed
         // statements too (they are cached plans, not one-shot ones), and QIDO's LIKE prefixes,
         // ANY lists and LIMITs need plans made for their values. The commit's named statements

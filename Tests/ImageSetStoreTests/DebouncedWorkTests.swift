@@ -45,4 +45,26 @@ final class DebouncedWorkTests: XCTestCase {
         for _ in 0..<100 where runs.load(ordering: .relaxed) == 1 { try await Task.sleep(for: .milliseconds(50)) }
         XCTAssertEqual(runs.load(ordering: .relaxed), 2, "a request after the run starts another")
     }
+
+    /// A request made while the work runs waits for the run to end: the next run never overlaps it
+    /// (two rebuilds of the same series at once under a load that never pauses).
+    func testARequestDuringARunStartsTheNextRunAfterIt() async throws {
+        let runs = Atomic<Int>(0), running = Atomic<Int>(0), overlapped = Atomic<Int>(0)
+        let work = DebouncedWork(quiet: 0.05, longest: 30, executor: BlockingExecutor(label: "debounce-test"))
+        @Sendable func slow() async {
+            if running.add(1, ordering: .relaxed).newValue > 1 { overlapped.add(1, ordering: .relaxed) }
+            try? await Task.sleep(for: .milliseconds(400))
+            running.subtract(1, ordering: .relaxed)
+            runs.add(1, ordering: .relaxed)
+        }
+        work.schedule { await slow() }
+        for _ in 0..<100 where running.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(running.load(ordering: .relaxed), 1, "the first run is under way")
+        work.schedule { await slow() }
+        try await Task.sleep(for: .milliseconds(150))
+        XCTAssertEqual(runs.load(ordering: .relaxed), 0, "the second waits for the first")
+        for _ in 0..<200 where runs.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(runs.load(ordering: .relaxed), 2, "and runs after it")
+        XCTAssertEqual(overlapped.load(ordering: .relaxed), 0, "never beside it")
+    }
 }

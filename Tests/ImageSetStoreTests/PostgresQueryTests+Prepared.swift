@@ -39,6 +39,12 @@ extension PostgresQueryTests {
                     + "/\(r.modalitiesInStudy)/\(r.representativeInstanceID)"
             }
         }
+        // A later page of a prepared shape runs unnamed: deep OFFSETs (costly custom plans) could tip
+        // the connection's plan cache for the shape to the generic plan, 40× slower for first pages.
+        var later = study([:], limit: 5)
+        later.offset = 5
+        XCTAssertFalse(PostgresIndex.preparable(later))
+        XCTAssertTrue(PostgresIndex.preparable(study([:], limit: 5)))
         for (name, q, prepared) in cases {
             XCTAssertEqual(PostgresIndex.preparable(q), prepared, name)
             let (sql, binds) = PostgresIndex.searchSQL(q)
