@@ -33,15 +33,17 @@ public struct Tag: RawRepresentable, Hashable, Comparable, Sendable {
     @inlinable public static func < (lhs: Tag, rhs: Tag) -> Bool { lhs.rawValue < rhs.rawValue }
 
     /// `GGGGEEEE`, upper-case hex: the form DICOM JSON uses for its keys.
+    /// Written in place: eight bytes fit a small string, with no array on the way (QIDO-RS writes
+    /// one per attribute of every result).
     public var hexString: String {
-        let digits = Array("0123456789ABCDEF".utf8)
-        var out = [UInt8](repeating: 0, count: 8)
-        var v = rawValue
-        for i in (0..<8).reversed() {
-            out[i] = digits[Int(v & 0xF)]
-            v >>= 4
+        let v = rawValue
+        return String(unsafeUninitializedCapacity: 8) { out in
+            for i in 0..<8 {
+                let d = UInt8((v >> UInt32(28 - 4 * i)) & 0xF)
+                out[i] = d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "A") + d - 10
+            }
+            return 8
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses `GGGGEEEE` (as in DICOM JSON and QIDO query keys); nil if not exactly eight hex digits.

@@ -93,9 +93,11 @@ struct AuditMiddleware: RouterMiddleware {
         clientAddress(peer: context.remoteAddress, headers: request.headers, trusted: trusted)
     }
 
-    static func clientAddress(peer address: SocketAddress?, headers: HTTPFields, trusted: [CIDR]) -> String? {
+    /// `headers` are read only when the peer is a trusted proxy.
+    static func clientAddress(peer address: SocketAddress?, headers readHeaders: @autoclosure () -> HTTPFields, trusted: [CIDR]) -> String? {
         guard let peer = address?.ipAddress else { return nil }
         guard CIDR.contains(trusted, address: peer) else { return peer }
+        let headers = readHeaders()
         let forwarded = headers[values: HTTPField.Name("Forwarded")!]
         if !forwarded.isEmpty {
             let element = ForwardedElement.clientFacing(ForwardedElement.parse(forwarded.joined(separator: ",")), trusted: trusted)

@@ -33,22 +33,10 @@ struct QIDOResult {
         values.reserveCapacity(24)
     }
 
-    mutating func set(_ tag: Tag, _ value: Value) { set(Self.key(tag), value) }
+    mutating func set(_ tag: Tag, _ value: Value) { set(tag.hexString, value) }
     mutating func set(_ key: String, _ value: Value) {
         keys.append(key)
         values.append(value)
-    }
-
-    /// `GGGGEEEE` as Tag.hexString spells it, written in place (eight bytes fit a small string, no array).
-    static func key(_ tag: Tag) -> String {
-        let v = tag.rawValue
-        return String(unsafeUninitializedCapacity: 8) { out in
-            for i in 0..<8 {
-                let d = UInt8((v >> UInt32(28 - 4 * i)) & 0xF)
-                out[i] = d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "A") + d - 10
-            }
-            return 8
-        }
     }
 
     static func serialize(_ results: [QIDOResult]) -> ByteBuffer {

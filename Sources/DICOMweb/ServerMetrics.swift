@@ -36,11 +36,19 @@ public final class ServerMetrics: StoreMetrics, Sendable {
     /// One request, when its response's last byte was written (or it failed).
     func request(method: HTTPRequest.Method, route: String?, status: Int, duration: Duration, bytesIn: Int, bytesOut: Int) {
         let route = route ?? Self.unmatched
-        let labels = [("method", method.rawValue), ("route", route), ("status", "\(status / 100)xx")]
-        Counter(label: "tessera_http_requests_total", dimensions: labels, factory: factory).increment()
-        Timer(label: "tessera_http_request_duration_seconds", dimensions: labels, factory: factory).recordNanoseconds(duration.nanoseconds)
+        let labels = Self.requestLabels(method: method.rawValue, route: route, status: status)
+        Counter(label: Self.requestsTotal, dimensions: labels, factory: factory).increment()
+        Timer(label: Self.requestDuration, dimensions: labels, factory: factory).recordNanoseconds(duration.nanoseconds)
         if bytesIn > 0 { Counter(label: "tessera_http_request_bytes_total", dimensions: [("route", route)], factory: factory).increment(by: bytesIn) }
-        if bytesOut > 0 { Counter(label: "tessera_http_response_bytes_total", dimensions: [("route", route)], factory: factory).increment(by: bytesOut) }
+        if bytesOut > 0 { Counter(label: Self.responseBytes, dimensions: [("route", route)], factory: factory).increment(by: bytesOut) }
+    }
+
+    static let requestsTotal = "tessera_http_requests_total"
+    static let requestDuration = "tessera_http_request_duration_seconds"
+    static let responseBytes = "tessera_http_response_bytes_total"
+
+    static func requestLabels(method: String, route: String, status: Int) -> [(String, String)] {
+        [("method", method), ("route", route), ("status", "\(status / 100)xx")]
     }
 
     /// What the stored-frame fast path records per request, made once: a handle looked up per
@@ -52,13 +60,13 @@ public final class ServerMetrics: StoreMetrics, Sendable {
 
     /// The same series `request` and `tessera_frames_fast_path_total{outcome}` count into.
     func fastPathMetrics(route: String) -> FastPathMetrics {
-        let labels = [("method", "GET"), ("route", route), ("status", "2xx")]
+        let labels = Self.requestLabels(method: "GET", route: route, status: 200)
         return FastPathMetrics(
             served: Counter(label: "tessera_frames_fast_path_total", dimensions: [("outcome", "served")], factory: factory),
             declined: Counter(label: "tessera_frames_fast_path_total", dimensions: [("outcome", "declined")], factory: factory),
-            requests: Counter(label: "tessera_http_requests_total", dimensions: labels, factory: factory),
-            duration: Timer(label: "tessera_http_request_duration_seconds", dimensions: labels, factory: factory),
-            bytesOut: Counter(label: "tessera_http_response_bytes_total", dimensions: [("route", route)], factory: factory))
+            requests: Counter(label: Self.requestsTotal, dimensions: labels, factory: factory),
+            duration: Timer(label: Self.requestDuration, dimensions: labels, factory: factory),
+            bytesOut: Counter(label: Self.responseBytes, dimensions: [("route", route)], factory: factory))
     }
 
     /// STOW-RS outcomes: stored, duplicate, replaced or failed, with the failure's reason code

@@ -7,6 +7,7 @@ import ImageSetStore
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +43,6 @@ final class StoredFrameFastPath: Sendable {
     let logger: Logger
     let access: RoutePolicy.Access?
     private let date = Mutex<(second: Int, text: String)>((-1, ""))
-    private let counts = Mutex<(served: Int, declined: Int)>((0, 0))
 
     init(store: Datastore, configuration: DICOMwebConfiguration, authenticator: RequestAuthenticator, logger: Logger) {
         self.store = store
@@ -53,9 +53,6 @@ final class StoredFrameFastPath: Sendable {
         self.logger = logger
         access = RoutePolicy.access(method: "GET", path: Self.route)
     }
-
-    /// Requests answered here and handed up (for tests and the metrics).
-    var answered: (served: Int, declined: Int) { counts.withLock { $0 } }
 
     /// What the fast path sends for one request, and what it records once the response is written.
     struct Answer {
@@ -89,14 +86,12 @@ final class StoredFrameFastPath: Sendable {
 
     /// A request handed up to the router after all.
     func declined() {
-        counts.withLock { $0.declined += 1 }
         metrics?.declined.increment()
     }
 
     /// The answer is being sent: its audit record goes to the store's buffer, as the audit
     /// middleware's does when a handler returns.
     func answering(_ answer: Answer) {
-        counts.withLock { $0.served += 1 }
         metrics?.served.increment()
         _ = store.audit(answer.audit)
     }
@@ -133,16 +128,13 @@ final class StoredFrameFastPath: Sendable {
         response.add(name: "Content-Type", value: writer.contentType(type: mediaType))
         response.add(name: "Content-Length", value: String(bodyBytes))
         let origin = headers["Origin"]
-        if !origin.isEmpty {
-            for field in cors.fields(origin: origin.joined(separator: ", "), preflight: false) {
-                response.add(name: field.name.rawName, value: field.value)
-            }
-        }
+        if !origin.isEmpty { response.add(contentsOf: HTTPHeaders(cors.fields(origin: origin.joined(separator: ", "), preflight: false))) }
         response.add(name: "Date", value: httpDate())
         response.add(name: "Server", value: "Tessera")
 
         let requestID = RequestID().description
-        let client = AuditMiddleware.clientAddress(peer: peer, headers: peer.map { CIDR.contains(trusted, address: $0.ipAddress ?? "") } == true ? Self.fields(headers) : [:], trusted: trusted)
+        // As HTTP1ToHTTPServerCodec converts them for the router.
+        let client = AuditMiddleware.clientAddress(peer: peer, headers: HTTPFields(headers, splitCookie: false), trusted: trusted)
         var subjects = AuditSubjects()
         subjects.add(study: instance.studyInstanceUID, series: instance.seriesInstanceUID, instance: instance.sopInstanceUID, patient: instance.attributes.patientID)
         let audit = AuditEvent(action: .frames, principal: principal, clientAddress: client, requestID: requestID,
@@ -208,12 +200,6 @@ final class StoredFrameFastPath: Sendable {
         let study = String(Substring(c[3])), series = String(Substring(c[5])), sop = String(Substring(c[7]))
         guard UID.isValid(study), UID.isValid(series), UID.isValid(sop) else { return nil }
         return FramePath(text: Substring(uri), study: study, series: series, sop: sop, frame: frame)
-    }
-
-    static func fields(_ headers: HTTPHeaders) -> HTTPFields {
-        var fields = HTTPFields()
-        for (name, value) in headers { if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) } }
-        return fields
     }
 
     /// `Date` (RFC 9110 §5.6.7, IMF-fixdate), made once a second.

@@ -70,14 +70,16 @@ extension PostgresIndex {
     /// re-read at its newest version (PostgreSQL, "Transaction Isolation", §13.2.1). Without the row
     /// (an empty trail), the lock and a read of the trail's last record, as two statements.
     static func lockedHead(on connection: PostgresConnection, logger: Logger) async throws -> (Int64, String)? {
+        func head(_ row: PostgresRandomAccessRow) throws -> (Int64, String) {
+            (try row.get("sequence", as: Int64.self), try row.get("hash", as: String.self))
+        }
         let locked = try await rows("""
             SELECT h.sequence, h.hash FROM (SELECT pg_advisory_xact_lock(\(auditLockKey))) AS l, audit_head h WHERE h.id = 1 FOR UPDATE OF h
             """, prepared: AuditLockedHead.self, on: connection, logger: logger)
-        if let row = locked.first { return (try row.get("sequence", as: Int64.self), try row.get("hash", as: String.self)) }
+        if let row = locked.first { return try head(row) }
         _ = try await rows("SELECT pg_advisory_xact_lock(\(auditLockKey))", prepared: AuditLock.self, on: connection, logger: logger)
         return try await rows("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1", prepared: AuditHead.self,
-                              on: connection, logger: logger)
-            .first.map { (try $0.get("sequence", as: Int64.self), try $0.get("hash", as: String.self)) }
+                              on: connection, logger: logger).first.map(head)
     }
 
     /// Appends audit records in one transaction of their own (reads, key changes).

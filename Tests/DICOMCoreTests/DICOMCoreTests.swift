@@ -34,6 +34,11 @@ final class TagTests: XCTestCase {
         XCTAssertEqual(t.element, 0x0010)
         XCTAssertEqual(t.description, "(7FE0,0010)")
         XCTAssertEqual(t.hexString, "7FE00010")
+        // Eight upper-case digits, zero-padded: DICOM JSON's keys (PS3.18 §F.2.1.1).
+        for raw: UInt32 in [0, 0x0008_1190, 0xFFFF_FFFF, 0x0020_000D, 0xABCD_EF01, 0x0000_0A0F] {
+            let expected = String(repeating: "0", count: 8 - String(raw, radix: 16).count) + String(raw, radix: 16, uppercase: true)
+            XCTAssertEqual(Tag(raw).hexString, expected)
+        }
         XCTAssertEqual(Tag(hexString: "00100010"), Tag(0x0010_0010))
         XCTAssertNil(Tag(hexString: "0010001"))
         XCTAssertNil(Tag(hexString: "0010001G"))

@@ -68,10 +68,4 @@ final class QIDOJSONTests: XCTestCase {
         XCTAssertTrue(bytes([r]).contains("DOE^JANE") && !bytes([r]).contains("STORED"), "the column replaces the stored value")
         XCTAssertEqual(bytes([]), "[]")
     }
-
-    func testKeysAreTagHexStrings() {
-        for raw: UInt32 in [0, 0x0008_1190, 0xFFFF_FFFF, 0x7FE0_0010, 0x0020_000D, 0xABCD_EF01] {
-            XCTAssertEqual(QIDOResult.key(Tag(raw)), Tag(raw).hexString)
-        }
-    }
 }

@@ -10,17 +10,7 @@ extension PostgresQueryTests {
     /// (PostgreSQL §13.2.1); a database whose default is SERIALIZABLE still gets READ COMMITTED on
     /// every connection of the index's pool, and appends work there.
     func testTheIndexIsReadCommittedWhateverTheDatabaseDefault() async throws {
-        let url = try serverURL()
-        let database = "tessera_isolation_\(UInt32.random(in: 0...UInt32.max))"
-        try await serverSQL(url, "CREATE DATABASE \(database)")
-        try await serverSQL(url, "ALTER DATABASE \(database) SET default_transaction_isolation = 'serializable'")
-        var c = URLComponents(string: url)!
-        c.path = "/" + database
-        let index = try await PostgresIndex.connect(url: c.string!, logger: logger)
-        addTeardownBlock { [logger] in
-            await index.close()
-            try? await Self.serverSQL(url, "DROP DATABASE IF EXISTS \(database) WITH (FORCE)", logger: logger)
-        }
+        let (index, _) = try await freshIndex("isolation", settings: ["default_transaction_isolation = 'serializable'"])
         let level = try await index.rows("SHOW transaction_isolation").map { try $0.get("transaction_isolation", as: String.self) }
         XCTAssertEqual(level, ["read committed"])
         try await index.appendAudit([AuditEvent(action: .search, principal: nil, success: true)])

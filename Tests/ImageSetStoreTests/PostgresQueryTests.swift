@@ -24,10 +24,12 @@ final class PostgresQueryTests: XCTestCase {
     }
 
     /// A fresh, migrated database, dropped at teardown; its URL too, for a second client.
-    func freshIndex(_ name: String) async throws -> (PostgresIndex, String) {
+    /// `settings`: `ALTER DATABASE … SET` clauses made before the index connects (its defaults).
+    func freshIndex(_ name: String, settings: [String] = []) async throws -> (PostgresIndex, String) {
         let url = try serverURL()
         let database = "tessera_\(name)_\(UInt32.random(in: 0...UInt32.max))"
         try await serverSQL(url, "CREATE DATABASE \(database)")
+        for setting in settings { try await serverSQL(url, "ALTER DATABASE \(database) SET \(setting)") }
         var c = URLComponents(string: url)!
         c.path = "/" + database
         let index = try await PostgresIndex.connect(url: c.string!, logger: logger)
