@@ -5,8 +5,8 @@ import NIOCore
 struct MultipartWriter {
     let boundary: String
     init() {
-        var g = SystemRandomNumberGenerator()
-        boundary = "tessera-" + String(g.next() as UInt64, radix: 36) + String(g.next() as UInt64, radix: 36)
+        let (a, b) = BoundaryRandomness.shared.next()
+        boundary = "tessera-" + String(a, radix: 36) + String(b, radix: 36)
     }
 
     func contentType(type: String, transferSyntax: String? = nil) -> String {

@@ -75,9 +75,15 @@ extension Datastore {
 
 /// The bounded queue between reads and the audit table. `submit` only takes a lock; a task on the
 /// store's blocking executor writes what is queued, up to `batchSize` records per transaction.
+/// The writer lets records gather for `gathering` before each transaction unless a batch's worth
+/// (or half the buffer) is waiting: started afresh for each few records, it cost a task, a thread
+/// wake-up and a transaction (head read, head update, WAL write) per 2–5 stored frames served, a
+/// third of the audit's CPU (perf, Docs/performance.md). A record waits at most that long more to
+/// reach the disk; the buffer was already where a crash loses read records (Docs/security.md).
 final class AuditBuffer: @unchecked Sendable {
     let capacity: Int
     let batchSize: Int
+    let gathering: Duration
     private let write: @Sendable ([AuditEvent]) async throws -> Void
     private let lock = NSLock()
     private var queued: [AuditEvent] = []
@@ -89,10 +95,12 @@ final class AuditBuffer: @unchecked Sendable {
     /// Callers of `flush` waiting for the writer to go idle.
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(capacity: Int, batchSize: Int = 512, executor: BlockingExecutor, write: @escaping @Sendable ([AuditEvent]) async throws -> Void) {
+    init(capacity: Int, batchSize: Int = 512, gathering: Duration = .milliseconds(20), executor: BlockingExecutor,
+         write: @escaping @Sendable ([AuditEvent]) async throws -> Void) {
         self.executor = executor
         self.capacity = max(capacity, 2)
         self.batchSize = batchSize
+        self.gathering = gathering
         self.write = write
     }
 
@@ -135,6 +143,8 @@ final class AuditBuffer: @unchecked Sendable {
         var failed = false
         var waiters: [CheckedContinuation<Void, Never>] = []
         while true {
+            let gather = lock.withLock { queued.count < batchSize && queued.count * 2 < capacity }
+            if gather && gathering > .zero { try? await Task.sleep(for: gathering) }
             let batch = lock.withLock { () -> [AuditEvent] in
                 // Space has returned (the queue is empty): the loss goes on record, unless writing is what fails.
                 if queued.isEmpty && dropped > 0 && !failed {

@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
     func serve() async throws {
         let transport = try transportConfiguration()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LineLogHandler.standardError(label: label)
             handler.logLevel = .info
             return handler
         }

@@ -249,4 +249,23 @@ final class AuditTrailTests: XCTestCase {
         // build's cost is measured by Tools/bench-stow-cpu (Docs/performance.md).
         XCTAssertLessThan(perRecord, 1e-3)
     }
+
+    /// The hashed encoding is the trail's format: records written by earlier builds must verify, so
+    /// the bytes never change (here written out by hand, each field length-prefixed, `-` absent).
+    func testTheCanonicalEncodingKeepsItsFirstVersionsBytes() {
+        let subjects = AuditSubjects(studies: ["1.2"], series: [], instances: ["1.2.3"], patients: ["P1"], counts: [3, 0, 1, 1])
+        let record = AuditRecord(sequence: 12, timeMicroseconds: 1_764_000_000_000_000, principalName: "alice", principalKind: "apiKey",
+                                 roles: ["viewer", "admin"], clientAddress: nil, requestID: "r-1", action: "frames", subjects: subjects,
+                                 success: true, status: 200, detail: nil, previousHash: "abc", hash: "")
+        let expected = "tessera-audit-1\n2:12\n16:1764000000000000\n5:alice\n6:apiKey\n12:viewer,admin\n-\n3:r-1\n6:frames\n"
+            + "3:1/3\n3:1.2\n3:0/0\n3:1/1\n5:1.2.3\n3:1/1\n2:P1\n7:success\n3:200\n-\n3:abc\n"
+        XCTAssertEqual(String(decoding: record.canonicalBytes, as: UTF8.self), expected)
+        var other = record
+        (other.sequence, other.timeMicroseconds, other.status, other.success) = (0, -5, nil, false)
+        other.subjects = AuditSubjects(studies: ["1.2"], series: [], instances: ["1.2.3"], patients: ["P1"], counts: [1_000_000_007, 0, 1, 1])
+        let text = String(decoding: other.canonicalBytes, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("tessera-audit-1\n1:0\n2:-5\n"), text)
+        XCTAssertTrue(text.contains("\n12:1/1000000007\n3:1.2\n"), text)
+        XCTAssertTrue(text.hasSuffix("\n7:failure\n-\n-\n3:abc\n"), text)
+    }
 }
