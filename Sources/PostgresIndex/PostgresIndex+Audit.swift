@@ -24,41 +24,9 @@ extension PostgresIndex {
     @discardableResult
     static func appendAuditRecords(_ events: [AuditEvent], on connection: PostgresConnection, logger: Logger) async throws -> [AuditRecord] {
         guard !events.isEmpty else { return [] }
-        let head = try await lockedHead(on: connection, logger: logger)
-        var sequence = head?.0 ?? 0
-        var previous = head?.1 ?? AuditRecord.genesis
-        var records: [AuditRecord] = []
-        for event in events {
-            sequence += 1
-            let r = AuditRecord(event, sequence: sequence, previousHash: previous)
-            records.append(r)
-            previous = r.hash
-        }
-        // One statement for the batch: a 512-record drain of the read buffer is one round trip.
-        var binds = PostgresBindings()
-        var rows: [String] = []
-        for r in records {
-            let s = r.subjects
-            let first = binds.count
-            binds.append(r.sequence); binds.append(r.timeMicroseconds); binds.append(r.principalName); binds.append(r.principalKind)
-            binds.append(r.roles); binds.append(r.clientAddress); binds.append(r.requestID); binds.append(r.action)
-            binds.append(s.studies); binds.append(s.studyCount); binds.append(s.series); binds.append(s.seriesCount)
-            binds.append(s.instances); binds.append(s.instanceCount); binds.append(s.patients); binds.append(s.patientCount)
-            binds.append(r.success); binds.append(r.status); binds.append(r.detail); binds.append(r.previousHash); binds.append(r.hash)
-            rows.append("(" + (first + 1...binds.count).map { "$\($0)" }.joined(separator: ", ") + ")")
-        }
-        // The head row in the same statement: one round trip for the records and the head.
-        binds.append(sequence); binds.append(previous)
-        try await connection.query(PostgresQuery(unsafeSQL: """
-            WITH records AS (
-                INSERT INTO audit(sequence, time_us, principal, principal_kind, roles, client_address, request_id, action,
-                    studies, study_count, series, series_count, instances, instance_count, patients, patient_count,
-                    success, status, detail, previous_hash, hash)
-                VALUES \(rows.joined(separator: ", "))
-            )
-            INSERT INTO audit_head(id, sequence, hash) VALUES (1, $\(binds.count - 1), $\(binds.count))
-            ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash
-            """, binds: binds), logger: logger)
+        let records = chained(events, after: try await lockedHead(on: connection, logger: logger))
+        // One statement for the records and the head: a 512-record drain of the read buffer is one round trip.
+        try await appendTrails(records, ChangeDrafts(now: 0), on: connection, logger: logger)
         return records
     }
 
@@ -85,9 +53,9 @@ extension PostgresIndex {
     /// Appends audit records in one transaction of their own (reads, key changes).
     public func appendAudit(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }
-        // A batch binds 21 values a record (and 2 for the head); PostgreSQL takes at most 65,535 binds a statement.
+        // At most 1,000 records a transaction: a bounded JSON document per statement, and a bounded wait for the lock.
         for chunk in stride(from: 0, to: events.count, by: 1000).map({ Array(events[$0..<min($0 + 1000, events.count)]) }) {
-            try await write { connection in _ = try await Self.appendAuditRecords(chunk, on: connection, logger: logger) }
+            try await write(onConnectionsLoop: true) { connection in _ = try await Self.appendAuditRecords(chunk, on: connection, logger: logger) }
         }
     }
 

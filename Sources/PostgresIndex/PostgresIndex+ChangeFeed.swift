@@ -30,25 +30,10 @@ extension PostgresIndex {
         "INSERT INTO change_feed_head(id, sequence, pruned_through) VALUES (1, 0, 0)",
     ]
 
-    enum AppendChanges: PreparedTag { static let name = "append_changes" }
-
-    /// Numbers and appends a transaction's events inside it, in one statement: the events travel as
-    /// one JSON array (their feed encoding), so optional fields need no per-column arrays.
+    /// Numbers and appends a transaction's events inside it (`appendTrails`, which also writes the
+    /// audit records of a transaction that has them in the same statement).
     static func appendChanges(_ drafts: ChangeDrafts, on conn: PostgresConnection, logger: Logger) async throws {
-        guard !drafts.isEmpty else { return }
-        let n = Int64(drafts.events.count)
-        let json = String(decoding: ChangeEvent.json(drafts.events), as: UTF8.self)
-        let time = drafts.time.timeIntervalSince1970
-        _ = try await rows("""
-            WITH head AS (UPDATE change_feed_head SET sequence = sequence + \(n) WHERE id = 1 RETURNING sequence)
-            INSERT INTO change_event(sequence, time, type, image_set_id, version, study_instance_uid, series_instance_uid,
-                sop_instance_uid, transfer_syntax_uid, size, patient_id, is_primary, state, conflicts, reason, versions_removed)
-            SELECT head.sequence - \(n) + e.ord, \(time), e.doc->>'type', e.doc->>'imageSetId', (e.doc->>'version')::bigint,
-                e.doc->>'studyInstanceUID', e.doc->>'seriesInstanceUID', e.doc->>'sopInstanceUID', e.doc->>'transferSyntaxUID',
-                (e.doc->>'size')::bigint, e.doc->>'patientID', (e.doc->>'isPrimary')::boolean, e.doc->>'state',
-                (e.doc->'conflicts')::text, e.doc->>'reason', (e.doc->>'versionsRemoved')::bigint
-            FROM head, jsonb_array_elements(\(json)::jsonb) WITH ORDINALITY AS e(doc, ord)
-            """, prepared: AppendChanges.self, on: conn, logger: logger)
+        try await appendTrails([], drafts, on: conn, logger: logger)
     }
 
     public func changes(after: Int64, limit: Int) async throws -> [ChangeEvent] {

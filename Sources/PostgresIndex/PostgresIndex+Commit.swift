@@ -24,7 +24,7 @@ extension PostgresIndex {
                 audit: (@Sendable ([IngestOutcome]) -> [AuditEvent])?, together: Bool) async throws -> [IngestOutcome] {
         let logger = self.logger
         let together = together && Self.committableTogether(instances)
-        return try await write { conn in
+        return try await write(onConnectionsLoop: true) { conn in
             try await Self.lockStudies(instances.map(\.studyInstanceUID), on: conn, logger: logger)
             var batch = Batch(conn: conn, logger: logger, now: Date().timeIntervalSince1970)
             if together { try await batch.readTogether(instances, policy: policy) }
@@ -51,13 +51,21 @@ extension PostgresIndex {
                 }
                 outcomes.append(outcome)
             }
+            // The rows and versions in one statement, which also takes the audit lock and reads its head.
+            let head: (Int64, String)?
             if together {
-                do { try await batch.writeTogether() } catch { throw InstanceByInstance(reason: Self.describe(error)) }
+                do { head = try await batch.writeTogether(reason: reason, auditHead: audit != nil) } catch {
+                    throw InstanceByInstance(reason: Self.describe(error))
+                }
+            } else {
+                head = try await batch.finish(reason: reason, auditHead: audit != nil)
             }
-            try await batch.finish(reason: reason)
-            if let audit { try await Self.appendAudit(audit(outcomes), on: conn) }
+            var records: [AuditRecord] = []
+            if let audit {
+                records = Self.chained(audit(outcomes), after: try await Self.lockedHead(unlessRead: head, on: conn, logger: logger))
+            }
             // Last: the feed's head row is locked from here to the commit, the one moment writers queue for.
-            try await Self.appendChanges(batch.changes, on: conn, logger: logger)
+            try await Self.appendTrails(records, batch.changes, on: conn, logger: logger)
             return outcomes
         }
     }
@@ -71,7 +79,7 @@ extension PostgresIndex {
     public func removeInstances(study: String, series: String?, sop: String?, scope: ImageSetScope, reason: String,
                                 audit: AuditContext?) async throws -> [String: Int] {
         let logger = self.logger
-        return try await write { conn in
+        return try await write(onConnectionsLoop: true) { conn in
             try await Self.lockStudies([study], on: conn, logger: logger)
             var binds = PostgresBindings()
             binds.append(study)
@@ -96,12 +104,14 @@ extension PostgresIndex {
                 batch.removed[set, default: 0] += 1
                 batch.touchedSeries.insert(SeriesKey(imageSet: set, series: seriesUID))
             }
-            try await batch.finish(reason: reason)
+            let head = try await batch.finish(reason: reason, auditHead: audit != nil)
+            var records: [AuditRecord] = []
             if let audit {
-                try await Self.appendAudit([AuditEvent(audit, action: .delete, subjects: subjects, success: true, status: 200,
-                                                       detail: "\(rows.count) instance(s) removed")], on: conn)
+                records = Self.chained([AuditEvent(audit, action: .delete, subjects: subjects, success: true, status: 200,
+                                                   detail: "\(rows.count) instance(s) removed")],
+                                       after: try await Self.lockedHead(unlessRead: head, on: conn, logger: logger))
             }
-            try await Self.appendChanges(batch.changes, on: conn, logger: logger)
+            try await Self.appendTrails(records, batch.changes, on: conn, logger: logger)
             return batch.removed
         }
     }

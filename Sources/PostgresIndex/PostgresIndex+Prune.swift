@@ -50,12 +50,14 @@ extension PostgresIndex {
                     changes.add(.versionsPruned, set: set, version: oldestKept, study: study, patient: patient, versionsRemoved: versionsRemoved)
                 }
             }
+            var records: [AuditRecord] = []
             if let audit {
                 let what = "keep \(keep): \(result.versionsRemoved) version(s), \(result.instanceRowsRemoved) instance row(s) removed"
-                try await Self.appendAudit([AuditEvent(audit, action: .prune, subjects: subjects, success: true, status: 200,
-                                                       detail: what + (imageSetID.map { " from image set \($0)" } ?? ""))], on: conn)
+                records = Self.chained([AuditEvent(audit, action: .prune, subjects: subjects, success: true, status: 200,
+                                                   detail: what + (imageSetID.map { " from image set \($0)" } ?? ""))],
+                                       after: try await Self.lockedHead(on: conn, logger: logger))
             }
-            try await Self.appendChanges(changes, on: conn, logger: logger)
+            try await Self.appendTrails(records, changes, on: conn, logger: logger)
             return result
         }
     }

@@ -158,10 +158,19 @@ public final class PostgresIndex: Sendable {
         }
     }
 
+    /// `onConnectionsLoop`: the transaction runs with the connection's event loop as its task executor
+    /// (`EventLoopTaskExecutor`), for transactions of several short statements (a commit, an audit
+    /// append); not for long loops over results, which would hold up that loop's other connections.
     @discardableResult
-    func write<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(onConnectionsLoop: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { try await body($0) }
+            guard onConnectionsLoop else { return try await client.withTransaction(logger: logger) { try await body($0) } }
+            let logger = self.logger
+            return try await client.withConnection { conn in
+                try await withTaskExecutorPreference(EventLoopTaskExecutor.of(conn.eventLoop)) {
+                    try await conn.withTransaction(logger: logger) { try await body($0) }
+                }
+            }
         } catch let error as PostgresTransactionError {
             // The closure's own error says what went wrong; the wrapper only says where.
             throw Self.clear(error.closureError ?? error.commitError ?? error.beginError ?? error)
