@@ -151,7 +151,7 @@ extension PostgresIndex.Batch {
 
     /// The held-back writes: new image sets, replaced rows, then every instance with its metadata,
     /// frames and series in one statement.
-    func writeTogether() async throws {
+    mutating func writeTogether() async throws {
         guard let d = deferred else { return }
         for set in d.newSets { try await insertImageSet(set) }
         if !d.removals.isEmpty {
@@ -163,10 +163,13 @@ extension PostgresIndex.Batch {
                 """)
             guard removed.count == ids.count else { throw PostgresIndexError("a stored copy changed during the replacement; retry") }
         }
-        if !d.inserts.isEmpty { try await insertAll(d.inserts) }
+        if !d.inserts.isEmpty {
+            for (set, id) in try await insertAll(d.inserts) { noteAdded(imageSet: set, id: id) }
+        }
     }
 
-    func insertAll(_ placed: [PostgresIndex.Placed]) async throws {
+    /// Returns the lowest new row id of each image set written to.
+    func insertAll(_ placed: [PostgresIndex.Placed]) async throws -> [String: Int64] {
         func number(_ v: Int?) -> Int64 { v.map(Int64.init) ?? PostgresIndex.absentNumber }
         let p = placed.map(\.instance), a = p.map(\.attributes)
         let sets = placed.map(\.imageSet), versions = placed.map { Int64($0.version) }
@@ -216,7 +219,7 @@ extension PostgresIndex.Batch {
                     NULLIF(c, \(absent)), NULLIF(bits, \(absent)), NULLIF(frames, \(absent)), blob, blob_size, in_place,
                     NULLIF(frames_blob, ''), NULLIF(frames_blob_size, \(absent)), NULLIF(frames_syntax, ''), version, \(now)
                 FROM input ORDER BY ord
-                RETURNING id, sop_instance_uid
+                RETURNING id, sop_instance_uid, image_set_id
             ), metadata AS (
                 INSERT INTO instance_metadata(instance_id, json) SELECT ins.id, input.json FROM ins JOIN input ON input.sop = ins.sop_instance_uid
             ), frames AS (
@@ -233,14 +236,22 @@ extension PostgresIndex.Batch {
                             \(descriptions)::text[], \(bodyParts)::text[], \(startDates)::text[], \(startTimes)::text[]) AS t(s, se, m, n, d, b, pd, pt)
                 ON CONFLICT DO NOTHING
             )
-            SELECT count(*) AS inserted FROM ins
+            SELECT image_set_id, min(id) AS first, count(*) AS inserted FROM ins GROUP BY image_set_id
             """)
-        guard try inserted.first?.get("inserted", as: Int.self) == placed.count else { throw PostgresIndexError("INSERT returned fewer ids") }
+        var first: [String: Int64] = [:], count = 0
+        for row in inserted {
+            first[try row.get("image_set_id")] = try row.get("first")
+            count += try row.get("inserted", as: Int.self)
+        }
+        guard count == placed.count else { throw PostgresIndexError("INSERT returned fewer ids") }
+        return first
     }
 
-    /// One new version of each image set touched, with its count and state, and the touched series
-    /// marked pending (SeriesMetadata), in one statement. The count is the previous version's plus this
-    /// batch's changes: no scan of the set's rows.
+    /// One new version of each image set touched, with its count, state and summary, and the touched
+    /// series counted and marked pending (SeriesMetadata), in one statement. The count is the previous
+    /// version's plus this batch's changes: no scan of the set's rows. The summary comes from the set's
+    /// series rows with this batch's changes (`counted`: the statement's reads of `series` see the rows as
+    /// they were before it); its representative instance is looked up only when it left the current ones.
     mutating func finish(reason: String) async throws {
         let versioned = newVersion.sorted { $0.key < $1.key }
         guard !versioned.isEmpty else { return }
@@ -255,11 +266,25 @@ extension PostgresIndex.Batch {
         }
         let series = touchedSeries.compactMap { key in newVersion[key.imageSet].map { (key, Int64($0)) } }
         let seriesSets = series.map(\.0.imageSet), seriesUIDs = series.map(\.0.series), seriesVersions = series.map(\.1)
+        let summary = summaryBinds(ids: ids)
+        let absent = PostgresIndex.absentNumber
         // A series left with no current instance loses its document; the others are pending at the new version.
         let written = try await rows(prepared: NewVersions.self, """
             WITH t AS (
-                SELECT * FROM unnest(\(ids)::text[], \(versions)::bigint[], \(reasons)::text[], \(deltas)::bigint[], \(adds)::boolean[])
-                    AS t(id, v, reason, delta, added)
+                SELECT * FROM unnest(\(ids)::text[], \(versions)::bigint[], \(reasons)::text[], \(deltas)::bigint[], \(adds)::boolean[],
+                                     \(summary.firstAdded)::bigint[])
+                    AS t(id, v, reason, delta, added, first_added)
+            ), counted AS (
+                UPDATE series x SET current_instances = x.current_instances + d.n
+                FROM unnest(\(summary.sets)::text[], \(summary.series)::text[], \(summary.deltas)::bigint[]) AS d(s, se, n)
+                WHERE x.image_set_id = d.s AND x.series_instance_uid = d.se
+                RETURNING x.image_set_id, x.series_instance_uid, x.current_instances
+            ), totals AS (
+                \(unescaped: PostgresIndex.seriesTotals)
+                FROM (SELECT x.image_set_id, x.modality, COALESCE(c.current_instances, x.current_instances) AS current_instances
+                      FROM series x LEFT JOIN counted c ON c.image_set_id = x.image_set_id AND c.series_instance_uid = x.series_instance_uid
+                      WHERE x.image_set_id = ANY(\(ids)::text[])) x
+                GROUP BY x.image_set_id
             ), ins AS (
                 INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count)
                 SELECT t.id, t.v, \(now), t.reason,
@@ -268,8 +293,14 @@ extension PostgresIndex.Batch {
                 RETURNING image_set_id, instance_count
             ), sets AS (
                 UPDATE image_set s SET latest_version = t.v, updated_at = \(now),
-                    state = CASE WHEN ins.instance_count = 0 THEN 'DELETED' WHEN t.added THEN 'ACTIVE' ELSE s.state END
-                FROM t JOIN ins ON ins.image_set_id = t.id WHERE s.id = t.id
+                    state = CASE WHEN ins.instance_count = 0 THEN 'DELETED' WHEN t.added THEN 'ACTIVE' ELSE s.state END,
+                    current_series = COALESCE(a.n_series, 0), current_instances = COALESCE(a.n_instances, 0),
+                    current_modalities = COALESCE(a.modalities, '{}'),
+                    representative_instance_id = CASE
+                        WHEN EXISTS (SELECT 1 FROM instance i WHERE i.id = s.representative_instance_id AND i.removed_version IS NULL)
+                        THEN LEAST(s.representative_instance_id, NULLIF(t.first_added, \(absent)))
+                        ELSE (SELECT min(i.id) FROM instance i WHERE i.image_set_id = t.id AND i.removed_version IS NULL) END
+                FROM t JOIN ins ON ins.image_set_id = t.id LEFT JOIN totals a ON a.image_set_id = t.id WHERE s.id = t.id
             ), touched AS (
                 SELECT u.s, u.se, u.v, EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = u.s AND i.series_instance_uid = u.se
                                                                    AND i.removed_version IS NULL) AS live
