@@ -173,6 +173,9 @@ extension SQLiteIndex {
         m.registerMigration("v7", migrate: migrateChangeFeed)
         // Webhook subscriptions and their delivery state (SQLiteIndex+Subscriptions.swift).
         m.registerMigration("v8", migrate: migrateSubscriptions)
+        // Stored study summaries: a study search reads its counts and modalities off the image set row
+        // (SQLiteIndex+StudySummary.swift).
+        m.registerMigration("v9", migrate: migrateStudySummaries)
         return m
     }
 }

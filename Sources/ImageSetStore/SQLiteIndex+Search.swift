@@ -18,24 +18,17 @@ extension SQLiteIndex {
         }
         let select: String
         // Each level selects its page first (matching on the table that holds the level's own rows,
-        // so a search never walks every instance), then computes counts for that page only.
+        // so a search never walks every instance), then counts for that page only.
         switch q.level {
         case .study:
-            // One row per image set in scope; counts, modalities and the representative instance come
-            // from that set alone.
+            // One row per image set in scope; its counts, modalities and representative instance are
+            // the set's stored summary (SQLiteIndex+StudySummary.swift), not a walk of its instances.
             if let study = q.studyInstanceUID { clauses.append("s.study_instance_uid = ?"); args.append(study) }
             select = """
-                WITH page AS (
-                  SELECT s.* FROM image_set s WHERE \(clauses.joined(separator: " AND "))
-                  ORDER BY s.study_date DESC, s.study_instance_uid, s.id LIMIT ? OFFSET ?)
-                SELECT page.*,
-                  (SELECT MIN(id) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS rep,
-                  (SELECT COUNT(DISTINCT series_instance_uid) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS n_series,
-                  (SELECT COUNT(*) FROM instance WHERE image_set_id = page.id AND removed_version IS NULL) AS n_instances,
-                  (SELECT GROUP_CONCAT(DISTINCT x.modality) FROM series x WHERE x.image_set_id = page.id AND x.modality != ''
-                     AND EXISTS (SELECT 1 FROM instance i WHERE i.image_set_id = x.image_set_id
-                                 AND i.series_instance_uid = x.series_instance_uid AND i.removed_version IS NULL)) AS modalities
-                FROM page ORDER BY page.study_date DESC, page.study_instance_uid, page.id
+                SELECT s.*, s.representative_instance_id AS rep, s.current_series AS n_series, s.current_instances AS n_instances,
+                  s.current_modalities AS modalities
+                FROM image_set s WHERE \(clauses.joined(separator: " AND "))
+                ORDER BY s.study_date DESC, s.study_instance_uid, s.id LIMIT ? OFFSET ?
                 """
         case .series:
             clauses.append("""

@@ -105,6 +105,7 @@ public struct SQLiteIndex: ImageSetIndex {
                                   transferSyntax: row["transfer_syntax_uid"], size: row["blob_size"], isPrimary: batch.sets[set]?.isPrimary)
                 batch.removed[set, default: 0] += 1
                 batch.touchedSeries.insert([set, row["series_instance_uid"]])
+                batch.counted(imageSet: set, series: row["series_instance_uid"], by: -1)
             }
             try batch.finish(reason: reason)
             if let audit {
@@ -125,6 +126,10 @@ public struct SQLiteIndex: ImageSetIndex {
         var replaced: [String: Int] = [:]
         var removed: [String: Int] = [:]
         var touchedSeries: Set<[String]> = []
+        /// Per [image set, series]: current instances gained less those lost (SQLiteIndex+StudySummary.swift).
+        var seriesDelta: [[String]: Int] = [:]
+        /// Per image set: the lowest instance row id the batch added.
+        var firstAdded: [String: Int64] = [:]
         /// The change feed's events, appended at the end of the transaction.
         var changes: ChangeDrafts
         /// What the events name of each image set given a version, as the set was before this batch.
@@ -171,9 +176,8 @@ public struct SQLiteIndex: ImageSetIndex {
                 }
                 let v = try version(for: existingSet)
                 try db.cachedStatement(sql: "UPDATE instance SET removed_version = ? WHERE id = ?").execute(arguments: [v, row["id"] as Int64])
-                if let series = try String.fetchOne(db.cachedStatement(sql: "SELECT series_instance_uid FROM instance WHERE id = ?"), arguments: [row["id"] as Int64]) {
-                    touchedSeries.insert([existingSet, series])
-                }
+                touchedSeries.insert([existingSet, row["series_instance_uid"]])
+                counted(imageSet: existingSet, series: row["series_instance_uid"], by: -1)
                 replaced[existingSet, default: 0] += 1
                 outcome.status = .replaced
                 outcome.replacedInImageSetID = existingSet
@@ -212,6 +216,7 @@ public struct SQLiteIndex: ImageSetIndex {
                                  a.bodyPartExamined, a.performedProcedureStepStartDate, a.performedProcedureStepStartTime])
             added[setID, default: 0] += 1
             touchedSeries.insert([setID, p.seriesInstanceUID])
+            counted(imageSet: setID, series: p.seriesInstanceUID, by: 1, id: instanceID)
             outcome.imageSetID = setID
             outcome.isPrimary = isPrimary
             outcome.conflicts = conflicts
@@ -303,6 +308,7 @@ public struct SQLiteIndex: ImageSetIndex {
                 try db.cachedStatement(sql: "UPDATE image_set SET latest_version = ?, updated_at = ?\(state) WHERE id = ?").execute(arguments: [v, now, setID])
                 changes.versioned(setID, version: v, reason: why, count: count, added: added[setID] != nil, before: sets[setID])
             }
+            try writeSummaries()
             for key in touchedSeries {
                 guard let v = newVersion[key[0]] else { continue }
                 try SeriesMetadata.markPending(db, imageSetID: key[0], seriesInstanceUID: key[1], version: v)

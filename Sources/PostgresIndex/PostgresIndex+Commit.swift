@@ -103,6 +103,7 @@ extension PostgresIndex {
                                   size: try row.get("blob_size"), isPrimary: batch.sets[set]?.isPrimary)
                 batch.removed[set, default: 0] += 1
                 batch.touchedSeries.insert(SeriesKey(imageSet: set, series: seriesUID))
+                batch.counted(imageSet: set, series: seriesUID, by: -1)
             }
             let head = try await batch.finish(reason: reason, auditHead: audit != nil)
             var records: [AuditRecord] = []
@@ -152,6 +153,10 @@ extension PostgresIndex {
         var replaced: [String: Int] = [:]
         var removed: [String: Int] = [:]
         var touchedSeries: Set<SeriesKey> = []
+        /// Per series: current instances gained less those lost (PostgresIndex+StudySummary.swift).
+        var seriesDelta: [SeriesKey: Int] = [:]
+        /// Per image set: the lowest instance row id the batch added (known once the rows are written).
+        var firstAdded: [String: Int64] = [:]
         /// The change feed's events, appended at the end of the transaction.
         var changes: ChangeDrafts
         /// What the events name of each image set given a version, as the set was before this batch.
@@ -215,6 +220,7 @@ extension PostgresIndex {
                     guard !removed.isEmpty else { throw PostgresIndexError("the stored copy of \(p.sopInstanceUID) changed during the replacement; retry") }
                 }
                 touchedSeries.insert(SeriesKey(imageSet: copy.imageSet, series: copy.series))
+                counted(imageSet: copy.imageSet, series: copy.series, by: -1)
                 replaced[copy.imageSet, default: 0] += 1
                 outcome.status = .replaced
                 outcome.replacedInImageSetID = copy.imageSet
@@ -228,11 +234,13 @@ extension PostgresIndex {
             changes.add(outcome.status == .replaced ? .instanceReplaced : .instanceStored, set: setID, version: v, study: p.studyInstanceUID,
                         patient: a.patientID, series: p.seriesInstanceUID, sop: p.sopInstanceUID, transferSyntax: p.transferSyntaxUID,
                         size: p.blobSize, isPrimary: isPrimary)
+            var id: Int64?
             if deferred != nil {
                 deferred?.inserts.append(Placed(instance: p, imageSet: setID, version: v))
             } else {
-                try await insert(p, imageSet: setID, version: v)
+                id = try await insert(p, imageSet: setID, version: v)
             }
+            counted(imageSet: setID, series: p.seriesInstanceUID, by: 1, id: id)
             added[setID, default: 0] += 1
             touchedSeries.insert(SeriesKey(imageSet: setID, series: p.seriesInstanceUID))
             outcome.imageSetID = setID
@@ -252,7 +260,8 @@ extension PostgresIndex {
                 """).first.map(StoredCopy.init)
         }
 
-        func insert(_ p: PreparedInstance, imageSet setID: String, version v: Int) async throws {
+        /// Returns the new row's id.
+        func insert(_ p: PreparedInstance, imageSet setID: String, version v: Int) async throws -> Int64 {
             let a = p.attributes
             let framesBlobSize: Int? = p.framesBlob == nil ? nil : p.framesBlobSize
             let numbers = p.frames.map { Int64($0.number) }, offsets = p.frames.map { Int64($0.offset) }
@@ -288,7 +297,8 @@ extension PostgresIndex {
                 )
                 SELECT id FROM ins
                 """)
-            guard !inserted.isEmpty else { throw PostgresIndexError("INSERT returned no id") }
+            guard let id = try inserted.first?.get("id", as: Int64.self) else { throw PostgresIndexError("INSERT returned no id") }
+            return id
         }
 
         /// A frame's fragment list as the `fragments` column keeps it ("start+count,…"; "" for none).

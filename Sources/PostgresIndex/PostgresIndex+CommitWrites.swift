@@ -35,13 +35,16 @@ extension PostgresIndex.Batch {
         try await writeAndVersion([], reason: reason, auditHead: auditHead)
     }
 
-    /// `placed`'s rows, then the versions. The count of a version is the previous version's plus this
+    /// `placed`'s rows, then the versions with each set's stored summary (PostgresIndex+StudySummary.swift). The count of a version is the previous version's plus this
     /// batch's changes: no scan of the set's rows. A series left with no current instance loses its
     /// document; the others are pending at the new version. The statement's snapshot predates its own
     /// inserts, so a series is live when this statement inserts into it or a current row was there.
     /// The audit lock is taken after the instance rows are in (`locked_head` reads `ins`): an insert
     /// that waits for another transaction's copy of the same SOP Instance UID (the unique index) never
     /// waits holding the lock that transaction needs to finish, as when the lock was a later statement.
+    /// The summaries: every statement of the WITH reads the tables as they were before it, so a series
+    /// row it inserts (`new_series`) starts at its count of `input`, `counted` adds the batch's changes
+    /// to the rows that were there, and a set's totals and lowest new instance take both into account.
     mutating func writeAndVersion(_ placed: [PostgresIndex.Placed], reason: String, auditHead: Bool) async throws -> (Int64, String)? {
         let versioned = newVersion.sorted { $0.key < $1.key }
         guard !versioned.isEmpty else {
@@ -93,6 +96,7 @@ extension PostgresIndex.Batch {
         let touched = touchedSeries.compactMap { key in newVersion[key.imageSet].map { (key, Int64($0)) } }
         let touchedSets = touched.map(\.0.imageSet), touchedUIDs = touched.map(\.0.series), touchedVersions = touched.map(\.1)
         let absent = PostgresIndex.absentNumber
+        let summary = summaryBinds(ids: ids)
         let written = try await rows(prepared: WriteAndVersion.self, """
             WITH input AS (
                 SELECT * FROM unnest(\(sets)::text[], \(studies)::text[], \(series)::text[], \(sops)::text[], \(classes)::text[],
@@ -109,7 +113,9 @@ extension PostgresIndex.Batch {
                     NULLIF(c, \(absent)), NULLIF(bits, \(absent)), NULLIF(frames, \(absent)), blob, blob_size, in_place,
                     NULLIF(frames_blob, ''), NULLIF(frames_blob_size, \(absent)), NULLIF(frames_syntax, ''), version, \(now)
                 FROM input ORDER BY ord
-                RETURNING id, sop_instance_uid
+                RETURNING id, sop_instance_uid, image_set_id
+            ), firsts AS (
+                SELECT image_set_id, min(id) AS first FROM ins GROUP BY image_set_id
             ), metadata AS (
                 INSERT INTO instance_metadata(instance_id, json) SELECT ins.id, input.json FROM ins JOIN input ON input.sop = ins.sop_instance_uid
             ), frames AS (
@@ -118,16 +124,32 @@ extension PostgresIndex.Batch {
                 FROM unnest(\(frameOf)::bigint[], \(numbers)::bigint[], \(offsets)::bigint[], \(lengths)::bigint[], \(fragments)::text[],
                             \(hasFragments)::boolean[]) AS f(k, n, o, l, f, h)
                 JOIN input ON input.ord = f.k JOIN ins ON ins.sop_instance_uid = input.sop
-            ), series AS (
+            ), new_series AS (
                 INSERT INTO series(image_set_id, series_instance_uid, modality, series_number, series_description,
-                    body_part_examined, performed_start_date, performed_start_time)
-                SELECT s, se, m, NULLIF(n, \(absent)), d, b, pd, pt
+                    body_part_examined, performed_start_date, performed_start_time, current_instances)
+                SELECT s, se, m, NULLIF(n, \(absent)), d, b, pd, pt,
+                    (SELECT count(*) FROM input WHERE input.set_id = t.s AND input.series = t.se)
                 FROM unnest(\(firstSets)::text[], \(firstUIDs)::text[], \(modalities)::text[], \(seriesNumbers)::bigint[],
                             \(descriptions)::text[], \(bodyParts)::text[], \(startDates)::text[], \(startTimes)::text[]) AS t(s, se, m, n, d, b, pd, pt)
                 ON CONFLICT DO NOTHING
+                RETURNING image_set_id, series_instance_uid, modality, current_instances
             ), t AS (
-                SELECT * FROM unnest(\(ids)::text[], \(setVersions)::bigint[], \(reasons)::text[], \(deltas)::bigint[], \(adds)::boolean[])
-                    AS t(id, v, reason, delta, added)
+                SELECT * FROM unnest(\(ids)::text[], \(setVersions)::bigint[], \(reasons)::text[], \(deltas)::bigint[], \(adds)::boolean[],
+                                     \(summary.firstAdded)::bigint[])
+                    AS t(id, v, reason, delta, added, first_added)
+            ), counted AS (
+                UPDATE series x SET current_instances = x.current_instances + d.n
+                FROM unnest(\(summary.sets)::text[], \(summary.series)::text[], \(summary.deltas)::bigint[]) AS d(s, se, n)
+                WHERE x.image_set_id = d.s AND x.series_instance_uid = d.se
+                RETURNING x.image_set_id, x.series_instance_uid, x.current_instances
+            ), totals AS (
+                \(unescaped: PostgresIndex.seriesTotals)
+                FROM (SELECT x.image_set_id, x.modality, COALESCE(c.current_instances, x.current_instances) AS current_instances
+                      FROM series x LEFT JOIN counted c ON c.image_set_id = x.image_set_id AND c.series_instance_uid = x.series_instance_uid
+                      WHERE x.image_set_id = ANY(\(ids)::text[])
+                      UNION ALL
+                      SELECT n.image_set_id, n.modality, n.current_instances FROM new_series n) x
+                GROUP BY x.image_set_id
             ), versions AS (
                 INSERT INTO image_set_version(image_set_id, version, created_at, reason, instance_count)
                 SELECT t.id, t.v, \(now), t.reason,
@@ -136,8 +158,17 @@ extension PostgresIndex.Batch {
                 RETURNING image_set_id, instance_count
             ), sets AS (
                 UPDATE image_set s SET latest_version = t.v, updated_at = \(now),
-                    state = CASE WHEN versions.instance_count = 0 THEN 'DELETED' WHEN t.added THEN 'ACTIVE' ELSE s.state END
-                FROM t JOIN versions ON versions.image_set_id = t.id WHERE s.id = t.id
+                    state = CASE WHEN versions.instance_count = 0 THEN 'DELETED' WHEN t.added THEN 'ACTIVE' ELSE s.state END,
+                    current_series = COALESCE(a.n_series, 0), current_instances = COALESCE(a.n_instances, 0),
+                    current_modalities = COALESCE(a.modalities, '{}'),
+                    representative_instance_id = CASE
+                        WHEN EXISTS (SELECT 1 FROM instance i WHERE i.id = s.representative_instance_id AND i.removed_version IS NULL)
+                        THEN LEAST(s.representative_instance_id, NULLIF(t.first_added, \(absent)), f.first)
+                        ELSE LEAST((SELECT min(i.id) FROM instance i WHERE i.image_set_id = t.id AND i.removed_version IS NULL),
+                                   NULLIF(t.first_added, \(absent)), f.first) END
+                FROM t JOIN versions ON versions.image_set_id = t.id LEFT JOIN totals a ON a.image_set_id = t.id
+                    LEFT JOIN firsts f ON f.image_set_id = t.id
+                WHERE s.id = t.id
             ), touched AS (
                 SELECT u.s, u.se, u.v,
                     EXISTS (SELECT 1 FROM input WHERE input.set_id = u.s AND input.series = u.se)

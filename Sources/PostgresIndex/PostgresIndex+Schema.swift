@@ -25,6 +25,8 @@ extension PostgresIndex {
         Migration(version: 4, name: "change feed", statements: changeFeedSchema),
         // Webhook subscriptions and their delivery leases (PostgresIndex+Subscriptions.swift).
         Migration(version: 5, name: "webhook subscriptions", statements: subscriptionSchema),
+        // Stored study summaries, which a study search reads (PostgresIndex+StudySummary.swift).
+        Migration(version: 6, name: "study summaries", statements: studySummarySchema),
     ] }
 
     /// The newest schema version this binary knows.

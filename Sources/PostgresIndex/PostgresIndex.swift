@@ -125,12 +125,13 @@ public final class PostgresIndex: Sendable {
     /// One statement (it was two round trips of the commit's twelve): the CASE takes the writers lock
     /// first and only then evaluates its ELSE, the study locks (an InitPlan, evaluated where it is
     /// first referenced; PostgreSQL's CASE evaluates only the branch it takes, §4.2.14).
+    /// It also says, for the transaction, which schema this writer maintains (`writerSchemaCheck`).
     static func lockStudies(_ studies: some Sequence<String>, on conn: PostgresConnection, logger: Logger) async throws {
         let list = Array(Set(studies))
         _ = try await rows("""
             SELECT CASE WHEN pg_advisory_xact_lock_shared(\(lockClass), \(LockRole.writers.rawValue)) IS NULL THEN -1 ELSE
                 (SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(s, 0) AS k FROM unnest(\(list)::text[]) AS s ORDER BY k) AS keys)
-            END AS locked
+            END AS locked, set_config('tessera.writer_schema', \(String(knownVersion)), true) AS writer_schema
             """, prepared: WriterLocks.self, on: conn, logger: logger)
     }
 

@@ -116,7 +116,7 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testRandomGarbageNeverTraps() {
-        var rng = SplitMix64(seed: 0x7E55E7A)
+        var rng = SplitMix(seed: 0x7E55E7A)
         let base = sampleFile()
         for round in 0..<3000 {
             var bytes = round % 2 == 0 ? base : [UInt8](repeating: 0, count: Int(rng.next() % 600))
@@ -136,15 +136,3 @@ final class HostileInputTests: XCTestCase {
     }
 }
 
-/// Deterministic PRNG so failures reproduce.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -2,6 +2,7 @@ import Foundation
 @testable import ImageSetStore
 import NIOCore
 import PostgresIndex
+import PostgresNIO
 import StoreTestSupport
 import NIOConcurrencyHelpers
 import XCTest
@@ -17,15 +18,15 @@ final class PostgresIndexTests: XCTestCase {
         async let b = TestBackends.postgresIndex(url: url)
         let (first, second) = try await (a, b)
         let versions = try await first.schemaVersions()
-        XCTAssertEqual(versions, [1, 2, 3, 4, 5])
+        XCTAssertEqual(versions, [1, 2, 3, 4, 5, 6])
         let again = try await second.schemaVersions()
-        XCTAssertEqual(again, [1, 2, 3, 4, 5])
+        XCTAssertEqual(again, [1, 2, 3, 4, 5, 6])
         await first.close()
         await second.close()
         // A third start applies nothing.
         let third = try await TestBackends.postgresIndex(url: url)
         let afterRestart = try await third.schemaVersions()
-        XCTAssertEqual(afterRestart, [1, 2, 3, 4, 5])
+        XCTAssertEqual(afterRestart, [1, 2, 3, 4, 5, 6])
         await third.close()
     }
 
@@ -57,6 +58,30 @@ final class PostgresIndexTests: XCTestCase {
         } catch {
             XCTAssertTrue("\(error)".contains("schema version 99, newer than this Tessera knows"), "\(error)")
         }
+    }
+
+    /// A replica of a Tessera before migration 6, already running when another applied it, would write
+    /// instance rows without the stored study summaries: its writes are refused (it says no schema in
+    /// its lock statement), while this binary's go through.
+    func testAWriterThatDoesNotKeepTheStudySummariesIsRefused() async throws {
+        let url = try await TestBackends.freshPostgresDatabase()
+        let index = try await TestBackends.postgresIndex(url: url)
+        let study = "1.2.826.0.1.3680043.9.7433.77"
+        let stored = try await index.commit([Self.prepared(study: study, series: "\(study).1", sop: "\(study).1")], policy: .reject,
+                                            reason: "stored", audit: nil)
+        XCTAssertEqual(stored.map(\.status), [.stored])
+        do {
+            // An older binary's delete: no schema said, a statement on the instance rows.
+            try await TestBackends.execute("UPDATE instance SET removed_version = latest_version FROM image_set WHERE false", url: url)
+            XCTFail("a write without the writer's schema was accepted")
+        } catch let error as PSQLError {
+            XCTAssertEqual(error.serverInfo?[.sqlState], "55000")
+            XCTAssertEqual(error.serverInfo?[.message],
+                           "this Tessera is older than the PostgreSQL index's schema (6, stored study summaries): upgrade this replica")
+        }
+        let removed = try await index.removeInstances(study: study, series: nil, sop: nil, scope: .primary, reason: "deleted", audit: nil)
+        XCTAssertEqual(removed.values.reduce(0, +), 1)
+        await index.close()
     }
 
     func testBadURLsAreClearErrors() async throws {
@@ -194,6 +219,13 @@ final class PostgresIndexTests: XCTestCase {
         let removedA = try sqlite.removeInstances(study: study, series: "\(study).1", sop: nil, scope: .primary, reason: "deleted", audit: nil)
         let removedB = try await pg.removeInstances(study: study, series: "\(study).1", sop: nil, scope: .primary, reason: "deleted", audit: nil)
         XCTAssertEqual(removedA.mapKeys { names.bySQLite[$0] }, removedB.mapKeys { names.byPostgres[$0] })
+        // Study searches read the stored summaries: the same counts and modalities on both.
+        func studies(_ rows: [SearchRow]) -> [String] {
+            rows.map { "\($0.studyInstanceUID) \($0.numberOfStudyRelatedSeries ?? -1) \($0.numberOfStudyRelatedInstances ?? -1) \($0.modalitiesInStudy)" }
+        }
+        let studiesA = try sqlite.search(SearchQuery(level: .study)), studiesB = try await pg.search(SearchQuery(level: .study))
+        XCTAssertEqual(studies(studiesA), studies(studiesB))
+        XCTAssertEqual(studies(studiesA), ["\(study) 1 2 [\"CT\"]"], "the primary set: series 0 without the moved instance")
 
         for (label, idA) in names.bySQLite.sorted(by: { $0.value < $1.value }).map({ ($0.value, $0.key) }) {
             let idB = try XCTUnwrap(names.byPostgres.first { $0.value == label }?.key)
