@@ -94,7 +94,15 @@ public struct LineLogHandler: LogHandler {
         finish(&line, source: event.source, message: event.message.description)
     }
 
+    /// Lines from several threads go out whole, as StreamLogHandler's `flockfile` kept them (a
+    /// pipe takes a write of more than 4 KiB in pieces).
+    private static let writing = Mutex(())
+
     @Sendable static func writeStandardError(_ bytes: UnsafeRawBufferPointer) {
+        writing.withLock { _ in writeFully(bytes) }
+    }
+
+    private static func writeFully(_ bytes: UnsafeRawBufferPointer) {
         var done = 0
         while done < bytes.count {
             let n = write(STDERR_FILENO, bytes.baseAddress! + done, bytes.count - done)

@@ -76,7 +76,7 @@ extension Datastore {
 /// The bounded queue between reads and the audit table. `submit` only takes a lock; a task on the
 /// store's blocking executor writes what is queued, up to `batchSize` records per transaction.
 /// The writer lets records gather for `gathering` before each transaction unless a batch's worth
-/// (or half the buffer) is waiting: started afresh for each few records, it cost a task, a thread
+/// (or half the buffer) is waiting or a flush is: started afresh for each few records, it cost a task, a thread
 /// wake-up and a transaction (head read, head update, WAL write) per 2–5 stored frames served, a
 /// third of the audit's CPU (perf, Docs/performance.md). A record waits at most that long more to
 /// reach the disk; the buffer was already where a crash loses read records (Docs/security.md).
@@ -143,8 +143,13 @@ final class AuditBuffer: @unchecked Sendable {
         var failed = false
         var waiters: [CheckedContinuation<Void, Never>] = []
         while true {
-            let gather = lock.withLock { queued.count < batchSize && queued.count * 2 < capacity }
-            if gather && gathering > .zero { try? await Task.sleep(for: gathering) }
+            // In slices, so that a queue filling up (or a flush waiting) ends the wait early: a writer
+            // that gathered for the whole while could drop records a small buffer had no room for.
+            var waited = Duration.zero
+            while waited < gathering, lock.withLock({ idleWaiters.isEmpty && queued.count < batchSize && queued.count * 2 < capacity }) {
+                try? await Task.sleep(for: gathering / 4)
+                waited += gathering / 4
+            }
             let batch = lock.withLock { () -> [AuditEvent] in
                 // Space has returned (the queue is empty): the loss goes on record, unless writing is what fails.
                 if queued.isEmpty && dropped > 0 && !failed {

@@ -73,7 +73,7 @@ extension SQLiteIndex {
             // Uncorrelated, so it runs once: a correlated EXISTS made SQLite walk every series of the
             // modality for each image set (1,000,000 row visits on a 100,000-instance index).
             // The image set's own series: a modality of a conflicting set's series is not the study's.
-            return ("s.id IN (SELECT m.image_set_id FROM series m WHERE m.modality IN (\(marks)))", values)
+            return ("s.id IN (SELECT m.image_set_id FROM series m WHERE m.modality IN (\(marks)) AND m.current_instances > 0)", values)
         }
         switch condition {
         case .anyOf(let values):

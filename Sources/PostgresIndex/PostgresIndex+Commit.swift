@@ -90,6 +90,10 @@ extension PostgresIndex {
                 """
             if let series { binds.append(series); sql += " AND i.series_instance_uid = $\(binds.count)" }
             if let sop { binds.append(sop); sql += " AND i.sop_instance_uid = $\(binds.count)" }
+            // The rows locked before their sets, as commits lock them: a STOW-RS into another study that
+            // replaces one of them holds it without this study's lock, and once it commits the row is
+            // no longer current (READ COMMITTED re-checks the condition), so it is not removed twice.
+            sql += " ORDER BY i.id FOR UPDATE OF i"
             let rows = try await Self.rows(PostgresQuery(unsafeSQL: sql, binds: binds), on: conn, logger: logger)
             var batch = Batch(conn: conn, logger: logger, now: Date().timeIntervalSince1970)
             var subjects = AuditSubjects()
@@ -97,7 +101,10 @@ extension PostgresIndex {
                 let set: String = try row.get("image_set_id"), seriesUID: String = try row.get("series_instance_uid")
                 subjects.add(study: study, series: seriesUID, instance: try row.get("sop_instance_uid"), patient: try row.get("patient_id"))
                 let v = try await batch.version(for: set)
-                try await conn.query("UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self))", logger: logger)
+                let removed = try await Self.rows(
+                    "UPDATE instance SET removed_version = \(v) WHERE id = \(try row.get("id", as: Int64.self)) AND removed_version IS NULL RETURNING id",
+                    on: conn, logger: logger)
+                guard removed.count == 1 else { throw PostgresIndexError("an instance being deleted changed meanwhile; retry") }
                 batch.changes.add(.instanceDeleted, set: set, version: v, study: study, patient: try row.get("patient_id"), series: seriesUID,
                                   sop: try row.get("sop_instance_uid"), transferSyntax: try row.get("transfer_syntax_uid"),
                                   size: try row.get("blob_size"), isPrimary: batch.sets[set]?.isPrimary)

@@ -112,7 +112,7 @@ extension PostgresIndex {
         if kind == .modalitiesInStudy {
             let values = SearchQuery.modalities(condition)
             // Uncorrelated, so it runs once; the image set's own series (a conflicting set's modality is not the study's).
-            return "s.id IN (SELECT m.image_set_id FROM series m WHERE m.modality = ANY(\(b.add(values))::text[]))"
+            return "s.id IN (SELECT m.image_set_id FROM series m WHERE m.modality = ANY(\(b.add(values))::text[]) AND m.current_instances > 0)"
         }
         switch condition {
         case .anyOf(let values):

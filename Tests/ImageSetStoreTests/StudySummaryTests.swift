@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 import GRDB
 @testable import ImageSetStore
@@ -119,6 +120,31 @@ final class StudySummaryTests: XCTestCase {
 
     /// An index written at the previous schema (SQLite v8, PostgreSQL 5) gets its summaries when the
     /// binary that knows them opens it: each set's from its current instances, whatever its history.
+    /// ModalitiesInStudy matches the modalities of the study's current instances (PS3.4 C.6.2.1.2's
+    /// attribute is "all modalities in the study"): a series whose instances were all deleted no
+    /// longer makes its study match, as its modality has left the study's ModalitiesInStudy.
+    func testModalitiesInStudyMatchesOnlySeriesWithCurrentInstances() async throws {
+        let backend = try await Backend.make("summary-modalities")
+        defer { backend.cleanUp() }
+        var ct = PostgresIndexTests.prepared(study: "1.2.3.7", series: "1.2.3.7.1", sop: "1.2.3.7.1.1")
+        ct.attributes.modality = "CT"
+        var mr = PostgresIndexTests.prepared(study: "1.2.3.7", series: "1.2.3.7.2", sop: "1.2.3.7.2.1")
+        mr.attributes.modality = "MR"
+        let stored = try await backend.index.commit([ct, mr], policy: .reject, reason: "stored", audit: nil)
+        XCTAssertEqual(stored.map(\.status), [.stored, .stored])
+        func studies(_ modality: String) async throws -> [String] {
+            var q = SearchQuery(level: .study)
+            q.conditions[Tag(0x0008_0061)] = .anyOf([modality])
+            return try await backend.index.search(q).map { "\($0.studyInstanceUID) \($0.modalitiesInStudy)" }
+        }
+        let before = try await studies("CT")
+        XCTAssertEqual(before, ["1.2.3.7 [\"CT\", \"MR\"]"])
+        _ = try await backend.index.removeInstances(study: "1.2.3.7", series: "1.2.3.7.1", sop: nil, scope: .primary, reason: "deleted", audit: nil)
+        let afterCT = try await studies("CT"), afterMR = try await studies("MR")
+        XCTAssertEqual(afterCT, [], "the CT series has no current instance")
+        XCTAssertEqual(afterMR, ["1.2.3.7 [\"MR\"]"])
+    }
+
     func testTheMigrationFillsInTheSummariesOfAnExistingIndex() async throws {
         var backend = try await Backend.make("summary-migration", previousSchema: true)
         defer { backend.cleanUp() }
