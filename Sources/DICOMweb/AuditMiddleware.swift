@@ -98,12 +98,12 @@ struct AuditMiddleware: RouterMiddleware {
         guard let peer = address?.ipAddress else { return nil }
         guard CIDR.contains(trusted, address: peer) else { return peer }
         let headers = readHeaders()
-        let forwarded = headers[values: HTTPField.Name("Forwarded")!]
+        let forwarded = headers[values: .forwarded]
         if !forwarded.isEmpty {
             let element = ForwardedElement.clientFacing(ForwardedElement.parse(forwarded.joined(separator: ",")), trusted: trusted)
             return element?["for"].map(ForwardedElement.nodeAddress) ?? peer
         }
-        let chain = headers[values: HTTPField.Name("X-Forwarded-For")!].joined(separator: ",")
+        let chain = headers[values: .xForwardedFor].joined(separator: ",")
             .split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
         // Proxies append: from the right, past the trusted ones, the first address is the client's.
         return chain.last { !CIDR.contains(trusted, address: $0) } ?? chain.first ?? peer

@@ -79,6 +79,12 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
 /// `Host` likewise: from an untrusted peer it is replaced by the address the connection reached
 /// (nil in-process, where the configured address stands in), so links name this server whatever
 /// the client wrote there (a forged Host would otherwise end up in responses, and in caches).
+extension HTTPField.Name {
+    /// RFC 7239's header, and the older `X-Forwarded-For`: where a trusted proxy names the client.
+    static let forwarded = HTTPField.Name("Forwarded")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
+
 struct TrustedForwardingMiddleware: RouterMiddleware {
     let trusted: [CIDR]
     static let names = ["Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For", "X-Forwarded-Port"].map { HTTPField.Name($0)! }
@@ -183,8 +189,8 @@ extension DICOMwebService {
         func firstValue(_ name: String) -> String? {
             headers[HTTPField.Name(name)!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: " \t") }.flatMap { $0.isEmpty ? nil : $0 }
         }
-        let element = headers[values: HTTPField.Name("Forwarded")!].isEmpty ? nil
-            : ForwardedElement.clientFacing(ForwardedElement.parse(headers[values: HTTPField.Name("Forwarded")!].joined(separator: ",")),
+        let element = headers[values: .forwarded].isEmpty ? nil
+            : ForwardedElement.clientFacing(ForwardedElement.parse(headers[values: .forwarded].joined(separator: ",")),
                                             trusted: configuration.trustedProxies)
         let scheme = configuration.tls == nil ? "http" : "https"
         // Values go into URLs inside JSON: a scheme of scheme characters, a host of authority characters.

@@ -148,53 +148,22 @@ public struct AuditRecord: Sendable, Hashable {
     public var canonicalBytes: [UInt8] {
         var out = Array("tessera-audit-1\n".utf8)
         out.reserveCapacity(512)
-        // Numbers are written digit by digit, not through String: the same bytes, without an
-        // allocation per number (a read's record is made per stored frame served).
-        func digits(_ n: Int64) -> Int {
-            var count = n < 0 ? 2 : 1
-            var m = n.magnitude
-            while m >= 10 { m /= 10; count += 1 }
-            return count
-        }
-        func decimal(_ n: Int64) {
-            if n < 0 { out.append(UInt8(ascii: "-")) }
-            let m = n.magnitude
-            var divisor: UInt64 = 1
-            while m / divisor >= 10 { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8((m / divisor) % 10))
-                divisor /= 10
-            }
-        }
         func field(_ value: String?) {
             guard let value else { out.append(UInt8(ascii: "-")); out.append(0x0A); return }
-            decimal(Int64(value.utf8.count))
+            out.append(contentsOf: String(value.utf8.count).utf8)
             out.append(UInt8(ascii: ":"))
             out.append(contentsOf: value.utf8)
             out.append(0x0A)
         }
-        func number(_ value: Int64) {
-            decimal(Int64(digits(value)))
-            out.append(UInt8(ascii: ":"))
-            decimal(value)
-            out.append(0x0A)
-        }
         func list(_ values: [String], total: Int) {
-            decimal(Int64(digits(Int64(values.count)) + 1 + digits(Int64(total))))
-            out.append(UInt8(ascii: ":"))
-            decimal(Int64(values.count))
-            out.append(UInt8(ascii: "/"))
-            decimal(Int64(total))
-            out.append(0x0A)
+            field("\(values.count)/\(total)")
             for v in values { field(v) }
         }
-        number(sequence); number(timeMicroseconds); field(principalName); field(principalKind)
+        field(String(sequence)); field(String(timeMicroseconds)); field(principalName); field(principalKind)
         field(roles.joined(separator: ",")); field(clientAddress); field(requestID); field(action)
         list(subjects.studies, total: subjects.studyCount); list(subjects.series, total: subjects.seriesCount)
         list(subjects.instances, total: subjects.instanceCount); list(subjects.patients, total: subjects.patientCount)
-        field(success ? "success" : "failure")
-        if let status { number(Int64(status)) } else { field(nil) }
-        field(detail); field(previousHash)
+        field(success ? "success" : "failure"); field(status.map(String.init)); field(detail); field(previousHash)
         return out
     }
 
