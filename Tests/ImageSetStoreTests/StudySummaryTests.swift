@@ -16,11 +16,13 @@ import XCTest
 final class StudySummaryTests: XCTestCase {
     /// A randomized run of stores, replacements (within a set, into a conflicting set, into another study),
     /// duplicates, failing instances, deletes at every level and scope, prunes and concurrent commits,
-    /// checked after every step. The seed is printed, and TESSERA_TEST_SEED replays one.
+    /// checked after every step. The run uses a fixed seed so that CI is repeatable; TESSERA_TEST_SEED
+    /// replays another one, and TESSERA_TEST_SEED=random draws one (the seed is printed either way).
     func testStoredSummariesEqualTheInstancesAfterRandomWrites() async throws {
         let backend = try await Backend.make("summary-random")
         defer { backend.cleanUp() }
-        let seed = ProcessInfo.processInfo.environment["TESSERA_TEST_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)
+        let asked = ProcessInfo.processInfo.environment["TESSERA_TEST_SEED"]
+        let seed = asked == "random" ? UInt64.random(in: 1...UInt64.max) : asked.flatMap(UInt64.init) ?? 20_261_202
         print("StudySummaryTests seed \(seed)")
         var rng = SplitMix(seed: seed)
         let studies = (1...3).map { "1.2.826.0.1.3680043.9.7433.6\($0)" }
@@ -48,6 +50,7 @@ final class StudySummaryTests: XCTestCase {
                 current[p.sopInstanceUID] = (p.studyInstanceUID, Int(p.seriesInstanceUID.split(separator: ".").last!)!)
             }
         }
+        var mostSets = 0, mostSeriesCounts = 0
         for step in 0..<60 {
             let what: String
             switch Int.random(in: 0..<100, using: &rng) {
@@ -111,11 +114,14 @@ final class StudySummaryTests: XCTestCase {
                 if try await backend.index.instance(sopInstanceUID: sop) == nil { current[sop] = nil }
             }
             try await backend.assertSummariesMatchInstances("step \(step) (seed \(seed)), \(what)")
+            let sets = try await backend.index.imageSets(ImageSetFilter())
+            mostSets = max(mostSets, sets.count)
+            mostSeriesCounts = max(mostSeriesCounts, Set(sets.map(\.seriesCount)).count)
         }
-        // The run reached what it is for: several sets, series and modalities, some deleted.
-        let sets = try await backend.index.imageSets(ImageSetFilter())
-        XCTAssertGreaterThan(sets.count, 3)
-        XCTAssertGreaterThan(Set(sets.map(\.seriesCount)).count, 1)
+        // The run reached what it is for: at some step several sets, with different numbers of series.
+        // (Judged over the run, not at its end: deletes and prunes can leave the last step uniform.)
+        XCTAssertGreaterThan(mostSets, 3, "seed \(seed)")
+        XCTAssertGreaterThan(mostSeriesCounts, 1, "seed \(seed)")
     }
 
     /// An index written at the previous schema (SQLite v8, PostgreSQL 5) gets its summaries when the
