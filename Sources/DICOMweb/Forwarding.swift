@@ -73,18 +73,18 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Forwarding headers count only when the connection comes from a trusted proxy: from anyone else
-/// (or with no peer address) `Forwarded` and `X-Forwarded-*` are removed before any handler runs,
-/// so a client cannot make Tessera write its URLs (RetrieveURL, BulkDataURI) with a host it chose.
-/// `Host` likewise: from an untrusted peer it is replaced by the address the connection reached
-/// (nil in-process, where the configured address stands in), so links name this server whatever
-/// the client wrote there (a forged Host would otherwise end up in responses, and in caches).
 extension HTTPField.Name {
     /// RFC 7239's header, and the older `X-Forwarded-For`: where a trusted proxy names the client.
     static let forwarded = HTTPField.Name("Forwarded")!
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }
 
+/// Forwarding headers count only when the connection comes from a trusted proxy: from anyone else
+/// (or with no peer address) `Forwarded` and `X-Forwarded-*` are removed before any handler runs,
+/// so a client cannot make Tessera write its URLs (RetrieveURL, BulkDataURI) with a host it chose.
+/// `Host` likewise: from an untrusted peer it is replaced by the address the connection reached
+/// (nil in-process, where the configured address stands in), so links name this server whatever
+/// the client wrote there (a forged Host would otherwise end up in responses, and in caches).
 struct TrustedForwardingMiddleware: RouterMiddleware {
     let trusted: [CIDR]
     static let names = ["Forwarded", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-For", "X-Forwarded-Port"].map { HTTPField.Name($0)! }
